@@ -1,0 +1,1 @@
+"""SymPy derivations of the mathematical exercises, each with independent checks."""

@@ -1,0 +1,1 @@
+"""PyTorch experiments of the computer assignments."""

@@ -1,0 +1,119 @@
+"""Many fully connected ReLU networks trained as one batched computation.
+
+All models share the input and output size and the number of hidden layers; each model
+``i`` has its own hidden width ``widths[i]`` (the same in every hidden layer).  Widths
+are padded to the largest one and the padded units are masked to zero after every
+activation, so they receive no gradient and never influence the output: one model of a
+batch behaves exactly like an ``nn.Sequential`` of its true width (tested in
+``tests/test_batched_mlp.py``).
+
+Parameters are plain tensors with a leading model axis, e.g. a hidden weight has shape
+(n_models, M_max, M_max), and the total loss is the *sum* of the per-model losses.  Any
+optimizer that acts elementwise (SGD, Adam) therefore updates every model exactly as if
+it were trained alone.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def device() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class BatchedMLP:
+    weights: list[torch.Tensor]  # layer l: (n_models, fan_in_max, fan_out_max)
+    biases: list[torch.Tensor]  # layer l: (n_models, 1, fan_out_max)
+    mask: torch.Tensor  # (n_models, 1, M_max): 1 for the real hidden units of each model
+    widths: tuple[int, ...]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases]
+
+    @property
+    def n_models(self) -> int:
+        return len(self.widths)
+
+
+def n_params(width: int, hidden_layers: int, d_in: int = 8, d_out: int = 8) -> int:
+    """Number of weights and biases of one model of hidden width ``width``."""
+    sizes = [d_in, *[width] * hidden_layers, d_out]
+    return sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def init(
+    widths: Sequence[int],
+    seeds: Sequence[int],
+    hidden_layers: int,
+    d_in: int = 8,
+    d_out: int = 8,
+    dtype: torch.dtype = torch.float32,
+    dev: torch.device | None = None,
+) -> BatchedMLP:
+    """Initialise one model per ``(width, seed)`` pair like ``nn.Linear`` does.
+
+    Model ``i`` draws its weights from its own generator seeded with ``seeds[i]``, in the
+    same order and distribution as ``nn.Linear.reset_parameters`` (uniform on
+    +-1/sqrt(fan_in) for weights and biases), so its initialisation does not depend on
+    which other models share the batch.
+    """
+    dev = dev or device()
+    m_max = max(widths)
+    padded = [d_in, *[m_max] * hidden_layers, d_out]
+    weights = [torch.zeros(len(widths), a, b, dtype=dtype) for a, b in zip(padded, padded[1:], strict=False)]
+    biases = [torch.zeros(len(widths), 1, b, dtype=dtype) for b in padded[1:]]
+    for i, (width, seed) in enumerate(zip(widths, seeds, strict=True)):
+        gen = torch.Generator().manual_seed(seed)
+        sizes = [d_in, *[width] * hidden_layers, d_out]
+        for layer, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+            bound = 1 / a**0.5
+            W = (torch.rand(b, a, generator=gen, dtype=torch.float64) * 2 - 1) * bound  # nn.Linear's (out, in)
+            bias = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            weights[layer][i, :a, :b] = W.T.to(dtype)
+            biases[layer][i, 0, :b] = bias.to(dtype)
+    mask = torch.zeros(len(widths), 1, m_max, dtype=dtype)
+    for i, width in enumerate(widths):
+        mask[i, 0, :width] = 1
+    return BatchedMLP(
+        weights=[w.to(dev).requires_grad_() for w in weights],
+        biases=[b.to(dev).requires_grad_() for b in biases],
+        mask=mask.to(dev),
+        widths=tuple(widths),
+    )
+
+
+def forward(model: BatchedMLP, X: torch.Tensor) -> torch.Tensor:
+    """Outputs of every model: X is (batch, d_in) shared or (n_models, batch, d_in)."""
+    h = X
+    last = len(model.weights) - 1
+    for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+        h = torch.matmul(h, W) + b  # (n_models, batch, fan_out_max)
+        if layer < last:
+            h = torch.relu(h) * model.mask
+    return h
+
+
+def mse(pred: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Per-model MSE averaged over samples and outputs: shape (n_models,)."""
+    return ((pred - Y) ** 2).mean(dim=(-2, -1))
+
+
+def to_sequential(model: BatchedMLP, i: int) -> nn.Sequential:
+    """Model ``i`` as a plain ``nn.Sequential`` of its true width (a copy)."""
+    width = model.widths[i]
+    layers: list[nn.Module] = []
+    last = len(model.weights) - 1
+    for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+        a = W.shape[1] if layer == 0 else width
+        c = W.shape[2] if layer == last else width
+        linear = nn.Linear(a, c, dtype=W.dtype, device=W.device)
+        with torch.no_grad():
+            linear.weight.copy_(W[i, :a, :c].T)
+            linear.bias.copy_(b[i, 0, :c])
+        layers += [linear] if layer == last else [linear, nn.ReLU()]
+    return nn.Sequential(*layers)

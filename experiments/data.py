@@ -1,0 +1,57 @@
+"""The data-generating process shared by both computer assignments.
+
+The course notebook is not available, so the process is defined here, explicitly:
+
+    x ~ N(0, I_8),        y = g(x) + eps,        eps ~ N(0, noise_std^2 I_8),
+    g(x) = W2^T tanh(W1^T x),   W1 in R^{8 x H}, W1_ij ~ N(0, 1/8),
+                                W2 in R^{H x 8}, W2_ij ~ N(0, 1/H),
+
+with the teacher weights W1, W2 drawn once from ``teacher_seed`` and then fixed.  Each
+data set (training or test) is an independent sample from ``sample_seed``.  Losses are
+MSE averaged over samples *and* the 8 outputs, so the optimal test error of any
+predictor is the noise variance: R_t = E[(y_j - g_j(x))^2] = noise_std^2 (see
+:func:`optimal_test_error`).
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DataProcess:
+    dim: int = 8  # input and output dimension (R^8 -> R^8)
+    teacher_hidden: int = 16  # H: tanh units of the teacher g
+    noise_std: float = 0.5  # label noise; drives the height of the double-descent peak
+    teacher_seed: int = 1234  # the teacher g is fixed by this seed, independent of the samples
+
+
+def teacher_weights(process: DataProcess) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the fixed teacher weights ``(W1, W2)`` in float64."""
+    gen = torch.Generator().manual_seed(process.teacher_seed)
+    d, h = process.dim, process.teacher_hidden
+    W1 = torch.randn(d, h, generator=gen, dtype=torch.float64) / d**0.5  # (8, H)
+    W2 = torch.randn(h, d, generator=gen, dtype=torch.float64) / h**0.5  # (H, 8)
+    return W1, W2
+
+
+def teacher(X: torch.Tensor, process: DataProcess) -> torch.Tensor:
+    """The noiseless target g(X) for inputs ``X`` of shape (n, dim)."""
+    W1, W2 = teacher_weights(process)
+    return (torch.tanh(X.double() @ W1) @ W2).to(X.dtype)
+
+
+def make_data(
+    n: int, sample_seed: int, process: DataProcess = DataProcess(), dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n`` samples ``(X, Y)``, each of shape (n, dim), from the process."""
+    gen = torch.Generator().manual_seed(sample_seed)
+    X = torch.randn(n, process.dim, generator=gen, dtype=torch.float64)
+    noise = process.noise_std * torch.randn(n, process.dim, generator=gen, dtype=torch.float64)
+    Y = teacher(X, process) + noise
+    return X.to(dtype), Y.to(dtype)
+
+
+def optimal_test_error(process: DataProcess) -> float:
+    """R_t: the test MSE of the Bayes predictor g itself, i.e. the noise variance."""
+    return process.noise_std**2

@@ -1,0 +1,48 @@
+"""The registry of stages: every derivation and experiment the report is made of.
+
+A *stage* is a pair of modules joined by a results directory on disk:
+
+``compute`` module (e.g. ``experiments/double_descent.py``), never imports matplotlib:
+    ``Config``                       frozen dataclass; every field JSON-serialisable
+    ``PROFILES: dict[str, Config]``  at least ``"full"`` and ``"quick"`` (seconds, for tests)
+    ``run(config) -> Results``       the computation, deterministic under ``config.seed``
+    ``save(results, directory)``     write any files into an existing empty directory
+    ``load(directory) -> Results``
+    ``check() -> list[Check]``       optional (derivations): independent verification
+
+``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch:
+    ``FIGURES: dict[str, Callable[[Results], Figure]]``  figure name -> plot function
+    ``context(results) -> dict``     values for ``templates/sections/<stem>.tex.j2``;
+                                     numbers go through :mod:`report.fmt`
+
+Compute and presentation are separate modules so that restyling a figure or rewording
+a sentence never invalidates the cached computation (the cache key of a task hashes the
+source of the modules it imports).  Figure names are global and unique across stages.
+"""
+
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Stage:
+    stem: str  # names the data directory, the template section and the context namespace
+    compute: str  # dotted module name
+    present: str  # dotted module name
+
+    def compute_module(self) -> ModuleType:
+        return import_module(self.compute)
+
+    def present_module(self) -> ModuleType:
+        return import_module(self.present)
+
+
+# In the assignment's order; the report's sections follow it.
+STAGES: tuple[Stage, ...] = (
+    Stage("autodiff", "derivations.autodiff", "derivations.autodiff_plot"),
+    Stage("mlp_backprop", "derivations.mlp_backprop", "derivations.mlp_backprop_plot"),
+    Stage("initialization", "derivations.initialization", "derivations.initialization_plot"),
+    Stage("double_descent", "experiments.double_descent", "experiments.double_descent_plot"),
+    Stage("sgd_implicit_reg", "experiments.sgd_implicit_reg", "experiments.sgd_implicit_reg_plot"),
+)
