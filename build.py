@@ -1,0 +1,125 @@
+"""Build the NNDL2024 session-2 submission: derivations, experiments, figures, PDF.
+
+    python build.py                      # everything stale -> build/report.pdf
+    python build.py --profile quick      # small configurations -> build/quick/report.pdf
+    python build.py --verify             # run every derivation check, print a table
+    python build.py --figure dd_curve    # regenerate one figure (its data only if stale)
+    python build.py --list               # every task and figure, cached or stale
+    python build.py --force double_descent   # recompute a task even if cached
+
+This file only parses and dispatches; the work lives in report/.
+"""
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from report.latex import LatexError
+from report.pipeline import Graph, Outcome, run_checks
+from report.render import TemplateError
+
+PROFILES = ("full", "quick")
+
+
+def main_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="build.py",
+        description=(
+            "Turn the code in derivations/ and experiments/ into the typeset report. Every step is "
+            "a cached task (computation, figure, verification, document); a task reruns only when "
+            "its code, configuration or inputs change, so a second run with nothing changed is quick."
+        ),
+        epilog="Outputs: build/ for the full profile, build/<profile>/ otherwise (data/, figures/, report.pdf).",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="full",
+        help="configuration size: 'full' for the submission, 'quick' for tests and fast iteration (default: full)",
+    )
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
+        "--verify", action="store_true", help="run every derivation's checks now, print them, fail on any failure"
+    )
+    what.add_argument(
+        "--figure",
+        action="append",
+        metavar="NAME",
+        help="regenerate only this figure (repeatable); its data is recomputed only if stale",
+    )
+    what.add_argument("--list", action="store_true", help="list every task with its state (cached or stale) and exit")
+    parser.add_argument(
+        "--force",
+        nargs="*",
+        metavar="NAME",
+        help="recompute the named tasks even if cached; with no name, recompute everything needed",
+    )
+    return parser
+
+
+def _summary(outcomes: list[Outcome], seconds: float) -> str:
+    ran = [o for o in outcomes if o.ran]
+    lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
+    lines.append(f"{len(ran)} task(s) ran, {len(outcomes) - len(ran)} cached, {seconds:.1f} s in total")
+    return "\n".join(lines)
+
+
+def _verify(graph: Graph) -> int:
+    checks = run_checks(graph.tasks["verification"].modules)
+    width = max(len(c.name) for c in checks)
+    mwidth = max(len(c.method) for c in checks)
+    print(f"{'check':<{width}}  {'method':<{mwidth}}  {'max error':>10}  {'tolerance':>10}  result")
+    for c in checks:
+        result = "pass" if c.passed else "FAIL"
+        print(f"{c.name:<{width}}  {c.method:<{mwidth}}  {c.error:10.2e}  {c.tolerance:10.2e}  {result}")
+    failed = [c for c in checks if not c.passed]
+    print(f"{len(checks) - len(failed)} of {len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+def main(cli_args: Sequence[str] | None = None) -> int:
+    parser = main_parser()
+    args = parser.parse_args(cli_args)
+    graph = Graph(args.profile)
+
+    if args.verify:
+        return _verify(graph)
+    if args.list:
+        for name, task in graph.tasks.items():
+            state = "cached" if graph.is_cached(name) else "stale"
+            print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(str(p) for p in task.outputs)}")
+        return 0
+
+    targets = args.figure or ["report"]
+    unknown = sorted(set(targets) - set(graph.figures()))
+    if args.figure and unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {', '.join(graph.figures())}")
+    force = set(args.figure or ())
+    if args.force is not None:
+        bad = sorted(set(args.force) - set(graph.tasks))
+        if bad:
+            parser.error(f"unknown task(s) {', '.join(bad)}; valid names: {', '.join(graph.tasks)}")
+        force |= set(args.force) if args.force else set(graph.closure(targets))
+
+    start = time.perf_counter()
+    try:
+        outcomes = graph.run(targets, force=force)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind", file=sys.stderr)
+        return 130
+    except (LatexError, TemplateError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(_summary(outcomes, time.perf_counter() - start))
+    for name in targets:
+        print(f"wrote {graph.tasks[name].outputs[0]}")
+    return 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,326 @@
+"""Exercise 1: reverse-mode automatic differentiation of z(a, b) = log(b) / (1 + e^{a²} + b²).
+
+The SymPy expression of ``z`` is the single source: :func:`build_graph` walks its tree
+into a list of intermediate variables v_1, v_2, ... (each with its defining operation and
+local partial derivatives), :func:`tikz` draws that graph, and :func:`reverse_mode` is a
+small reverse-mode engine that propagates adjoints over it.  Changing :func:`z_expression`
+changes the table, the picture and the gradients together.
+
+Verified by :func:`check` against ``sympy.diff`` (symbolically) and ``torch.autograd`` in
+float64 (numerically).  Run as a stage of ``python build.py``; writes ``results.json``.
+"""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+import torch
+
+from derivations.notation import latex
+from report.checks import Check
+from report.io import load_json, save_json
+
+A, B = sp.symbols("a b")
+
+
+def z_expression() -> sp.Expr:
+    """The function of Exercise 1, z(a, b) = log(b) / (1 + e^{a²} + b²)."""
+    return sp.log(B) / (1 + sp.exp(A**2) + B**2)
+
+
+@dataclass(frozen=True)
+class Config:
+    a: int = 2  # the evaluation point of item (d)
+    b: int = 3
+
+
+PROFILES = {"full": Config(), "quick": Config()}
+
+
+@dataclass(frozen=True)
+class Node:
+    """One vertex of the computational graph."""
+
+    symbol: sp.Symbol  # v_i, or the input symbol itself
+    op: sp.Expr  # definition in terms of the parents' symbols (an input: the symbol)
+    parents: tuple[sp.Symbol, ...]
+
+    def partial(self, parent: sp.Symbol) -> sp.Expr:
+        """The local partial derivative ∂(self)/∂(parent), in the graph's symbols."""
+        return sp.diff(self.op, parent)
+
+
+def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
+    """Turn ``expr`` into intermediate variables in topological order (inputs first).
+
+    Every non-constant subexpression becomes one node ``v_i``; a repeated subexpression is
+    one node.  Numbers stay inside the operation (``v_1 = a^2``).  The post-order walk of
+    the expression tree is a topological order: a node comes after all its parents.
+    """
+    names: dict[sp.Expr, sp.Symbol] = {x: x for x in inputs}
+    graph = [Node(x, x, ()) for x in inputs]
+
+    def visit(e: sp.Expr) -> sp.Expr:
+        if e in names or e.is_Number:
+            return names.get(e, e)
+        args = [visit(arg) for arg in e.args]
+        symbol = sp.Symbol(f"v_{len(graph) - len(inputs) + 1}")
+        parents = tuple(dict.fromkeys(arg for arg in args if arg in names.values()))
+        graph.append(Node(symbol, e.func(*args), parents))
+        names[e] = symbol
+        return symbol
+
+    visit(expr)
+    return graph
+
+
+def children(graph: list[Node]) -> dict[sp.Symbol, list[Node]]:
+    """For each variable, the nodes that use it, in topological order."""
+    out: dict[sp.Symbol, list[Node]] = {n.symbol: [] for n in graph}
+    for node in graph:
+        for parent in node.parents:
+            out[parent].append(node)
+    return out
+
+
+def forward(graph: list[Node], inputs: dict[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
+    """Values of every variable given the inputs' values (numbers or expressions)."""
+    values = dict(inputs)
+    for node in graph[len(inputs) :]:
+        values[node.symbol] = node.op.subs(values)
+    return values
+
+
+def reverse_mode(graph: list[Node], values: dict[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
+    """The reverse sweep: adjoints v̄ = ∂z/∂v of every variable, the output being the last node.
+
+    v̄_out = 1 and, in reverse topological order, v̄ = Σ_{c child of v} c̄ · ∂c/∂v with the
+    local partials evaluated at ``values`` (from :func:`forward`).  Returns adjoint values.
+    """
+    adjoint = {graph[-1].symbol: sp.Integer(1)}
+    uses = children(graph)
+    for node in reversed(graph[:-1]):
+        adjoint[node.symbol] = sp.Add(
+            *(adjoint[c.symbol] * c.partial(node.symbol).subs(values) for c in uses[node.symbol])
+        )
+    return adjoint
+
+
+def bar(symbol: sp.Symbol) -> sp.Symbol:
+    """The adjoint symbol of a variable: v_3 -> \\bar{v}_3, a -> \\bar{a}."""
+    stem, _, index = symbol.name.partition("_")
+    return sp.Symbol(f"{stem}bar" + (f"_{index}" if index else ""))
+
+
+def derive(config: Config = Config()) -> dict[str, Any]:
+    """The graph, forward values, adjoints and gradients of z at (a, b) = (config.a, config.b).
+
+    Returns
+    -------
+    dict
+        ``graph`` (list of :class:`Node`), ``values`` (exact forward values),
+        ``adjoints`` (exact adjoint values), ``gradient`` (symbol -> exact ∂z/∂symbol,
+        simplified) and ``gradient_symbolic`` (∂z/∂a, ∂z/∂b as functions of a, b from the engine).
+    """
+    inputs = (A, B)
+    graph = build_graph(z_expression(), inputs)
+    point = {A: sp.Integer(config.a), B: sp.Integer(config.b)}
+    values = forward(graph, point)
+    adjoints = reverse_mode(graph, values)
+    symbolic = reverse_mode(graph, forward(graph, {x: x for x in inputs}))
+    return {
+        "graph": graph,
+        "values": values,
+        "adjoints": adjoints,
+        "gradient": {x: sp.factor(sp.simplify(adjoints[x])) for x in inputs},
+        "gradient_symbolic": {x: symbolic[x] for x in inputs},
+    }
+
+
+# --- TikZ --------------------------------------------------------------------------------
+
+
+def layout(graph: list[Node], gap: float = 1.6) -> dict[sp.Symbol, tuple[int, float]]:
+    """Layered layout: column = longest path from an input; row = mean of the parents' rows.
+
+    Nodes of one column are pushed apart to at least ``gap`` (in cm), top to bottom.
+    """
+    column: dict[sp.Symbol, int] = {}
+    for node in graph:
+        column[node.symbol] = 1 + max((column[p] for p in node.parents), default=-1)
+    n_inputs = sum(1 for node in graph if not node.parents)
+    row: dict[sp.Symbol, float] = {}
+    for c in range(max(column.values()) + 1):
+        layer = [n for n in graph if column[n.symbol] == c]
+        wanted = {
+            n.symbol: (
+                sum(row[p] for p in n.parents) / len(n.parents)
+                if n.parents
+                else gap * (n_inputs - 1) / 2 - gap * i
+            )
+            for i, n in enumerate(layer)
+        }
+        previous = float("inf")
+        for symbol in sorted(wanted, key=lambda s: -wanted[s]):
+            row[symbol] = previous = min(wanted[symbol], previous - gap)
+    return {s: (column[s], row[s]) for s in column}
+
+
+def tikz(graph: list[Node], dx: float = 2.3, max_label: int = 24) -> str:
+    """A ``tikzpicture`` of the graph: nodes ``v_i = op``, edges labelled with local partials.
+
+    A partial whose LaTeX is longer than ``max_label`` characters is shown as the symbol
+    ∂v_j/∂v_i instead (the forward table lists it in full).
+    """
+    position = layout(graph)
+    lines = [
+        (
+            r"\begin{tikzpicture}[>={Stealth[length=2mm]}, font=\small,"
+            r" var/.style={draw, rounded corners, inner sep=2pt, fill=black!4},"
+            r" lab/.style={font=\scriptsize, fill=white, inner sep=1pt}]"
+        )
+    ]
+    for node in graph:
+        col, row = position[node.symbol]
+        text = latex(node.symbol) if not node.parents else f"{latex(node.symbol)} = {latex(node.op)}"
+        lines.append(rf"\node[var] ({node.symbol.name}) at ({col * dx:.2f}, {row:.2f}) {{${text}$}};")
+    for node in graph:
+        for parent in node.parents:
+            label = latex(node.partial(parent))
+            if len(label) > max_label:
+                label = rf"\partial {latex(node.symbol)} / \partial {latex(parent)}"
+            lines.append(
+                rf"\draw[->] ({parent.name}) -- node[lab, midway] {{${label}$}} ({node.symbol.name});"
+            )
+    lines.append(r"\end{tikzpicture}")
+    return "\n".join(lines)
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Results:
+    config: dict[str, int]
+    function: str  # LaTeX of z(a, b)
+    tikz: str  # the computational graph
+    nodes: list[dict[str, Any]]  # forward table rows, topological order
+    adjoints: list[dict[str, Any]]  # backward rows, reverse topological order
+    gradients: list[dict[str, Any]]  # ∂z/∂a, ∂z/∂b: exact LaTeX and value
+    torch_error: float  # largest |engine - torch.autograd| over both partials
+
+
+def run(config: Config) -> Results:
+    """Derive everything and turn it into LaTeX strings and floats for the report."""
+    d = derive(config)
+    graph, values, adjoints = d["graph"], d["values"], d["adjoints"]
+    nodes = [
+        {
+            "symbol": latex(n.symbol),
+            "definition": latex(n.op),
+            "value": float(values[n.symbol]),
+            "partials": [
+                {
+                    "name": rf"\frac{{\partial {latex(n.symbol)}}}{{\partial {latex(p)}}}",
+                    "symbolic": latex(n.partial(p)),
+                    "value": float(n.partial(p).subs(values)),
+                }
+                for p in n.parents
+            ],
+        }
+        for n in graph
+    ]
+    uses = children(graph)
+    rows = []
+    for node in reversed(graph):
+        # the output's adjoint is the seed 1: no terms
+        terms = [(bar(c.symbol), c.partial(node.symbol)) for c in uses[node.symbol]]
+        rows.append(
+            {
+                "symbol": latex(bar(node.symbol)),
+                "terms": " + ".join(
+                    rf"{latex(cb)} \frac{{\partial {latex(c.symbol)}}}{{\partial {latex(node.symbol)}}}"
+                    for c, (cb, _) in zip(uses[node.symbol], terms, strict=True)
+                ),
+                "substituted": latex(
+                    sp.Add(*(sp.Mul(cb, p, evaluate=False) for cb, p in terms)), order="none"
+                ),
+                "value": float(adjoints[node.symbol]),
+            }
+        )
+    gradients = [{"symbol": latex(x), "exact": latex(g), "value": float(g)} for x, g in d["gradient"].items()]
+    torch_error = max(
+        c.error for c in gradient_checks(d["gradient"], d["gradient_symbolic"], config) if "torch" in c.method
+    )
+    return Results(asdict(config), latex(z_expression()), tikz(graph), nodes, rows, gradients, torch_error)
+
+
+def save(results: Results, directory: Path) -> None:
+    save_json(asdict(results), directory)
+
+
+def load(directory: Path) -> Results:
+    return Results(**load_json(directory))
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+def z_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's function written independently in torch (the numeric reference)."""
+    return torch.log(b) / (1 + torch.exp(a**2) + b**2)
+
+
+TORCH_TOLERANCE = 1e-12  # float64 rounding of a handful of operations is ~1e-17
+
+
+def gradient_checks(
+    gradient: dict[sp.Symbol, sp.Expr], gradient_symbolic: dict[sp.Symbol, sp.Expr], config: Config
+) -> list[Check]:
+    """Compare engine gradients (exact at the point, and as functions of a, b) with the references."""
+    z = z_expression()
+    a = torch.tensor(float(config.a), dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(float(config.b), dtype=torch.float64, requires_grad=True)
+    reference = dict(zip((A, B), torch.autograd.grad(z_torch(a, b), (a, b)), strict=True))
+    point = {A: config.a, B: config.b}
+    checks = []
+    for x in (A, B):
+        name = f"dz/d{x} at ({config.a}, {config.b})"
+        symbolic_error = sp.simplify(gradient_symbolic[x] - sp.diff(z, x))
+        exact_error = sp.simplify(gradient[x] - sp.diff(z, x).subs(point))
+        checks += [
+            Check(
+                f"dz/d{x}(a, b)",
+                "reverse-mode engine vs sympy.diff, simplified difference",
+                0.0 if symbolic_error == 0 else 1.0,
+                0.0,
+            ),
+            Check(
+                name, "exact engine value vs sympy.diff at the point", 0.0 if exact_error == 0 else 1.0, 0.0
+            ),
+            Check(
+                name,
+                "engine value vs torch.autograd (float64)",
+                abs(float(gradient[x]) - reference[x].item()),
+                1e-12,
+            ),
+        ]
+    return checks
+
+
+def check() -> list[Check]:
+    """Verify the graph reproduces z and the engine's gradients against sympy.diff and torch.autograd."""
+    config = PROFILES["full"]
+    d = derive(config)
+    graph = d["graph"]
+    rebuilt = forward(graph, {A: A, B: B})[graph[-1].symbol]
+    return [
+        Check(
+            "graph of z",
+            "nodes substituted back equal z (symbolic)",
+            0.0 if rebuilt == z_expression() else 1.0,
+            0.0,
+        ),
+        *gradient_checks(d["gradient"], d["gradient_symbolic"], config),
+    ]

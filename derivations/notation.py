@@ -1,0 +1,62 @@
+"""The one place where SymPy objects become LaTeX for the report.
+
+Every derivation prints through :func:`latex`, so a change of notation (the transpose
+mark, the Hadamard product symbol, ``\\log`` versus ``\\ln``) is made here once.  The
+printer is a small :class:`sympy.printing.latex.LatexPrinter` subclass in the way
+``sympy/printing/printer.py`` documents: settings in ``_default_settings`` and one
+``_print_<Class>`` method per construct that differs from SymPy's default.
+"""
+
+from typing import Any
+
+from sympy import Basic
+from sympy.printing.latex import LatexPrinter
+
+
+class ReportPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with the report's conventions.
+
+    * natural logarithm written ``\\log`` (the assignment's notation), products by juxtaposition;
+    * matrix transpose as ``^{\\top}`` and the Hadamard product as ``\\odot``.
+    """
+
+    _default_settings: dict[str, Any] = {  # noqa: RUF012 (overrides the parent's class attribute)
+        **LatexPrinter._default_settings,
+        "ln_notation": False,
+        "mul_symbol": None,
+        "mat_symbol_style": "plain",
+    }
+
+    def _print_Transpose(self, expr: Basic) -> str:
+        # SymPy decides the parentheses; only the mark differs.
+        return super()._print_Transpose(expr).removesuffix("^{T}") + r"^{\top}"
+
+    def _print_HadamardProduct(self, expr: Basic) -> str:
+        return super()._print_HadamardProduct(expr).replace(r" \circ ", r" \odot ")
+
+
+def latex(expr: Basic, **settings: Any) -> str:
+    r"""Print ``expr`` as LaTeX in the report's notation.
+
+    Parameters
+    ----------
+    expr
+        Any SymPy object.
+    **settings
+        Overrides of :class:`ReportPrinter` settings, e.g. ``order="none"``.
+
+    Returns
+    -------
+    str
+        LaTeX math without surrounding ``$``.
+
+    Examples
+    --------
+    >>> from sympy import MatrixSymbol, Transpose, symbols
+    >>> latex(Transpose(MatrixSymbol("W", 2, 3)))
+    'W^{\\top}'
+    >>> a, b = symbols("a b")
+    >>> latex(2 * a * b)
+    '2 a b'
+    """
+    return ReportPrinter(settings).doprint(expr)

@@ -1,0 +1,337 @@
+"""Computer assignment 1: double descent of two-hidden-layer ReLU networks in the width M.
+
+For every width M of a grid and several seeds, a network 8 -> M -> M -> 8 is trained on
+N = 100 samples of :mod:`experiments.data` with full-batch Adam until a stated
+convergence criterion holds (see :class:`Config`), and its final training MSE and its MSE
+on a large independent test set are recorded.  The same sweep is repeated with N = 200
+samples for item (d).  The training-loss histories of the sweep's widths 10, 50 and 100
+answer item (b).
+
+All models of a width bucket train as one batched computation (:mod:`experiments.batched_mlp`)
+with a batched Adam whose learning rate is a per-model tensor, so every model follows
+exactly the trajectory it would follow alone (``tests/test_double_descent.py`` checks
+this against :func:`train_sequential`, a plain ``nn.Sequential`` + ``torch.optim.Adam``).
+
+Run alone with ``python -m experiments.double_descent [quick|full]``; the report builder
+calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
+``results.json`` into the stage's data directory.
+"""
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from experiments import batched_mlp
+from experiments.data import DataProcess, make_data, optimal_test_error, teacher
+from report import io
+
+HIDDEN_LAYERS = 2
+
+
+@dataclass(frozen=True)
+class Training:
+    """Full-batch Adam with a per-model reduce-on-plateau learning rate, and when to stop.
+
+    Every ``patience`` epochs each model compares its training MSE with the value at its
+    previous check; if it fell by less than the fraction ``min_improvement``, its learning
+    rate is multiplied by ``factor``.  A model has *converged* (and is frozen) when its
+    training MSE is below ``tol`` or its learning rate has decayed below ``lr_min``, i.e.
+    the loss stopped falling even at a rate ``lr0 / lr_min`` times smaller than the start.
+    """
+
+    lr0: float = 3e-3  # Adam's initial rate: the largest that is stable for every width
+    factor: float = 0.3  # rate multiplier on a plateau
+    patience: int = 500  # epochs between plateau checks
+    min_improvement: float = 0.01  # a plateau: < 1 % decrease of the training MSE per check
+    lr_min: float = 1e-6  # converged when the rate decayed below this (the loss has plateaued)
+    tol: float = 1e-7  # converged when the training MSE is below this (interpolation)
+    max_epochs: int = 40_000  # safety cap; the report states how many models hit it
+
+
+@dataclass(frozen=True)
+class Config:
+    widths: tuple[int, ...] = (
+        *range(2, 12, 2),
+        *range(12, 41),
+        *(44, 48, 50, 56, 64, 72, 80, 90, 100, 125, 150, 175, 200),
+    )  # dense around the thresholds M ~ 20 (N = 100) and M ~ 32 (N = 200)
+    seeds: tuple[int, ...] = (0, 1, 2)  # initialisation seeds per width
+    n_train: tuple[int, ...] = (100, 200)  # training-set sizes; the first is the assignment's N
+    n_test: int = 10_000  # independent test points
+    curve_widths: tuple[int, ...] = (10, 50, 100)  # item (b): training curves of these widths (in `widths`)
+    interp_tol: float = 1e-4  # "training loss ~ 0": interpolating if the median final MSE is below this
+    over_width: int = 100  # item (d): the clearly overparameterised width (in `widths`)
+    sample_seed: int = 100  # training sets use sample_seed + N, the test set sample_seed
+    bucket_ratio: float = 1.3  # widths padded together differ by at most this factor
+    training: Training = field(default_factory=Training)
+    seed: int = 0  # unused offset kept for the stage contract; seeds above fix all randomness
+
+
+PROFILES = {
+    "full": Config(),
+    "quick": Config(
+        widths=(4, 10, 20, 50, 100),
+        seeds=(0,),
+        n_test=1000,
+        training=Training(lr0=1e-2, patience=50, max_epochs=300),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Final losses of every (width, seed) trained on one training set of size ``n``."""
+
+    n: int
+    train: np.ndarray  # (n_widths, n_seeds) final training MSE
+    test: np.ndarray  # (n_widths, n_seeds) test MSE
+    epochs: np.ndarray  # (n_widths, n_seeds) epochs trained until convergence (or the cap)
+
+
+@dataclass(frozen=True)
+class Results:
+    config: Config
+    process: DataProcess
+    r_t: float  # theoretical optimal test error
+    r_t_empirical: float  # test MSE of the true g on the test set
+    sweeps: tuple[Sweep, ...]  # one per config.n_train
+    curve_epochs: np.ndarray  # (T,) epochs at which the (b) histories were sampled (1-based)
+    curves: np.ndarray  # (n_curve_widths, n_seeds, T) training MSE, NaN after convergence
+    seconds: float  # wall-clock time of run()
+
+
+def buckets(widths: Sequence[int], ratio: float) -> list[list[int]]:
+    """Split sorted distinct ``widths`` into groups whose max/min is at most ``ratio``.
+
+    >>> buckets([2, 4, 10, 11, 12, 13, 30], 1.3)
+    [[2], [4], [10, 11, 12, 13], [30]]
+    """
+    groups: list[list[int]] = []
+    for width in sorted(set(widths)):
+        if groups and width <= ratio * groups[-1][0]:
+            groups[-1].append(width)
+        else:
+            groups.append([width])
+    return groups
+
+
+def train_batched(
+    model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor, training: Training, progress: tqdm | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train every model of ``model`` in place on ``(X, Y)`` until each has converged.
+
+    Adam's moments and step counter are those of ``torch.optim.Adam`` (defaults
+    betas=(0.9, 0.999), eps=1e-8); the rate is a per-model tensor and a converged model's
+    rate is set to zero, which freezes it.
+
+    Returns
+    -------
+    history : Tensor of shape (epochs_run, n_models)
+        Training MSE before each update; NaN once a model has converged.
+    epochs : Tensor of shape (n_models,)
+        Updates applied to each model.
+    """
+    params = model.parameters()
+    n, dev = model.n_models, X.device
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    lr = torch.full((n,), training.lr0, dtype=torch.float64, device=dev)
+    last = torch.full((n,), torch.inf, dtype=X.dtype, device=dev)
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
+    epochs = torch.zeros(n, dtype=torch.long, device=dev)
+    history = torch.full((training.max_epochs, n), torch.nan, dtype=X.dtype, device=dev)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, training.max_epochs + 1):
+        loss = batched_mlp.mse(batched_mlp.forward(model, X), Y)  # (n_models,)
+        if t % training.patience == 0:
+            stalled = loss.detach() > (1 - training.min_improvement) * last
+            lr = torch.where(stalled & ~done, lr * training.factor, lr)
+            last = loss.detach().clone()
+        done |= (loss.detach() < training.tol) | (lr < training.lr_min)
+        lr = lr.masked_fill(done, 0.0)
+        history[t - 1] = loss.detach().masked_fill(done, torch.nan)
+        if bool(done.all()):
+            return history[: t - 1], epochs
+        epochs += (~done).long()
+        grads = torch.autograd.grad(loss.sum(), params)  # sum of per-model losses: per-model gradients
+        with torch.no_grad():
+            bias1, bias2 = 1 - beta1**t, 1 - beta2**t
+            for p, g, m_p, v_p in zip(params, grads, m, v, strict=True):
+                m_p.lerp_(g, 1 - beta1)
+                v_p.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                step = (lr / bias1).to(p.dtype).view(-1, *[1] * (p.dim() - 1))  # (n_models, 1, 1)
+                p.addcdiv_(m_p * step, v_p.sqrt() / bias2**0.5 + eps, value=-1)
+        if progress is not None:
+            progress.update(1)
+    return history, epochs
+
+
+def train_sequential(
+    width: int, seed: int, X: torch.Tensor, Y: torch.Tensor, training: Training
+) -> tuple[torch.nn.Sequential, list[float]]:
+    """The naive reference: one ``nn.Sequential`` with ``torch.optim.Adam`` and the same schedule.
+
+    Returns the trained network and its training MSE before each update.
+    """
+    net = batched_mlp.to_sequential(batched_mlp.init([width], [seed], HIDDEN_LAYERS, dtype=X.dtype, dev=X.device), 0)
+    opt = torch.optim.Adam(net.parameters(), lr=training.lr0)
+    lr, last, history = training.lr0, float("inf"), []
+    for t in range(1, training.max_epochs + 1):
+        loss = torch.nn.functional.mse_loss(net(X), Y)
+        value = loss.item()
+        if t % training.patience == 0:
+            if value > (1 - training.min_improvement) * last:
+                lr *= training.factor
+            last = value
+        if value < training.tol or lr < training.lr_min:
+            break
+        history.append(value)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net, history
+
+
+def sweep(
+    widths: Sequence[int],
+    seeds: Sequence[int],
+    data: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    config: Config,
+) -> tuple[Sweep, dict[int, np.ndarray]]:
+    """Train every (width, seed) on ``data`` bucket by bucket; return final losses and histories.
+
+    The histories (keyed by width, each (n_seeds, epochs_run)) are kept for
+    ``config.curve_widths`` only.
+    """
+    X, Y = data
+    shape = (len(widths), len(seeds))
+    train, test_mse, epochs = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
+    histories: dict[int, np.ndarray] = {}
+    for group in buckets(widths, config.bucket_ratio):
+        pairs = [(w, s) for w in group for s in seeds]
+        model = batched_mlp.init([w for w, _ in pairs], [s for _, s in pairs], HIDDEN_LAYERS, dev=X.device)
+        label = f"N={len(X)} M={group[0]}..{group[-1]}"
+        with tqdm(total=config.training.max_epochs, desc=label, leave=False, mininterval=1.0) as bar:
+            history, ran = train_batched(model, X, Y, config.training, bar)
+        with torch.no_grad():
+            final_train = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+            final_test = batched_mlp.mse(batched_mlp.forward(model, test[0]), test[1])
+        rows = [widths.index(w) for w in group]
+        train[rows] = final_train.view(len(group), len(seeds)).double().cpu().numpy()
+        test_mse[rows] = final_test.view(len(group), len(seeds)).double().cpu().numpy()
+        epochs[rows] = ran.view(len(group), len(seeds)).cpu().numpy()
+        for j, w in enumerate(group):
+            if w in config.curve_widths:
+                histories[w] = history[:, j * len(seeds) : (j + 1) * len(seeds)].T.double().cpu().numpy()
+    return Sweep(n=len(X), train=train, test=test_mse, epochs=epochs), histories
+
+
+def log_epochs(n_epochs: int, points: int = 400) -> np.ndarray:
+    """About ``points`` distinct log-spaced epochs 1..n_epochs (1-based)."""
+    return np.unique(np.geomspace(1, n_epochs, points).round().astype(np.int64))
+
+
+def run(config: Config) -> Results:
+    """Run the sweeps for every training-set size of ``config`` (see the module docstring)."""
+    start = time.perf_counter()
+    process, dev = DataProcess(), batched_mlp.device()
+    X_test, Y_test = (t.to(dev) for t in make_data(config.n_test, config.sample_seed, process))
+    r_t_empirical = batched_mlp.mse(teacher(X_test, process), Y_test).item()
+    sweeps, curves = [], None
+    for n in config.n_train:
+        data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process))
+        result, histories = sweep(list(config.widths), config.seeds, data, (X_test, Y_test), config)
+        sweeps.append(result)
+        if curves is None:
+            longest = max(h.shape[1] for h in histories.values())
+            curve_epochs = log_epochs(longest)
+            curves = np.full((len(config.curve_widths), len(config.seeds), len(curve_epochs)), np.nan)
+            for i, w in enumerate(config.curve_widths):
+                ran = histories[w].shape[1]
+                keep = curve_epochs <= ran
+                curves[i, :, keep] = histories[w][:, curve_epochs[keep] - 1].T
+    return Results(
+        config=config,
+        process=process,
+        r_t=optimal_test_error(process),
+        r_t_empirical=r_t_empirical,
+        sweeps=tuple(sweeps),
+        curve_epochs=curve_epochs,
+        curves=curves,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def threshold_index(widths: Sequence[int], train: np.ndarray, tol: float) -> int | None:
+    """Index of the smallest width from which on the median final training MSE stays below ``tol``.
+
+    Parameters
+    ----------
+    widths : sorted widths, length W
+    train : (W, n_seeds) final training MSE
+    tol : the "training loss ~ 0" level
+
+    Returns
+    -------
+    The index, or None if the widest model does not interpolate.
+    """
+    below = np.median(train, axis=1) < tol
+    if not below[-1]:
+        return None
+    above = np.flatnonzero(~below)
+    return int(above[-1]) + 1 if above.size else 0
+
+
+def save(results: Results, directory: Path) -> None:
+    arrays = {"curve_epochs": results.curve_epochs, "curves": results.curves}
+    for s in results.sweeps:
+        arrays |= {f"train_{s.n}": s.train, f"test_{s.n}": s.test, f"epochs_{s.n}": s.epochs}
+    io.save_arrays(arrays, directory)
+    meta = {
+        "config": asdict(results.config),
+        "process": asdict(results.process),
+        "r_t": results.r_t,
+        "r_t_empirical": results.r_t_empirical,
+        "seconds": results.seconds,
+    }
+    io.save_json(meta, directory)
+
+
+def load(directory: Path) -> Results:
+    arrays, meta = io.load_arrays(directory), io.load_json(directory)
+    raw = meta["config"]
+    config = Config(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "training"},
+        training=Training(**raw["training"]),
+    )
+    sweeps = tuple(Sweep(n, arrays[f"train_{n}"], arrays[f"test_{n}"], arrays[f"epochs_{n}"]) for n in config.n_train)
+    return Results(
+        config=config,
+        process=DataProcess(**meta["process"]),
+        r_t=meta["r_t"],
+        r_t_empirical=meta["r_t_empirical"],
+        sweeps=sweeps,
+        curve_epochs=arrays["curve_epochs"],
+        curves=arrays["curves"],
+        seconds=meta["seconds"],
+    )
+
+
+if __name__ == "__main__":
+    profile = sys.argv[1] if len(sys.argv) > 1 else "quick"
+    res = run(PROFILES[profile])
+    for s in res.sweeps:
+        print(f"N={s.n}")
+        for w, tr, te, ep in zip(res.config.widths, s.train, s.test, s.epochs, strict=True):
+            print(f"  M={w:4d} train={np.median(tr):.2e} test={np.median(te):.3f} epochs={ep.tolist()}")
+    print(json.dumps({"r_t": res.r_t, "r_t_empirical": res.r_t_empirical, "seconds": res.seconds}))

@@ -1,0 +1,71 @@
+"""Compile LaTeX with latexmk, non-interactively, and report failures briefly.
+
+``run_latexmk`` always asks for pdfLaTeX (``-pdf``): Debian's latexmk otherwise defaults to
+LuaLaTeX.  On failure it raises :class:`LatexError` whose message is the failing file, line,
+TeX's message and a few lines of source around it, not the whole log.  After a success,
+:func:`log_warnings` lists overfull boxes and undefined references for the builder to show.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+INSTALL_HINT = (
+    "latexmk was not found. Install TeX with ./setup.sh (it runs apt-get for the Debian packages "
+    "latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra "
+    "texlive-pictures texlive-science lmodern cm-super-minimal poppler-utils), or install them yourself "
+    "with 'sudo apt-get install --no-install-recommends <packages>'."
+)
+
+
+class LatexError(Exception):
+    """LaTeX failed; the message is short and points at the source line."""
+
+
+def run_latexmk(main_tex: Path, outdir: Path) -> Path:
+    """Compile ``main_tex`` into ``outdir`` and return the PDF path."""
+    if shutil.which("latexmk") is None:
+        raise LatexError(INSTALL_HINT)
+    outdir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "latexmk",
+        "-pdf",
+        "-interaction=nonstopmode",
+        "-halt-on-error",
+        "-file-line-error",
+        f"-outdir={outdir}",
+        main_tex.name,
+    ]
+    proc = subprocess.run(cmd, cwd=main_tex.parent, capture_output=True, text=True, check=False)
+    log = outdir / main_tex.with_suffix(".log").name
+    if proc.returncode != 0:
+        text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
+        raise LatexError(summarize_error(text, main_tex.parent))
+    return outdir / main_tex.with_suffix(".pdf").name
+
+
+_FILE_LINE_ERROR = re.compile(r"^(?P<file>[^\s:]+\.tex):(?P<line>\d+): (?P<msg>.*)$", re.MULTILINE)
+
+
+def summarize_error(log: str, source_dir: Path) -> str:
+    """The first error of a TeX log as ``file:line: message`` plus the source lines around it."""
+    match = _FILE_LINE_ERROR.search(log)
+    if match is None:
+        bang = re.search(r"^! .*$", log, re.MULTILINE)
+        return bang.group() if bang else "LaTeX failed without an error line; see the log:\n" + log[-1500:]
+    file, line, msg = match["file"], int(match["line"]), match["msg"]
+    source = source_dir / file
+    excerpt = ""
+    if source.exists():
+        lines = source.read_text(errors="replace").splitlines()
+        lo, hi = max(line - 3, 0), min(line + 1, len(lines))
+        excerpt = "\n".join(f"{'>' if i + 1 == line else ' '} {i + 1:4d} | {lines[i]}" for i in range(lo, hi))
+    origin = f" (rendered from templates/{Path(file)}.j2)"
+    return f"{file}:{line}{origin}: {msg}\n{excerpt}".rstrip()
+
+
+def log_warnings(log: str) -> list[str]:
+    """Overfull boxes and undefined references or citations reported in a TeX log."""
+    patterns = (r"^Overfull \\[hv]box.*$", r"^LaTeX Warning: (Reference|Citation) .* undefined.*$")
+    return [m.group() for p in patterns for m in re.finditer(p, log, re.MULTILINE)]

@@ -1,0 +1,221 @@
+"""The task graph of the report and the loop that brings it up to date.
+
+Tasks, in dependency order, for one profile:
+
+* ``<stem>``        a stage's computation -> ``data/<stem>/``           (keyed by config and code)
+* ``<figure>``      one figure of a stage -> ``figures/<figure>.pdf``   (keyed by plot code and data key)
+* ``verification``  every derivation's ``check()`` -> ``data/verification.json``
+* ``report``        templates + all of the above -> ``report.pdf``
+
+All outputs live under :func:`report.paths.build_dir`; manifests under ``cache/``.  A task
+runs when its manifest is stale (see :mod:`report.cache`) or when it is forced.
+"""
+
+import dataclasses
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from report import cache
+from report.checks import Check
+from report.paths import ROOT, TEMPLATES, build_dir
+from report.stages import STAGES, Stage
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # "data", "figure", "verification" or "document"
+    modules: tuple[str, ...]  # project modules whose source (and imports) the key hashes
+    config: Any  # JSON-serialisable; part of the key
+    inputs: tuple[str, ...]  # names of upstream tasks
+    outputs: tuple[Path, ...]
+    action: Callable[[], None] = field(compare=False)
+    files: tuple[Path, ...] = ()  # non-Python sources the key hashes (templates)
+    seed: int | None = None
+
+
+@dataclass
+class Outcome:
+    task: str
+    ran: bool
+    seconds: float
+
+
+class Graph:
+    """All tasks of one profile, with their cache keys and state."""
+
+    def __init__(
+        self,
+        profile: str,
+        stages: tuple[Stage, ...] = STAGES,
+        project: Path = ROOT,
+        out: Path | None = None,
+        templates: Path = TEMPLATES,
+    ) -> None:
+        """Tasks of ``profile`` for ``stages``; ``project``, ``out`` and ``templates`` exist for tests."""
+        from report import document  # the document task needs the graph; imported late to avoid a cycle
+
+        self.profile = profile
+        self.stages = stages
+        self.project = project
+        self.root = out or build_dir(profile)
+        self.templates = templates
+        self.tasks: dict[str, Task] = {}
+        for stage in stages:
+            self._add_stage(stage)
+        checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
+        self._add(
+            Task(
+                "verification",
+                "verification",
+                modules=checked,
+                config=None,
+                inputs=(),
+                outputs=(self.root / "data" / "verification.json",),
+                action=lambda: _save_checks(checked, self.root / "data" / "verification.json"),
+            )
+        )
+        self._add(
+            Task(
+                "report",
+                "document",
+                modules=("report.document", *(s.present for s in stages)),
+                config={"git": git_commit()},
+                inputs=tuple(self.tasks),
+                outputs=(self.root / "report.pdf",),
+                action=lambda: document.build(self),
+                files=tuple(sorted(templates.rglob("*.j2"))),
+            )
+        )
+        self._keys: dict[str, str] = {}
+
+    def _add(self, task: Task) -> None:
+        self.tasks[task.name] = task
+
+    def _add_stage(self, stage: Stage) -> None:
+        profiles = stage.compute_module().PROFILES
+        if self.profile not in profiles:
+            raise KeyError(f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(profiles)})")
+        config = profiles[self.profile]
+        data_dir = self.data_dir(stage.stem)
+        self._add(
+            Task(
+                stage.stem,
+                "data",
+                modules=(stage.compute,),
+                config=dataclasses.asdict(config),
+                inputs=(),
+                outputs=(data_dir,),
+                action=lambda: _run_stage(stage, config, data_dir),
+                seed=getattr(config, "seed", None),
+            )
+        )
+        for name in stage.present_module().FIGURES:
+            path = self.figure_path(name)
+            self._add(
+                Task(
+                    name,
+                    "figure",
+                    modules=(stage.present, "report.figures"),
+                    config=None,
+                    inputs=(stage.stem,),
+                    outputs=(path,),
+                    action=lambda stage=stage, name=name, path=path: _make_figure(stage, name, data_dir, path),
+                )
+            )
+
+    def data_dir(self, stem: str) -> Path:
+        return self.root / "data" / stem
+
+    def figure_path(self, name: str) -> Path:
+        return self.root / "figures" / f"{name}.pdf"
+
+    def manifest(self, name: str) -> Path:
+        return self.root / "cache" / f"{name}.json"
+
+    def figures(self) -> list[str]:
+        return [t.name for t in self.tasks.values() if t.kind == "figure"]
+
+    def key(self, name: str) -> str:
+        if name not in self._keys:
+            t = self.tasks[name]
+            inputs = [self.key(i) for i in t.inputs]
+            self._keys[name] = cache.task_key(t.name, t.config, t.modules, t.files, inputs, self.project)
+        return self._keys[name]
+
+    def is_cached(self, name: str) -> bool:
+        return cache.is_valid(self.manifest(name), self.key(name), self.tasks[name].outputs)
+
+    def closure(self, targets: Iterable[str]) -> list[str]:
+        """``targets`` and everything they depend on, in dependency order."""
+        needed: set[str] = set()
+        todo = list(targets)
+        while todo:
+            name = todo.pop()
+            if name not in needed:
+                needed.add(name)
+                todo.extend(self.tasks[name].inputs)
+        return [name for name in self.tasks if name in needed]
+
+    def run(self, targets: Iterable[str], force: Iterable[str] = (), log: Callable[[str], None] = print) -> list[Outcome]:
+        """Bring ``targets`` up to date; tasks in ``force`` run even when cached."""
+        forced = set(force)
+        outcomes = []
+        for name in self.closure(targets):
+            if name not in forced and self.is_cached(name):
+                outcomes.append(Outcome(name, ran=False, seconds=0.0))
+                continue
+            log(f"[run] {name}")
+            start = time.perf_counter()
+            self.tasks[name].action()
+            seconds = time.perf_counter() - start
+            task = self.tasks[name]
+            cache.write_manifest(
+                self.manifest(name), self.key(name), task.outputs, {"seconds": round(seconds, 2), "seed": task.seed}
+            )
+            outcomes.append(Outcome(name, ran=True, seconds=seconds))
+        return outcomes
+
+
+def _run_stage(stage: Stage, config: Any, data_dir: Path) -> None:
+    compute = stage.compute_module()
+    with cache.atomic_directory(data_dir) as tmp:
+        compute.save(compute.run(config), tmp)
+
+
+def _make_figure(stage: Stage, name: str, data_dir: Path, path: Path) -> None:
+    from report import figures
+
+    results = stage.compute_module().load(data_dir)
+    figures.save_pdf(stage.present_module().FIGURES[name], results, path)
+
+
+def run_checks(modules: Iterable[str]) -> list[Check]:
+    from importlib import import_module
+
+    return [check for name in modules for check in import_module(name).check()]
+
+
+def _save_checks(modules: tuple[str, ...], path: Path) -> None:
+    checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
+    cache.write_atomic(path, json.dumps(checks, indent=1).encode())
+
+
+def git_commit() -> str:
+    """The current commit, with ``-dirty`` when the work tree has uncommitted changes."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()

@@ -1,0 +1,97 @@
+"""Jinja2 rendering of LaTeX templates with LaTeX-safe delimiters and strict values.
+
+Delimiters: ``\\VAR{x}`` for values, ``\\BLOCK{if c}...\\BLOCK{endif}`` for statements,
+``\\#{...}`` for comments, so ``{{`` and ``{%`` stay free for TeX.  Every value passes
+through :func:`finalize`: :class:`report.fmt.Tex` is inserted verbatim, ``str`` is
+LaTeX-escaped, ``int`` is printed, and anything else (a raw float above all) is an
+error, because numbers must be formatted once, in :mod:`report.fmt`.
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from report.fmt import Tex
+from report.paths import TEMPLATES
+
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
+
+
+def latex_escape(text: str) -> str:
+    r"""Escape the ten characters TeX treats specially.
+
+    >>> latex_escape("50% of x_1 & {y}")
+    '50\\% of x\\_1 \\& \\{y\\}'
+    """
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def finalize(value: Any) -> str:
+    """Turn a template value into LaTeX, refusing values that were never formatted."""
+    if isinstance(value, Tex):
+        return value
+    if isinstance(value, str):
+        return latex_escape(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(
+        f"template value {value!r} of type {type(value).__name__} was not formatted; "
+        "pass numbers through report.fmt.num/integer in the stage's context()"
+    )
+
+
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        finalize=finalize,
+    )
+
+
+class TemplateError(Exception):
+    """A template failed to render; the message names the template and line."""
+
+
+def render(name: str, context: dict[str, Any], templates: Path = TEMPLATES) -> str:
+    """Render template ``name`` (relative to ``templates``) with ``context``."""
+    try:
+        return environment(templates).get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"{err.filename or name}:{err.lineno}: template syntax error: {err.message}") from err
+    except (jinja2.UndefinedError, TypeError) as err:
+        raise TemplateError(f"{_template_location(err, name)}: {err}") from err
+
+
+def _template_location(err: BaseException, name: str) -> str:
+    """``path:line`` of the innermost template frame in ``err``'s traceback."""
+    tb, where = err.__traceback__, str(TEMPLATES / name)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where

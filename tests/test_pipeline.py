@@ -1,0 +1,97 @@
+"""The task graph and cache: reruns exactly when a key input changes, survives corruption."""
+
+import dataclasses
+import shutil
+
+import pytest
+
+from report.latex import LatexError
+from report.pipeline import Graph
+
+
+def make_graph(project, stage, profile="quick"):
+    return Graph(profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates")
+
+
+def ran(outcomes):
+    return {o.task for o in outcomes if o.ran}
+
+
+def test_first_run_computes_and_second_run_is_cached(toy_project, toy_stage):
+    assert ran(make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)) == {"toy", "toy_fig"}
+    graph = make_graph(toy_project, toy_stage)
+    assert ran(graph.run(["toy_fig"], log=lambda _: None)) == set()
+    assert (toy_project / "build" / "figures" / "toy_fig.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_editing_an_imported_helper_reruns_its_dependants(toy_project, toy_stage):
+    make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)
+    helper = toy_project / "toypkg" / "helper.py"
+    helper.write_text(helper.read_text() + "# a comment changes the source hash\n")
+    assert ran(make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)) == {"toy", "toy_fig"}
+
+
+def test_editing_the_plot_module_reruns_only_the_figure(toy_project, toy_stage):
+    make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)
+    present = toy_project / "toypkg" / "present.py"
+    present.write_text(present.read_text().replace("figsize=(3, 2)", "figsize=(3, 2.5)"))
+    assert ran(make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)) == {"toy_fig"}
+
+
+def test_a_changed_config_reruns(toy_project, toy_stage, monkeypatch):
+    make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)
+    compute = toy_stage.compute_module()
+    monkeypatch.setitem(compute.PROFILES, "quick", dataclasses.replace(compute.PROFILES["quick"], n=4))
+    assert ran(make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)) == {"toy"}
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(lambda d: (d / "results.json").write_text("{truncated"), id="edited-output"),
+        pytest.param(lambda d: shutil.rmtree(d), id="missing-output"),
+        pytest.param(lambda d: (d.parent.parent / "cache" / "toy.json").write_text("{"), id="corrupt-manifest"),
+    ],
+)
+def test_a_corrupt_entry_is_recomputed(toy_project, toy_stage, corrupt):
+    make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)
+    corrupt(toy_project / "build" / "data" / "toy")
+    graph = make_graph(toy_project, toy_stage)
+    assert not graph.is_cached("toy")
+    assert ran(graph.run(["toy"], log=lambda _: None)) == {"toy"}
+    assert graph.is_cached("toy")
+
+
+def test_a_failing_task_leaves_the_previous_entry_intact(toy_project, toy_stage, monkeypatch):
+    graph = make_graph(toy_project, toy_stage)
+    graph.run(["toy"], log=lambda _: None)
+    before = (toy_project / "build" / "data" / "toy" / "results.json").read_text()
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(toy_stage.compute_module(), "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        graph.run(["toy"], force=["toy"], log=lambda _: None)
+    assert (toy_project / "build" / "data" / "toy" / "results.json").read_text() == before
+    assert not list((toy_project / "build" / "data").glob(".toy*")), "temporary directory left behind"
+    assert make_graph(toy_project, toy_stage).is_cached("toy")
+
+
+def test_an_unknown_profile_names_the_available_ones(toy_project, toy_stage):
+    with pytest.raises(KeyError, match="has no profile 'huge'.*full, quick"):
+        make_graph(toy_project, toy_stage, profile="huge")
+
+
+@pytest.mark.latex
+def test_latex_error_points_at_the_section_line(toy_project, toy_stage):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    section = toy_project / "templates" / "sections" / "toy.tex.j2"
+    section.write_text(section.read_text() + "\\undefinedmacro\n")
+    graph = make_graph(toy_project, toy_stage)
+    with pytest.raises(LatexError, match=r"sections/toy\.tex:\d+.*Undefined control sequence") as err:
+        graph.run(["report"], log=lambda _: None)
+    assert "\\undefinedmacro" in str(err.value)
+    assert len(str(err.value).splitlines()) < 10
+    assert not (toy_project / "build" / "report.pdf").exists()
