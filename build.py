@@ -40,7 +40,9 @@ def main_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
-        "--verify", action="store_true", help="run every derivation's checks now, print them, fail on any failure"
+        "--verify",
+        action="store_true",
+        help="run every derivation's checks now, print them, fail on any failure",
     )
     what.add_argument(
         "--figure",
@@ -48,7 +50,9 @@ def main_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="regenerate only this figure (repeatable); its data is recomputed only if stale",
     )
-    what.add_argument("--list", action="store_true", help="list every task with its state (cached or stale) and exit")
+    what.add_argument(
+        "--list", action="store_true", help="list every task with its state (cached or stale) and exit"
+    )
     parser.add_argument(
         "--force",
         nargs="*",
@@ -106,7 +110,10 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     try:
         outcomes = graph.run(targets, force=force)
     except KeyboardInterrupt:
-        print("\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind", file=sys.stderr)
+        print(
+            "\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind",
+            file=sys.stderr,
+        )
         return 130
     except (LatexError, TemplateError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -13,6 +13,7 @@ optimizer that acts elementwise (SGD, Adam) therefore updates every model exactl
 it were trained alone.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ class BatchedMLP:
 def n_params(width: int, hidden_layers: int, d_in: int = 8, d_out: int = 8) -> int:
     """Number of weights and biases of one model of hidden width ``width``."""
     sizes = [d_in, *[width] * hidden_layers, d_out]
-    return sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
 
 
 def init(
@@ -65,12 +66,12 @@ def init(
     dev = dev or device()
     m_max = max(widths)
     padded = [d_in, *[m_max] * hidden_layers, d_out]
-    weights = [torch.zeros(len(widths), a, b, dtype=dtype) for a, b in zip(padded, padded[1:], strict=False)]
+    weights = [torch.zeros(len(widths), a, b, dtype=dtype) for a, b in itertools.pairwise(padded)]
     biases = [torch.zeros(len(widths), 1, b, dtype=dtype) for b in padded[1:]]
     for i, (width, seed) in enumerate(zip(widths, seeds, strict=True)):
         gen = torch.Generator().manual_seed(seed)
         sizes = [d_in, *[width] * hidden_layers, d_out]
-        for layer, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        for layer, (a, b) in enumerate(itertools.pairwise(sizes)):
             bound = 1 / a**0.5
             W = (torch.rand(b, a, generator=gen, dtype=torch.float64) * 2 - 1) * bound  # nn.Linear's (out, in)
             bias = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * bound

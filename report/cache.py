@@ -25,6 +25,7 @@ from typing import Any
 
 from report.paths import ROOT
 
+
 def _module_path(name: str, root: Path) -> Path | None:
     """File of module ``name`` inside the project at ``root``, or None (libraries, non-modules)."""
     base = root.joinpath(*name.split("."))

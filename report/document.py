@@ -87,7 +87,8 @@ def appendix(graph: "Graph") -> dict[str, Any]:
 
 def context(graph: "Graph") -> dict[str, Any]:
     ctx: dict[str, Any] = {
-        s.stem: s.present_module().context(s.compute_module().load(graph.data_dir(s.stem))) for s in graph.stages
+        s.stem: s.present_module().context(s.compute_module().load(graph.data_dir(s.stem)))
+        for s in graph.stages
     }
     ctx["stems"] = [s.stem for s in graph.stages]
     ctx["build"] = appendix(graph)

@@ -14,10 +14,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on build machines
 
-import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from report.cache import write_atomic  # noqa: E402
+from report.cache import write_atomic
 
 STYLE = {
     "font.size": 9,

@@ -6,6 +6,7 @@ TeX's message and a few lines of source around it, not the whole log.  After a s
 :func:`log_warnings` lists overfull boxes and undefined references for the builder to show.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -37,7 +38,8 @@ def run_latexmk(main_tex: Path, outdir: Path) -> Path:
         f"-outdir={outdir}",
         main_tex.name,
     ]
-    proc = subprocess.run(cmd, cwd=main_tex.parent, capture_output=True, text=True, check=False)
+    env = os.environ | {"max_print_line": "10000"}  # keep TeX from wrapping log lines at 79 characters
+    proc = subprocess.run(cmd, cwd=main_tex.parent, capture_output=True, text=True, check=False, env=env)
     log = outdir / main_tex.with_suffix(".log").name
     if proc.returncode != 0:
         text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr

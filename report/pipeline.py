@@ -100,7 +100,9 @@ class Graph:
     def _add_stage(self, stage: Stage) -> None:
         profiles = stage.compute_module().PROFILES
         if self.profile not in profiles:
-            raise KeyError(f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(profiles)})")
+            raise KeyError(
+                f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(profiles)})"
+            )
         config = profiles[self.profile]
         data_dir = self.data_dir(stage.stem)
         self._add(
@@ -125,7 +127,9 @@ class Graph:
                     config=None,
                     inputs=(stage.stem,),
                     outputs=(path,),
-                    action=lambda stage=stage, name=name, path=path: _make_figure(stage, name, data_dir, path),
+                    action=lambda stage=stage, name=name, path=path: _make_figure(
+                        stage, name, data_dir, path
+                    ),
                 )
             )
 
@@ -162,7 +166,9 @@ class Graph:
                 todo.extend(self.tasks[name].inputs)
         return [name for name in self.tasks if name in needed]
 
-    def run(self, targets: Iterable[str], force: Iterable[str] = (), log: Callable[[str], None] = print) -> list[Outcome]:
+    def run(
+        self, targets: Iterable[str], force: Iterable[str] = (), log: Callable[[str], None] = print
+    ) -> list[Outcome]:
         """Bring ``targets`` up to date; tasks in ``force`` run even when cached."""
         forced = set(force)
         outcomes = []
@@ -176,7 +182,10 @@ class Graph:
             seconds = time.perf_counter() - start
             task = self.tasks[name]
             cache.write_manifest(
-                self.manifest(name), self.key(name), task.outputs, {"seconds": round(seconds, 2), "seed": task.seed}
+                self.manifest(name),
+                self.key(name),
+                task.outputs,
+                {"seconds": round(seconds, 2), "seed": task.seed},
             )
             outcomes.append(Outcome(name, ran=True, seconds=seconds))
         return outcomes

@@ -42,6 +42,8 @@ def latex_escape(text: str) -> str:
 
 def finalize(value: Any) -> str:
     """Turn a template value into LaTeX, refusing values that were never formatted."""
+    if isinstance(value, jinja2.Undefined):
+        return str(value)  # StrictUndefined raises here, naming the missing variable
     if isinstance(value, Tex):
         return value
     if isinstance(value, str):
@@ -81,7 +83,9 @@ def render(name: str, context: dict[str, Any], templates: Path = TEMPLATES) -> s
     try:
         return environment(templates).get_template(name).render(context)
     except jinja2.TemplateSyntaxError as err:
-        raise TemplateError(f"{err.filename or name}:{err.lineno}: template syntax error: {err.message}") from err
+        raise TemplateError(
+            f"{err.filename or name}:{err.lineno}: template syntax error: {err.message}"
+        ) from err
     except (jinja2.UndefinedError, TypeError) as err:
         raise TemplateError(f"{_template_location(err, name)}: {err}") from err
 

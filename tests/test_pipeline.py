@@ -10,7 +10,9 @@ from report.pipeline import Graph
 
 
 def make_graph(project, stage, profile="quick"):
-    return Graph(profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates")
+    return Graph(
+        profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
+    )
 
 
 def ran(outcomes):
@@ -50,7 +52,9 @@ def test_a_changed_config_reruns(toy_project, toy_stage, monkeypatch):
     [
         pytest.param(lambda d: (d / "results.json").write_text("{truncated"), id="edited-output"),
         pytest.param(lambda d: shutil.rmtree(d), id="missing-output"),
-        pytest.param(lambda d: (d.parent.parent / "cache" / "toy.json").write_text("{"), id="corrupt-manifest"),
+        pytest.param(
+            lambda d: (d.parent.parent / "cache" / "toy.json").write_text("{"), id="corrupt-manifest"
+        ),
     ],
 )
 def test_a_corrupt_entry_is_recomputed(toy_project, toy_stage, corrupt):
@@ -79,7 +83,7 @@ def test_a_failing_task_leaves_the_previous_entry_intact(toy_project, toy_stage,
 
 
 def test_an_unknown_profile_names_the_available_ones(toy_project, toy_stage):
-    with pytest.raises(KeyError, match="has no profile 'huge'.*full, quick"):
+    with pytest.raises(KeyError, match=r"has no profile 'huge'.*full, quick"):
         make_graph(toy_project, toy_stage, profile="huge")
 
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Set up everything the project needs, idempotently (a second run takes seconds):
+#   1. TeX from Debian's packages, when latexmk or a needed LaTeX package is missing
+#      (apt-get, through sudo when not root; about 470 MiB, 1-2 minutes);
+#   2. a virtual environment .venv with the Python packages of pyproject.toml
+#      (reinstalled only when pyproject.toml changes).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+TEX_PACKAGES=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+  texlive-latex-extra texlive-pictures texlive-science lmodern cm-super-minimal poppler-utils)
+# One file per package that matters, so a partial TeX installation is noticed too.
+TEX_PROBES=(siunitx.sty cleveref.sty tikz.sty lmodern.sty booktabs.sty microtype.sty enumitem.sty)
+
+tex_ready() {
+  command -v latexmk >/dev/null && command -v pdftotext >/dev/null || return 1
+  for f in "${TEX_PROBES[@]}"; do kpsewhich "$f" >/dev/null || return 1; done
+}
+
+if ! tex_ready; then
+  echo "setup: installing TeX (${TEX_PACKAGES[*]})"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${TEX_PACKAGES[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.pyproject.sha256"
+if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+  echo "setup: installing Python packages into .venv"
+  # The project's dependencies and its dependency groups, read from pyproject.toml.
+  .venv/bin/python - > .venv/requirements.txt <<'PY'
+import tomllib
+
+data = tomllib.load(open("pyproject.toml", "rb"))
+groups = data.get("dependency-groups", {})
+
+
+def expand(items):
+    for item in items:
+        if isinstance(item, dict):
+            yield from expand(groups[item["include-group"]])
+        else:
+            yield item
+
+
+print("\n".join([*data["project"]["dependencies"], *expand(groups.get("dev", []))]))
+PY
+  .venv/bin/python -m pip install -q -r .venv/requirements.txt
+  sha256sum pyproject.toml > "$stamp"
+fi
+echo "setup: ready (.venv and TeX are in place)"

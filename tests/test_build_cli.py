@@ -1,0 +1,103 @@
+"""The command line, driven through ``build.main([...])`` on a toy project."""
+
+import shutil
+
+import pytest
+
+import build
+from report.pipeline import Graph
+
+
+@pytest.fixture
+def cli(toy_project, toy_stage, monkeypatch):
+    """``build.main`` wired to the toy project instead of the real stages."""
+
+    def graph(profile):
+        return Graph(
+            profile,
+            stages=(toy_stage,),
+            project=toy_project,
+            out=toy_project / "build",
+            templates=toy_project / "templates",
+        )
+
+    monkeypatch.setattr(build, "Graph", graph)
+    return toy_project
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--figure", "nope"], "unknown figure(s) nope; valid names: toy_fig", id="unknown-figure"
+        ),
+        pytest.param(
+            ["--force", "nope"], "unknown task(s) nope; valid names: toy, toy_fig", id="unknown-task"
+        ),
+        pytest.param(["--profile", "huge"], "invalid choice: 'huge'", id="unknown-profile"),
+        pytest.param(["--verify", "--list"], "not allowed with argument", id="exclusive"),
+    ],
+)
+def test_bad_arguments_exit_with_a_clear_message(cli, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        build.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_figure_regenerates_only_that_figure(cli, capsys):
+    assert build.main(["--figure", "toy_fig"]) == 0
+    out = capsys.readouterr().out
+    assert "[run] toy\n" in out and "[run] toy_fig" in out and "[run] report" not in out
+    assert (cli / "build" / "figures" / "toy_fig.pdf").exists()
+    assert build.main(["--figure", "toy_fig"]) == 0  # forced again, data cached
+    out = capsys.readouterr().out
+    assert "[run] toy_fig" in out and "[run] toy\n" not in out
+
+
+def test_list_shows_states(cli, capsys):
+    build.main(["--figure", "toy_fig"])
+    capsys.readouterr()
+    assert build.main(["--list"]) == 0
+    lines = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    assert lines == {"toy": "cached", "toy_fig": "cached", "verification": "stale", "report": "stale"}
+
+
+def test_verify_prints_a_table_and_fails_on_a_failed_check(cli, capsys, toy_stage, monkeypatch):
+    assert build.main(["--verify"]) == 0
+    assert "toy sum" in capsys.readouterr().out
+    from report.checks import Check
+
+    monkeypatch.setattr(toy_stage.compute_module(), "check", lambda: [Check("wrong", "m", 1.0, 0.1)])
+    assert build.main(["--verify"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_a_broken_template_is_reported_in_one_line(cli, capsys):
+    (cli / "templates" / "sections" / "toy.tex.j2").write_text("\\VAR{toy.missing}\n")
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "toy.tex.j2:1" in err and "has no attribute 'missing'" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.latex
+def test_a_latex_error_keeps_the_last_good_pdf(cli, capsys):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    assert build.main([]) == 0
+    pdf = cli / "build" / "report.pdf"
+    good = pdf.read_bytes()
+    section = cli / "templates" / "sections" / "toy.tex.j2"
+    section.write_text(section.read_text() + "\\includegraphics{no-such-file}\n")
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "sections/toy.tex:7" in err and "no-such-file" in err and len(err.splitlines()) < 10
+    assert pdf.read_bytes() == good
+
+
+def test_missing_latexmk_says_how_to_install(cli, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "latexmk was not found" in err and "./setup.sh" in err
