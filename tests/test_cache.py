@@ -1,0 +1,52 @@
+"""Cache keys follow the sources; writes are atomic."""
+
+import os
+
+import pytest
+
+from report import cache
+
+
+def test_source_closure_follows_project_imports_transitively(toy_project):
+    files = {
+        p.relative_to(toy_project).as_posix() for p in cache.source_closure(["toypkg.compute"], toy_project)
+    }
+    assert files == {"toypkg/__init__.py", "toypkg/compute.py", "toypkg/helper.py"}
+
+
+def test_the_key_changes_with_config_source_and_inputs_only(toy_project):
+    def key(config=1, inputs=("k",)):
+        return cache.task_key("t", {"n": config}, ["toypkg.compute"], [], inputs, toy_project)
+
+    base = key()
+    assert key() == base
+    assert key(config=2) != base
+    assert key(inputs=("other",)) != base
+    (toy_project / "toypkg" / "helper.py").write_text("SCALE = 3\n")
+    assert key() != base
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+
+    def broken_fdopen(fd, mode):
+        os.close(fd)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache.os, "fdopen", broken_fdopen)
+    with pytest.raises(OSError, match="disk full"):
+        cache.write_atomic(target, b"new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_is_valid_needs_the_recorded_key_and_unchanged_outputs(tmp_path):
+    out = tmp_path / "figure.pdf"
+    out.write_bytes(b"%PDF-1")
+    manifest = tmp_path / "manifest.json"
+    cache.write_manifest(manifest, "abc", [out], {})
+    assert cache.is_valid(manifest, "abc", [out])
+    assert not cache.is_valid(manifest, "abd", [out])
+    out.write_bytes(b"%PDF-2")
+    assert not cache.is_valid(manifest, "abc", [out])

@@ -1,0 +1,61 @@
+"""The real report, built from the quick profile, read back from the PDF."""
+
+import re
+import shutil
+
+import pytest
+from pypdf import PdfReader
+
+import build
+from report import pipeline
+from report.stages import STAGES
+
+pytestmark = [pytest.mark.latex, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def quick_build(tmp_path_factory):
+    """Build the quick profile into a temporary directory; return (graph, PDF text)."""
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    out = tmp_path_factory.mktemp("quick")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "build_dir", lambda profile: out)
+        assert build.main(["--profile", "quick"]) == 0
+        graph = pipeline.Graph("quick")
+    text = "\n".join(page.extract_text() for page in PdfReader(out / "report.pdf").pages)
+    text = re.sub(r"\s+", " ", text.replace("\u2212", "-"))
+    return graph, text
+
+
+def test_every_stage_has_its_section_and_every_figure_is_built(quick_build):
+    graph, text = quick_build
+    for stage in STAGES:
+        assert (graph.data_dir(stage.stem) / ".." / ".." / "cache" / f"{stage.stem}.json").exists()
+    for name in graph.figures():
+        assert graph.figure_path(name).read_bytes().startswith(b"%PDF")
+    for heading in ("Reproducibility", "Verification of the derivations"):
+        assert heading in text
+
+
+def test_the_appendix_lists_every_task_with_its_key(quick_build):
+    graph, text = quick_build
+    for name, task in graph.tasks.items():
+        if task.kind != "document":
+            assert graph.key(name)[:12] in text.replace(" ", ""), name
+
+
+def test_all_checks_pass_in_the_pdf(quick_build):
+    _, text = quick_build
+    match = re.search(r"(\d+) of (\d+) checks pass", text)
+    assert match is not None
+    assert match[1] == match[2]
+    assert int(match[2]) >= 10
+
+
+def test_a_second_build_runs_nothing(quick_build, monkeypatch, capsys):
+    graph, _ = quick_build
+    monkeypatch.setattr(pipeline, "build_dir", lambda profile: graph.root)
+    capsys.readouterr()
+    assert build.main(["--profile", "quick"]) == 0
+    assert "0 task(s) ran" in capsys.readouterr().out
