@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     training = replace(config.training, tol=0.0, lr_min=0.0, max_epochs=args.epochs)  # no early stop
     X, Y = make_data(config.n_train[0], config.sample_seed + config.n_train[0])
     widths, seeds = list(config.widths), list(config.seeds)
-    print(f"{len(widths)} widths x {len(seeds)} seeds, N={len(X)}, {args.epochs} epochs, {args.threads} threads")
+    print(
+        f"{len(widths)} widths x {len(seeds)} seeds, N={len(X)}, {args.epochs} epochs, {args.threads} threads"
+    )
 
     start = time.perf_counter()
     for w in widths:
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     naive = time.perf_counter() - start
 
     start = time.perf_counter()
-    for group in dd.buckets(widths, config.bucket_ratio):
+    for group in dd.buckets(widths, config.bucket_ratio, config.bucket_floor):
         pairs = [(w, s) for w in group for s in seeds]
         model = batched_mlp.init([w for w, _ in pairs], [s for _, s in pairs], dd.HIDDEN_LAYERS)
         dd.train_batched(model, X, Y, training)

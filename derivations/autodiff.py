@@ -141,57 +141,57 @@ def derive(config: Config = Config()) -> dict[str, Any]:
 # --- TikZ --------------------------------------------------------------------------------
 
 
-def layout(graph: list[Node], gap: float = 1.6) -> dict[sp.Symbol, tuple[int, float]]:
-    """Layered layout: column = longest path from an input; row = mean of the parents' rows.
+def layout(graph: list[Node], gap: float = 3.0) -> dict[sp.Symbol, tuple[float, int]]:
+    """Layered layout, top to bottom: layer = longest path from an input, x = mean of the parents' x.
 
-    Nodes of one column are pushed apart to at least ``gap`` (in cm), top to bottom.
+    Nodes of one layer are pushed apart to at least ``gap`` (in cm), left to right.
+    Returns (x, layer) per symbol.
     """
-    column: dict[sp.Symbol, int] = {}
+    layer: dict[sp.Symbol, int] = {}
     for node in graph:
-        column[node.symbol] = 1 + max((column[p] for p in node.parents), default=-1)
+        layer[node.symbol] = 1 + max((layer[p] for p in node.parents), default=-1)
     n_inputs = sum(1 for node in graph if not node.parents)
-    row: dict[sp.Symbol, float] = {}
-    for c in range(max(column.values()) + 1):
-        layer = [n for n in graph if column[n.symbol] == c]
+    x: dict[sp.Symbol, float] = {}
+    for k in range(max(layer.values()) + 1):
+        nodes = [n for n in graph if layer[n.symbol] == k]
         wanted = {
-            n.symbol: (
-                sum(row[p] for p in n.parents) / len(n.parents)
-                if n.parents
-                else gap * (n_inputs - 1) / 2 - gap * i
-            )
-            for i, n in enumerate(layer)
+            n.symbol: sum(x[p] for p in n.parents) / len(n.parents)
+            if n.parents
+            else gap * (i - (n_inputs - 1) / 2)
+            for i, n in enumerate(nodes)
         }
-        previous = float("inf")
-        for symbol in sorted(wanted, key=lambda s: -wanted[s]):
-            row[symbol] = previous = min(wanted[symbol], previous - gap)
-    return {s: (column[s], row[s]) for s in column}
+        previous = -float("inf")
+        for symbol in sorted(wanted, key=wanted.__getitem__):
+            x[symbol] = previous = max(wanted[symbol], previous + gap)
+    return {s: (x[s], layer[s]) for s in layer}
 
 
-def tikz(graph: list[Node], dx: float = 2.3, max_label: int = 24) -> str:
+def tikz(graph: list[Node], dy: float = 1.5, max_label: int = 24) -> str:
     """A ``tikzpicture`` of the graph: nodes ``v_i = op``, edges labelled with local partials.
 
-    A partial whose LaTeX is longer than ``max_label`` characters is shown as the symbol
-    ∂v_j/∂v_i instead (the forward table lists it in full).
+    Inputs at the top, the output at the bottom.  A partial whose LaTeX is longer than
+    ``max_label`` characters is shown as the symbol ∂v_j/∂v_i instead (the forward table
+    lists it in full).
     """
     position = layout(graph)
     lines = [
         (
             r"\begin{tikzpicture}[>={Stealth[length=2mm]}, font=\small,"
-            r" var/.style={draw, rounded corners, inner sep=2pt, fill=black!4},"
-            r" lab/.style={font=\scriptsize, fill=white, inner sep=1pt}]"
+            r" var/.style={draw, rounded corners, inner sep=3pt, fill=black!4},"
+            r" lab/.style={font=\footnotesize, fill=white, inner sep=1pt}]"
         )
     ]
     for node in graph:
-        col, row = position[node.symbol]
+        x, k = position[node.symbol]
         text = latex(node.symbol) if not node.parents else f"{latex(node.symbol)} = {latex(node.op)}"
-        lines.append(rf"\node[var] ({node.symbol.name}) at ({col * dx:.2f}, {row:.2f}) {{${text}$}};")
+        lines.append(rf"\node[var] ({node.symbol.name}) at ({x:.2f}, {-k * dy:.2f}) {{${text}$}};")
     for node in graph:
         for parent in node.parents:
             label = latex(node.partial(parent))
             if len(label) > max_label:
                 label = rf"\partial {latex(node.symbol)} / \partial {latex(parent)}"
             lines.append(
-                rf"\draw[->] ({parent.name}) -- node[lab, midway] {{${label}$}} ({node.symbol.name});"
+                rf"\draw[->] ({parent.name}) -- node[lab, pos=0.45] {{${label}$}} ({node.symbol.name});"
             )
     lines.append(r"\end{tikzpicture}")
     return "\n".join(lines)
@@ -209,6 +209,7 @@ class Results:
     adjoints: list[dict[str, Any]]  # backward rows, reverse topological order
     gradients: list[dict[str, Any]]  # ∂z/∂a, ∂z/∂b: exact LaTeX and value
     torch_error: float  # largest |engine - torch.autograd| over both partials
+    torch_tolerance: float
 
 
 def run(config: Config) -> Results:
@@ -222,7 +223,7 @@ def run(config: Config) -> Results:
             "value": float(values[n.symbol]),
             "partials": [
                 {
-                    "name": rf"\frac{{\partial {latex(n.symbol)}}}{{\partial {latex(p)}}}",
+                    "name": rf"\partial {latex(n.symbol)} / \partial {latex(p)}",
                     "symbolic": latex(n.partial(p)),
                     "value": float(n.partial(p).subs(values)),
                 }
@@ -253,7 +254,16 @@ def run(config: Config) -> Results:
     torch_error = max(
         c.error for c in gradient_checks(d["gradient"], d["gradient_symbolic"], config) if "torch" in c.method
     )
-    return Results(asdict(config), latex(z_expression()), tikz(graph), nodes, rows, gradients, torch_error)
+    return Results(
+        asdict(config),
+        latex(z_expression()),
+        tikz(graph),
+        nodes,
+        rows,
+        gradients,
+        torch_error,
+        TORCH_TOLERANCE,
+    )
 
 
 def save(results: Results, directory: Path) -> None:

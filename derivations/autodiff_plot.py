@@ -5,19 +5,26 @@ typeset by LaTeX with the report's fonts rather than saved as a figure file.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 
-from derivations.autodiff import TORCH_TOLERANCE, Results
 from report.fmt import integer, num, tex
 
-FIGURES: dict[str, Callable[[Results], Figure]] = {}
+if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
+    from derivations.autodiff import Results
+
+FIGURES: dict[str, Callable[["Results"], Figure]] = {}
 
 SIG = 6  # significant digits of the tables' decimals
 
 
-def context(results: Results) -> dict[str, Any]:
+def decimal(x: float) -> str:
+    """An integral value as an integer, anything else with ``SIG`` significant digits."""
+    return integer(int(x)) if float(x).is_integer() else num(x, SIG)
+
+
+def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/autodiff.tex.j2``."""
     return {
         "a": integer(results.config["a"]),
@@ -28,9 +35,9 @@ def context(results: Results) -> dict[str, Any]:
             {
                 "symbol": tex(n["symbol"]),
                 "definition": tex(n["definition"]),
-                "value": num(n["value"], SIG),
+                "value": decimal(n["value"]),
                 "partials": [
-                    {"name": tex(p["name"]), "symbolic": tex(p["symbolic"]), "value": num(p["value"], SIG)}
+                    {"name": tex(p["name"]), "symbolic": tex(p["symbolic"]), "value": decimal(p["value"])}
                     for p in n["partials"]
                 ],
             }
@@ -41,7 +48,7 @@ def context(results: Results) -> dict[str, Any]:
                 "symbol": tex(r["symbol"]),
                 "terms": tex(r["terms"]),
                 "substituted": tex(r["substituted"]),
-                "value": num(r["value"], SIG),
+                "value": decimal(r["value"]),
             }
             for r in results.adjoints
         ],
@@ -50,6 +57,6 @@ def context(results: Results) -> dict[str, Any]:
             for g in results.gradients
         ],
         "torch_error": num(results.torch_error, 2),
-        "torch_tolerance": num(TORCH_TOLERANCE, 1),
+        "torch_tolerance": num(results.torch_tolerance, 1),
         "n_nodes": integer(sum(1 for n in results.nodes if n["partials"])),
     }

@@ -9,7 +9,8 @@ printer is a small :class:`sympy.printing.latex.LatexPrinter` subclass in the wa
 
 from typing import Any
 
-from sympy import Basic
+from sympy import Basic, Derivative, MatMul, Symbol
+from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 
 
@@ -17,7 +18,9 @@ class ReportPrinter(LatexPrinter):
     """SymPy's LaTeX printer with the report's conventions.
 
     * natural logarithm written ``\\log`` (the assignment's notation), products by juxtaposition;
-    * matrix transpose as ``^{\\top}`` and the Hadamard product as ``\\odot``.
+    * matrix transpose as ``^{\\top}`` and the Hadamard product as ``\\odot``;
+    * a rational factor of a matrix product without parentheses;
+    * a derivative of an undefined function at a point with primes, ``\\psi''\\left(b + w x\\right)``.
     """
 
     _default_settings: dict[str, Any] = {  # noqa: RUF012 (overrides the parent's class attribute)
@@ -30,6 +33,27 @@ class ReportPrinter(LatexPrinter):
     def _print_Transpose(self, expr: Basic) -> str:
         # SymPy decides the parentheses; only the mark differs.
         return super()._print_Transpose(expr).removesuffix("^{T}") + r"^{\top}"
+
+    def _print_MatMul(self, expr: Basic) -> str:
+        # a positive rational factor is written in front without parentheses: \frac{1}{2} e^{\top} e
+        coeff, matrices = expr.as_coeff_matrices()
+        if coeff.is_Rational and coeff > 0 and coeff != 1:
+            return f"{self._print(coeff)} {super()._print_MatMul(MatMul(*matrices))}"
+        return super()._print_MatMul(expr)
+
+    def _print_Subs(self, expr: Basic) -> str:
+        # f'(w x + b) rather than d/dξ f(ξ)|_{ξ = w x + b}, for an undefined function f of one variable
+        body, (old, *more), (new, *_) = expr.args
+        if (
+            isinstance(body, Derivative)
+            and not more
+            and isinstance(body.expr, AppliedUndef)
+            and body.expr.args == (old,)
+        ):
+            n = body.derivative_count
+            marks = "'" * n if n <= 3 else f"^{{({n})}}"
+            return rf"{self._print(Symbol(body.expr.func.__name__))}{marks}\left({self._print(new)}\right)"
+        return super()._print_Subs(expr)
 
     def _print_HadamardProduct(self, expr: Basic) -> str:
         return super()._print_HadamardProduct(expr).replace(r" \circ ", r" \odot ")

@@ -73,7 +73,8 @@ def init(
         sizes = [d_in, *[width] * hidden_layers, d_out]
         for layer, (a, b) in enumerate(itertools.pairwise(sizes)):
             bound = 1 / a**0.5
-            W = (torch.rand(b, a, generator=gen, dtype=torch.float64) * 2 - 1) * bound  # nn.Linear's (out, in)
+            # nn.Linear's layout (out, in) and draw order: weight, then bias
+            W = (torch.rand(b, a, generator=gen, dtype=torch.float64) * 2 - 1) * bound
             bias = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * bound
             weights[layer][i, :a, :b] = W.T.to(dtype)
             biases[layer][i, 0, :b] = bias.to(dtype)

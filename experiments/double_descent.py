@@ -18,10 +18,13 @@ calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
 """
 
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +55,17 @@ class Training:
     min_improvement: float = 0.01  # a plateau: < 1 % decrease of the training MSE per check
     lr_min: float = 1e-6  # converged when the rate decayed below this (the loss has plateaued)
     tol: float = 1e-7  # converged when the training MSE is below this (interpolation)
-    max_epochs: int = 40_000  # safety cap; the report states how many models hit it
+    max_epochs: int = 20_000  # cap (time budget); the report states which models hit it and their loss
 
 
 @dataclass(frozen=True)
 class Config:
     widths: tuple[int, ...] = (
-        *range(2, 12, 2),
-        *range(12, 41),
-        *(44, 48, 50, 56, 64, 72, 80, 90, 100, 125, 150, 175, 200),
-    )  # dense around the thresholds M ~ 20 (N = 100) and M ~ 32 (N = 200)
+        *range(2, 17, 2),
+        *range(17, 27),
+        *range(28, 41, 2),
+        *(45, 50, 60, 80, 100, 140, 200),
+    )  # dense around the thresholds M ~ 21 (N = 100) and M ~ 32 (N = 200), where M^2 + 18M + 8 ~ 8N
     seeds: tuple[int, ...] = (0, 1, 2)  # initialisation seeds per width
     n_train: tuple[int, ...] = (100, 200)  # training-set sizes; the first is the assignment's N
     n_test: int = 10_000  # independent test points
@@ -69,7 +73,9 @@ class Config:
     interp_tol: float = 1e-4  # "training loss ~ 0": interpolating if the median final MSE is below this
     over_width: int = 100  # item (d): the clearly overparameterised width (in `widths`)
     sample_seed: int = 100  # training sets use sample_seed + N, the test set sample_seed
-    bucket_ratio: float = 1.3  # widths padded together differ by at most this factor
+    bucket_ratio: float = 1.3  # widths padded together differ by at most this factor ...
+    workers: int = 2  # processes on a CPU, one per training-set size (1: all in this process)
+    bucket_floor: int = 16  # ... or are all at most this: tiny models are overhead-bound, padding is free
     training: Training = field(default_factory=Training)
     seed: int = 0  # unused offset kept for the stage contract; seeds above fix all randomness
 
@@ -80,6 +86,7 @@ PROFILES = {
         widths=(4, 10, 20, 50, 100),
         seeds=(0,),
         n_test=1000,
+        workers=1,
         training=Training(lr0=1e-2, patience=50, max_epochs=300),
     ),
 }
@@ -101,21 +108,24 @@ class Results:
     process: DataProcess
     r_t: float  # theoretical optimal test error
     r_t_empirical: float  # test MSE of the true g on the test set
+    signal_var: float  # Var g_j(x), averaged over the outputs j, on the test set
     sweeps: tuple[Sweep, ...]  # one per config.n_train
     curve_epochs: np.ndarray  # (T,) epochs at which the (b) histories were sampled (1-based)
     curves: np.ndarray  # (n_curve_widths, n_seeds, T) training MSE, NaN after convergence
     seconds: float  # wall-clock time of run()
 
 
-def buckets(widths: Sequence[int], ratio: float) -> list[list[int]]:
-    """Split sorted distinct ``widths`` into groups whose max/min is at most ``ratio``.
+def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
+    """Split sorted distinct ``widths`` into groups whose max/min is at most ``ratio`` or max at most ``floor``.
 
     >>> buckets([2, 4, 10, 11, 12, 13, 30], 1.3)
     [[2], [4], [10, 11, 12, 13], [30]]
+    >>> buckets([2, 4, 10, 11, 12, 13, 30], 1.3, floor=10)
+    [[2, 4, 10], [11, 12, 13], [30]]
     """
     groups: list[list[int]] = []
     for width in sorted(set(widths)):
-        if groups and width <= ratio * groups[-1][0]:
+        if groups and (width <= ratio * groups[-1][0] or width <= floor):
             groups[-1].append(width)
         else:
             groups.append([width])
@@ -123,7 +133,11 @@ def buckets(widths: Sequence[int], ratio: float) -> list[list[int]]:
 
 
 def train_batched(
-    model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor, training: Training, progress: tqdm | None = None
+    model: batched_mlp.BatchedMLP,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    training: Training,
+    progress: tqdm | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train every model of ``model`` in place on ``(X, Y)`` until each has converged.
 
@@ -138,39 +152,50 @@ def train_batched(
     epochs : Tensor of shape (n_models,)
         Updates applied to each model.
     """
-    params = model.parameters()
+    params = model.parameters()  # all 3-D: (n_models, rows, cols)
     n, dev = model.n_models, X.device
-    m = [torch.zeros_like(p) for p in params]
-    v = [torch.zeros_like(p) for p in params]
+    sizes = [p[0].numel() for p in params]
+    # One flat leaf (n_models, n_params_max) with the layers as views: Adam is then a handful of
+    # tensor operations per epoch instead of a handful per layer (the loop is overhead-bound).
+    flat = torch.cat([p.detach().reshape(n, -1) for p in params], 1).requires_grad_()
+    layers = len(model.weights)
+
+    def view(flat: torch.Tensor) -> batched_mlp.BatchedMLP:
+        parts = [c.view(p.shape) for c, p in zip(flat.split(sizes, 1), params, strict=True)]
+        return batched_mlp.BatchedMLP(parts[:layers], parts[layers:], model.mask, model.widths)
+
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
     lr = torch.full((n,), training.lr0, dtype=torch.float64, device=dev)
     last = torch.full((n,), torch.inf, dtype=X.dtype, device=dev)
     done = torch.zeros(n, dtype=torch.bool, device=dev)
     epochs = torch.zeros(n, dtype=torch.long, device=dev)
     history = torch.full((training.max_epochs, n), torch.nan, dtype=X.dtype, device=dev)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
+    t = 0
     for t in range(1, training.max_epochs + 1):
-        loss = batched_mlp.mse(batched_mlp.forward(model, X), Y)  # (n_models,)
+        loss = batched_mlp.mse(batched_mlp.forward(view(flat), X), Y)  # (n_models,)
         if t % training.patience == 0:
             stalled = loss.detach() > (1 - training.min_improvement) * last
             lr = torch.where(stalled & ~done, lr * training.factor, lr)
             last = loss.detach().clone()
         done |= (loss.detach() < training.tol) | (lr < training.lr_min)
         lr = lr.masked_fill(done, 0.0)
-        history[t - 1] = loss.detach().masked_fill(done, torch.nan)
         if bool(done.all()):
-            return history[: t - 1], epochs
+            break
+        history[t - 1] = loss.detach().masked_fill(done, torch.nan)
         epochs += (~done).long()
-        grads = torch.autograd.grad(loss.sum(), params)  # sum of per-model losses: per-model gradients
+        (grad,) = torch.autograd.grad(loss.sum(), flat)  # sum of per-model losses: per-model gradients
         with torch.no_grad():
-            bias1, bias2 = 1 - beta1**t, 1 - beta2**t
-            for p, g, m_p, v_p in zip(params, grads, m, v, strict=True):
-                m_p.lerp_(g, 1 - beta1)
-                v_p.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                step = (lr / bias1).to(p.dtype).view(-1, *[1] * (p.dim() - 1))  # (n_models, 1, 1)
-                p.addcdiv_(m_p * step, v_p.sqrt() / bias2**0.5 + eps, value=-1)
+            m.lerp_(grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            step = (lr / (1 - beta1**t)).to(flat.dtype).unsqueeze(1)  # (n_models, 1)
+            flat.addcdiv_(m * step, v.sqrt() / (1 - beta2**t) ** 0.5 + eps, value=-1)
         if progress is not None:
             progress.update(1)
-    return history, epochs
+    with torch.no_grad():
+        for p, trained in zip(params, view(flat).parameters(), strict=True):
+            p.copy_(trained)
+    return history[: t - 1] if bool(done.all()) else history, epochs
 
 
 def train_sequential(
@@ -180,7 +205,9 @@ def train_sequential(
 
     Returns the trained network and its training MSE before each update.
     """
-    net = batched_mlp.to_sequential(batched_mlp.init([width], [seed], HIDDEN_LAYERS, dtype=X.dtype, dev=X.device), 0)
+    net = batched_mlp.to_sequential(
+        batched_mlp.init([width], [seed], HIDDEN_LAYERS, dtype=X.dtype, dev=X.device), 0
+    )
     opt = torch.optim.Adam(net.parameters(), lr=training.lr0)
     lr, last, history = training.lr0, float("inf"), []
     for t in range(1, training.max_epochs + 1):
@@ -207,21 +234,24 @@ def sweep(
     data: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     config: Config,
+    position: int = 0,
 ) -> tuple[Sweep, dict[int, np.ndarray]]:
     """Train every (width, seed) on ``data`` bucket by bucket; return final losses and histories.
 
     The histories (keyed by width, each (n_seeds, epochs_run)) are kept for
-    ``config.curve_widths`` only.
+    ``config.curve_widths`` only; ``position`` places the progress bar.
     """
     X, Y = data
     shape = (len(widths), len(seeds))
     train, test_mse, epochs = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
     histories: dict[int, np.ndarray] = {}
-    for group in buckets(widths, config.bucket_ratio):
+    for group in buckets(widths, config.bucket_ratio, config.bucket_floor):
         pairs = [(w, s) for w in group for s in seeds]
         model = batched_mlp.init([w for w, _ in pairs], [s for _, s in pairs], HIDDEN_LAYERS, dev=X.device)
         label = f"N={len(X)} M={group[0]}..{group[-1]}"
-        with tqdm(total=config.training.max_epochs, desc=label, leave=False, mininterval=1.0) as bar:
+        with tqdm(
+            total=config.training.max_epochs, desc=label, position=position, leave=False, mininterval=1.0
+        ) as bar:
             history, ran = train_batched(model, X, Y, config.training, bar)
         with torch.no_grad():
             final_train = batched_mlp.mse(batched_mlp.forward(model, X), Y)
@@ -241,31 +271,50 @@ def log_epochs(n_epochs: int, points: int = 400) -> np.ndarray:
     return np.unique(np.geomspace(1, n_epochs, points).round().astype(np.int64))
 
 
+def sweep_size(n: int, config: Config, process: DataProcess, position: int = 0) -> tuple[Sweep, dict]:
+    """Draw the training set of size ``n`` and the test set, and run :func:`sweep` on one thread.
+
+    One intra-op thread because every tensor here is tiny: the loop is bound by per-operation
+    overhead, and two OpenMP threads sharing a core with other work run ~10x slower, not faster.
+    The two cores are used instead by running the training-set sizes in parallel processes.
+    """
+    torch.set_num_threads(1)
+    dev = batched_mlp.device()
+    test = tuple(t.to(dev) for t in make_data(config.n_test, config.sample_seed, process))
+    data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process))
+    return sweep(list(config.widths), config.seeds, data, test, config, position)
+
+
 def run(config: Config) -> Results:
     """Run the sweeps for every training-set size of ``config`` (see the module docstring)."""
-    start = time.perf_counter()
-    process, dev = DataProcess(), batched_mlp.device()
-    X_test, Y_test = (t.to(dev) for t in make_data(config.n_test, config.sample_seed, process))
-    r_t_empirical = batched_mlp.mse(teacher(X_test, process), Y_test).item()
-    sweeps, curves = [], None
-    for n in config.n_train:
-        data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process))
-        result, histories = sweep(list(config.widths), config.seeds, data, (X_test, Y_test), config)
-        sweeps.append(result)
-        if curves is None:
-            longest = max(h.shape[1] for h in histories.values())
-            curve_epochs = log_epochs(longest)
-            curves = np.full((len(config.curve_widths), len(config.seeds), len(curve_epochs)), np.nan)
-            for i, w in enumerate(config.curve_widths):
-                ran = histories[w].shape[1]
-                keep = curve_epochs <= ran
-                curves[i, :, keep] = histories[w][:, curve_epochs[keep] - 1].T
+    start, threads, process = time.perf_counter(), torch.get_num_threads(), DataProcess()
+    sizes = config.n_train
+    try:
+        if config.workers > 1 and batched_mlp.device().type == "cpu":
+            context = multiprocessing.get_context("spawn")  # fork after torch's thread pool started can hang
+            with ProcessPoolExecutor(min(config.workers, len(sizes)), mp_context=context) as pool:
+                outcomes = list(
+                    pool.map(sweep_size, sizes, repeat(config), repeat(process), range(len(sizes)))
+                )
+        else:
+            outcomes = [sweep_size(n, config, process, k) for k, n in enumerate(sizes)]
+    finally:
+        torch.set_num_threads(threads)
+    histories = outcomes[0][1]  # item (b) uses the first training set
+    curve_epochs = log_epochs(max(h.shape[1] for h in histories.values()))
+    curves = np.full((len(config.curve_widths), len(config.seeds), len(curve_epochs)), np.nan)
+    for i, w in enumerate(config.curve_widths):
+        keep = curve_epochs <= histories[w].shape[1]
+        curves[i][:, keep] = histories[w][:, curve_epochs[keep] - 1]
+    X_test, Y_test = make_data(config.n_test, config.sample_seed, process, dtype=torch.float64)
+    g = teacher(X_test, process)
     return Results(
         config=config,
         process=process,
         r_t=optimal_test_error(process),
-        r_t_empirical=r_t_empirical,
-        sweeps=tuple(sweeps),
+        r_t_empirical=batched_mlp.mse(g, Y_test).item(),
+        signal_var=g.var(0).mean().item(),
+        sweeps=tuple(sweep for sweep, _ in outcomes),
         curve_epochs=curve_epochs,
         curves=curves,
         seconds=time.perf_counter() - start,
@@ -302,6 +351,7 @@ def save(results: Results, directory: Path) -> None:
         "process": asdict(results.process),
         "r_t": results.r_t,
         "r_t_empirical": results.r_t_empirical,
+        "signal_var": results.signal_var,
         "seconds": results.seconds,
     }
     io.save_json(meta, directory)
@@ -314,12 +364,15 @@ def load(directory: Path) -> Results:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "training"},
         training=Training(**raw["training"]),
     )
-    sweeps = tuple(Sweep(n, arrays[f"train_{n}"], arrays[f"test_{n}"], arrays[f"epochs_{n}"]) for n in config.n_train)
+    sweeps = tuple(
+        Sweep(n, arrays[f"train_{n}"], arrays[f"test_{n}"], arrays[f"epochs_{n}"]) for n in config.n_train
+    )
     return Results(
         config=config,
         process=DataProcess(**meta["process"]),
         r_t=meta["r_t"],
         r_t_empirical=meta["r_t_empirical"],
+        signal_var=meta["signal_var"],
         sweeps=sweeps,
         curve_epochs=arrays["curve_epochs"],
         curves=arrays["curves"],

@@ -1,0 +1,147 @@
+"""Presentation of Exercise 3 (initialization): the two figures and the template values.
+
+Figures: ``init_variance_depth`` (pre-activation variance across depth for three σ²,
+Monte Carlo against the recursion) and ``init_random_functions`` (random initial functions
+of the one-hidden-layer tanh network for several σ², with the roughness statistic).
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from report.fmt import integer, num, tex
+
+if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
+    from derivations.initialization import Results
+
+
+def theory_depth(results: "Results") -> np.ndarray:
+    """Var[z^(l)] = M σ² (M σ²/2)^(l−1) with σ² = factor · 2/M: 2 · factor^l. Shape (factors, depth)."""
+    layers = np.arange(1, results.config["depth"] + 1)
+    return np.array([2 * f**layers for f in results.config["depth_factors"]])
+
+
+def plot_variance_depth(results: "Results") -> Figure:
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    layers = np.arange(1, results.config["depth"] + 1)
+    mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
+    for i, (factor, theory) in enumerate(
+        zip(results.config["depth_factors"], theory_depth(results), strict=True)
+    ):
+        color = f"C{i}"
+        ax.plot(layers, theory, "--", color=color, lw=1)
+        ax.errorbar(
+            layers,
+            mean[i],
+            yerr=results.tolerance_se * se[i],
+            fmt="o",
+            ms=3.5,
+            color=color,
+            capsize=2,
+            label=rf"$\sigma^2 = {factor:g}\cdot 2/M$",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel(r"layer $l$")
+    ax.set_ylabel(r"$\mathrm{Var}[z^{(l)}]$")
+    ax.set_xticks(layers[:: max(1, len(layers) // 10)])
+    handles, labels = ax.get_legend_handles_labels()
+    (line,) = ax.plot([], [], "--", color="gray", lw=1)
+    ax.legend([*handles, line], [*labels, "recursion (exact)"], fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3, which="major")
+    return fig
+
+
+def plot_random_functions(results: "Results") -> Figure:
+    sigmas = results.config["sigma2_e"]
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(6.4, 2.5), sharey=True, layout="constrained")
+    grid = results.arrays["grid"]
+    for ax, s, fs, r in zip(axes, sigmas, results.arrays["shown_f"], results.roughness, strict=True):
+        for f in fs:
+            ax.plot(grid, f, lw=0.9)
+        rough = r["roughness"]
+        ax.set_title(
+            rf"$\sigma^2={s:g}$" + "\n" + (rf"$R={rough:.3g}$" if rough < 1000 else rf"$R={rough:.0f}$"),
+            fontsize=9,
+        )
+        ax.set_xlabel(r"$x$")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(r"$f(x)$")
+    return fig
+
+
+FIGURES: dict[str, Callable[["Results"], Figure]] = {
+    "init_variance_depth": plot_variance_depth,
+    "init_random_functions": plot_random_functions,
+}
+
+
+def trend(values: list[float]) -> str:
+    """ "increasing", "decreasing" or "mixed" for a sequence."""
+    steps = np.diff(values)
+    return "increasing" if (steps > 0).all() else "decreasing" if (steps < 0).all() else "mixed"
+
+
+def context(results: "Results") -> dict[str, Any]:
+    """Values for ``templates/sections/initialization.tex.j2``."""
+    c = results.config
+    mean, theory = results.arrays["depth_mean"], theory_depth(results)
+    mc = [
+        {
+            "item": m["name"].split(" ", 1)[0],  # "(a)", "(c,d)", ...
+            "label": tex(m["label"]),
+            "estimate": num(m["estimate"], 4),
+            "exact": num(m["exact"], 4),
+            "error": num(abs(m["estimate"] - m["exact"]), 2),
+            "tolerance": num(results.tolerance_se * m["se"], 2),
+            "n": integer(m["n"]),
+            "passed": m["passed"],
+        }
+        for m in results.mc
+    ]
+    roughness = [r["roughness"] for r in results.roughness]
+    return {
+        "tex": {k: tex(v) for k, v in results.tex.items()},
+        "M": integer(c["M"]),
+        "sigma2_single": num(c["sigma2_single"], 2),
+        "n_single": integer(c["n_single"]),
+        "depth": integer(c["depth"]),
+        "n_networks": integer(c["n_networks"]),
+        "n_inputs": integer(c["n_inputs"]),
+        "width_e": integer(c["width_e"]),
+        "n_functions": integer(c["n_functions"]),
+        "n_shown": integer(c["n_shown"]),
+        "grid": integer(c["grid"]),
+        "x_max": num(c["x_max"], 2),
+        "Z": num(results.tolerance_se, 1),
+        "mc": mc,
+        "all_passed": all(m["passed"] for m in results.mc),
+        "depth_rows": [
+            {
+                "factor": num(f, 2),
+                "last_mc": num(mean[i, -1], 3),
+                "last_theory": num(theory[i, -1], 3),
+                "change": "vanishes"
+                if mean[i, -1] < mean[i, 0] / 10
+                else "explodes"
+                if mean[i, -1] > 10 * mean[i, 0]
+                else "stays",
+            }
+            for i, f in enumerate(c["depth_factors"])
+        ],
+        "rough_rows": [
+            {
+                "sigma2": num(r["sigma2"], 2),
+                "roughness": num(r["roughness"], 3),
+                "roughness_se": num(r["roughness_se"], 2),
+                "f0": num(r["moment_f0"], 3),
+                "f1": num(r["moment_f1"], 3),
+                "f2": num(r["moment_f2"], 3),
+                "ratio": num(r["moment_f2"] / r["moment_f0"], 3),
+            }
+            for r in results.roughness
+        ],
+        "roughness_trend": trend(roughness),
+    }

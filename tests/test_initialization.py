@@ -1,0 +1,128 @@
+"""Exercise 3: closed forms, Monte Carlo comparisons (which must be able to fail), figures."""
+
+from dataclasses import replace
+
+import matplotlib
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from derivations import initialization as init
+from derivations.initialization import M, ell, sigma2
+
+matplotlib.use("Agg")
+
+# small but not too small: with few narrow networks the deep-layer estimates are heavy-tailed
+TINY = init.Config(
+    M=32, n_single=4000, depth=4, n_networks=30, n_inputs=8, width_e=16, n_functions=200, n_shown=3, grid=51
+)
+
+
+@pytest.fixture(scope="module")
+def derived():
+    return init.derive()
+
+
+@pytest.fixture(scope="module")
+def results():
+    return init.run(TINY)
+
+
+def test_closed_forms(derived):
+    assert derived["mean"] == 0
+    assert derived["var"] == M * sigma2
+    assert sp.simplify(derived["layer_var"] - M * sigma2 * (M * sigma2 / 2) ** (ell - 1)) == 0
+    assert derived["critical"] == 2 / M
+    assert derived["small_f1"] == sigma2
+
+
+def test_latex_of_key_equations(derived):
+    assert init.latex(derived["var"]) == r"M \sigma^{2}"
+    assert init.latex(derived["relu"]) == r"\frac{M \sigma^{2}}{2}"
+    assert init.latex(derived["layer2_var"]) == r"\frac{M^{2} \left(\sigma^{2}\right)^{2}}{2}"
+    assert init.latex(derived["critical"]) == r"\frac{2}{M}"
+    assert init.latex(derived["unit_d2"]) == r"v w^{2} \psi''\left(b + w x\right)"
+    assert init.latex(derived["small_f2"]) == r"12 \left(\sigma^{2}\right)^{3}"
+
+
+def test_symbolic_checks_pass_and_fail(derived, monkeypatch):
+    assert all(c.passed for c in init.symbolic_checks(derived))
+    wrong = {**derived, "layer_var": M * sigma2 * (M * sigma2) ** (ell - 1)}  # the ReLU halving forgotten
+    failed = [c.name for c in init.symbolic_checks(wrong) if not c.passed]
+    assert failed == ["(c) Var[z^(l)]", "(d) critical sigma^2"]
+
+
+def test_quadrature_matches_closed_form_at_small_sigma():
+    # E[f'(0)²] = σ² E[sech⁴ b] → σ² (1 - 2σ² + ...) as σ² → 0
+    assert init.derivative_moment_value(1, 1e-4) == pytest.approx(1e-4 * (1 - 2e-4), rel=1e-6)
+
+
+def test_monte_carlo_comparisons_pass(results):
+    assert all(m["passed"] for m in results.mc)
+    assert len(results.mc) == 3 + 2 * len(TINY.depth_factors) + 2 * len(TINY.sigma2_e)
+
+
+def test_monte_carlo_detects_a_wrong_formula(derived):
+    sim = init.simulate(TINY)
+    wrong = {**derived, "relu": derived["var"] / 3, "layer_var": derived["layer_var"] * 1.2}
+    failed = {
+        c.name.split(",")[0] for c in (x.check() for x in init.comparisons(TINY, sim, wrong)) if not c.passed
+    }
+    assert "(b) E[ReLU(z)^2]" in failed
+    assert "(c" in {name[:2] for name in failed}
+
+
+def test_tolerance_scales_with_sample_size():
+    small = init.single_neuron(TINY, torch.Generator().manual_seed(0))
+    large = init.single_neuron(replace(TINY, n_single=16 * TINY.n_single), torch.Generator().manual_seed(0))
+    assert large["var"][1] == pytest.approx(small["var"][1] / 4, rel=0.2)
+
+
+def test_roughness_of_lines_and_wiggles():
+    grid = torch.linspace(-2, 2, 101, dtype=torch.float64)
+    step = 4 / 100
+    line = (3 * grid + 1)[None]
+    assert init.roughness(line, step).item() == pytest.approx(0, abs=1e-12)
+    slow, fast = torch.sin(grid)[None], torch.sin(4 * grid)[None]
+    assert init.roughness(fast, step).item() > 100 * init.roughness(slow, step).item()
+
+
+def test_same_seed_same_results(results):
+    again = init.run(TINY)
+    assert np.array_equal(again.arrays["depth_mean"], results.arrays["depth_mean"])
+
+
+def test_save_load_roundtrip(results, tmp_path):
+    init.save(results, tmp_path)
+    loaded = init.load(tmp_path)
+    assert loaded.mc == results.mc
+    assert loaded.config == results.config
+    assert np.array_equal(loaded.arrays["shown_f"], results.arrays["shown_f"])
+
+
+def test_figures(results):
+    from derivations import initialization_plot as plot
+
+    fig = plot.plot_variance_depth(results)
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [
+        r"$\sigma^2 = 0.5\cdot 2/M$",
+        r"$\sigma^2 = 1\cdot 2/M$",
+        r"$\sigma^2 = 2\cdot 2/M$",
+        "recursion (exact)",
+    ]
+    fig = plot.plot_random_functions(results)
+    assert len(fig.axes) == len(TINY.sigma2_e)
+    assert all(len(a.lines) == TINY.n_shown for a in fig.axes)
+    assert fig.axes[0].get_title().startswith(r"$\sigma^2=0.1$")
+
+
+def test_context_sentence_follows_roughness(results):
+    from derivations import initialization_plot as plot
+
+    assert plot.context(results)["roughness_trend"] == "increasing"
+    assert plot.trend([3.0, 2.0, 1.0]) == "decreasing"
+    assert plot.trend([1.0, 3.0, 2.0]) == "mixed"

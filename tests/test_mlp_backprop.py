@@ -1,0 +1,91 @@
+"""Exercise 2: backward formulas, operation counts and their checks (which must be able to fail)."""
+
+import sympy as sp
+import torch
+
+from derivations import mlp_backprop as mb
+from derivations.mlp_backprop import I, K, L, O
+
+
+def test_counts_in_closed_form():
+    t = mb.totals(mb.count_operations(mb.layer_blocks()))
+    assert sp.expand(t["forward", "product"] - (I * L + (K - 1) * L**2 + L * O)) == 0
+    assert sp.expand(t["backward", "product"] - (I * L + 2 * (K - 1) * L**2 + 2 * L * O)) == 0
+    assert mb.big_o(t["forward", "product"] + t["forward", "elementwise"]) == I * L + K * L**2 + L * O
+
+
+def test_counts_match_a_loop_over_concrete_layers():
+    for sizes in [(3, 1, 4, 2), (7, 5, 3, 2)]:
+        layers = mb.layer_sizes(*sizes)
+        macs = sum(fi * fo for fi, fo, _ in layers)
+        assert mb.product_counts(*sizes) == {
+            "forward": macs,
+            "backward": 2 * macs - layers[0][0] * layers[0][1],
+        }
+
+
+def test_literal_backward_matches_autograd():
+    for activation in mb.ACTIVATIONS:
+        assert mb.autograd_error((3, 2, 4, 2), activation, seed=1) < 1e-12
+
+
+def test_mse_mean_scaling_is_two_over_o():
+    assert mb.autograd_error((3, 2, 4, 5), "tanh", seed=2, loss="mean") < 1e-12
+
+
+def test_symbolic_generic_psi():
+    assert mb.symbolic_error((1, 1, 2, 1)) == 0
+
+
+def test_wrong_backward_fails_checks(monkeypatch):
+    right = mb.backward
+
+    def missing_dpsi(W, a, h, e, dpsi, hadamard=mb.operator.mul):
+        return right(
+            W,
+            a,
+            h,
+            e,
+            lambda v: v * 0 + 1 if isinstance(v, torch.Tensor) else v.applyfunc(lambda _: 1),
+            hadamard,
+        )
+
+    monkeypatch.setattr(mb, "backward", missing_dpsi)
+    failed = [c.name for c in mb.formula_checks() if not c.passed]
+    assert any("tanh" in n for n in failed)
+    assert any("generic psi" in n for n in failed)
+
+
+def test_wrong_count_fails_flop_check():
+    def off_by_one(*sizes):
+        return {s: v + 1 for s, v in mb.product_counts(*sizes).items()}
+
+    checks = mb.flop_checks(((3, 1, 4, 2),), off_by_one)
+    assert [c.passed for c in checks] == [False, False]
+    assert all(c.passed for c in mb.flop_checks(((3, 1, 4, 2),), mb.product_counts))
+
+
+def test_equations_latex():
+    eqs = mb.equations()
+    forward = {lhs: mb.latex(rhs, order="none") for lhs, rhs, _, _ in eqs["forward"]}
+    backward = [(lhs, mb.latex(rhs), mb.size_tex(m)) for lhs, rhs, m, _ in eqs["backward"]]
+    assert forward["a_{k}"] == r"W_{k} h_{k - 1} + b_{k}"
+    assert forward["J"] == r"\frac{1}{2} e^{\top} e"
+    assert backward[3] == (
+        r"\delta_{k}",
+        r"{\psi}'\left(a_{k}\right) \odot \left(W_{k + 1}^{\top} \delta_{k + 1}\right)",
+        "L",
+    )
+    assert backward[-2] == (r"\nabla_{W_{1}} J", r"\delta_{1} h_{0}^{\top}", r"L \times I")
+
+
+def test_run_save_load_and_context(tmp_path):
+    from derivations import mlp_backprop_plot
+
+    results = mb.run(mb.PROFILES["quick"])
+    mb.save(results, tmp_path)
+    assert mb.load(tmp_path) == results
+    assert all(r["counter_forward"] == 2 * r["derived_forward"] for r in results.flops)
+    ctx = mlp_backprop_plot.context(results)
+    assert ctx["flops_all_twice"] is True
+    assert mlp_backprop_plot.FIGURES == {}

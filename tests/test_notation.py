@@ -1,0 +1,43 @@
+"""The report's LaTeX notation: exact strings, as sympy's own test_latex.py pins them."""
+
+import sympy as sp
+
+from derivations.notation import latex
+
+a, b = sp.symbols("a b")
+W = sp.MatrixSymbol("W_2", 3, 4)
+h = sp.MatrixSymbol("h_1", 4, 1)
+delta = sp.MatrixSymbol("delta_2", 3, 1)
+
+
+def test_transpose_uses_top():
+    assert latex(sp.Transpose(W) * delta) == r"W_{2}^{\top} \delta_{2}"
+    assert latex(delta * sp.Transpose(h)) == r"\delta_{2} h_{1}^{\top}"
+
+
+def test_hadamard_uses_odot():
+    assert latex(sp.HadamardProduct(delta, W * h)) == r"\delta_{2} \odot \left(W_{2} h_{1}\right)"
+
+
+def test_log_and_products():
+    assert (
+        latex(sp.log(b) / (1 + sp.exp(a**2) + b**2)) == r"\frac{\log{\left(b \right)}}{b^{2} + e^{a^{2}} + 1}"
+    )
+    assert latex(2 * a * b) == "2 a b"
+
+
+def test_settings_pass_through():
+    assert latex(sp.log(b), ln_notation=True) == r"\ln{\left(b \right)}"
+
+
+def test_rational_factor_of_matrix_product():
+    e = sp.MatrixSymbol("e", 3, 1)
+    assert latex(sp.Rational(1, 2) * e.T * e) == r"\frac{1}{2} e^{\top} e"
+    assert latex(-e.T * e) == r"- e^{\top} e"
+
+
+def test_derivative_of_undefined_function_at_a_point_uses_primes():
+    psi = sp.Function("psi")
+    x, w, b = sp.symbols("x w b")
+    assert latex(sp.diff(psi(w * x + b), x, 2)) == r"w^{2} \psi''\left(b + w x\right)"
+    assert latex(sp.diff(psi(w * x + b), x, 4)) == r"w^{4} \psi^{(4)}\left(b + w x\right)"

@@ -1,0 +1,168 @@
+"""The batched SGD trainer against torch.optim.SGD, its stopping rules, the stage round trip and the plots."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
+from experiments.sgd_implicit_reg import PROFILES, Status, minibatch_orders, train
+
+N, B, DIM = 12, 4, 3
+STOP = {"check_every": 1, "stall_epochs": 1_000, "diverge_factor": 100.0, "order_seed": 7}
+
+
+def _problem(n_models: int, same_init: bool = False) -> tuple[batched_mlp.BatchedMLP, torch.Tensor, torch.Tensor]:
+    seeds = [0] * n_models if same_init else list(range(n_models))
+    model = batched_mlp.init(
+        [6] * n_models, seeds, hidden_layers=5, d_in=DIM, d_out=DIM,
+        dtype=torch.float64, dev=torch.device("cpu"),
+    )  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(2, N, DIM, generator=gen, dtype=torch.float64)  # (n_sets, N, dim)
+    Y = torch.randn(2, N, DIM, generator=gen, dtype=torch.float64)
+    return model, X, Y
+
+
+def test_one_model_of_the_batch_matches_torch_sgd():
+    model, X, Y = _problem(3)
+    data_index = torch.tensor([0, 1, 1])
+    lr = torch.tensor([0.05, 0.2, 0.1], dtype=torch.float64)
+    weight_decay = torch.tensor([0.0, 0.05, 0.01], dtype=torch.float64)
+    epochs = 4
+    traj = train(
+        model, X, Y, data_index, lr, weight_decay, batch_size=B, max_epochs=epochs, target_loss=0.0, **STOP
+    )
+    i = 1
+    net = batched_mlp.to_sequential(model, i)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr[i].item(), weight_decay=weight_decay[i].item())
+    generator = torch.Generator().manual_seed(STOP["order_seed"])
+    x, y = X[data_index[i]], Y[data_index[i]]
+    for _ in range(epochs):
+        order = minibatch_orders(generator, 2, N)[data_index[i]]
+        for start in range(0, N, B):
+            idx = order[start : start + B]
+            optimizer.zero_grad()
+            nn.functional.mse_loss(net(x[idx]), y[idx]).backward()
+            optimizer.step()
+    trained = batched_mlp.to_sequential(traj.model, i)
+    for p, q in zip(trained.parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+    assert traj.history[-1, i] == pytest.approx(nn.functional.mse_loss(net(x), y).item(), rel=1e-10)
+    assert (traj.status == Status.MAX_EPOCHS).all()
+
+
+def test_model_does_not_depend_on_its_batch_mates():
+    model, X, Y = _problem(3)
+    args = {"batch_size": B, "max_epochs": 3, "target_loss": 0.0, **STOP}
+    zero = torch.zeros(1, dtype=torch.float64)
+    together = train(model, X, Y, torch.tensor([0, 1, 1]), torch.tensor([0.05, 0.2, 0.1]), zero.repeat(3), **args)
+    alone = train(
+        sgd_implicit_reg._select(model, torch.tensor([2])), X, Y, torch.tensor([1]), torch.tensor([0.1]), zero, **args
+    )
+    for p, q in zip(together.model.parameters(), alone.model.parameters(), strict=True):
+        torch.testing.assert_close(p[2:], q, rtol=0, atol=0)
+
+
+def test_stopping_rules():
+    model, X, Y = _problem(4, same_init=True)
+    data_index = torch.tensor([0, 0, 0, 0])
+    lr = torch.tensor([0.1, 10.0, 0.0, 0.003], dtype=torch.float64)
+    initial = batched_mlp.mse(batched_mlp.forward(model, X[0]), Y[0]).detach()
+    target = 0.95 * initial[0].item()  # reached by the first model within 6 epochs, not by the slow last one
+    stop = {**STOP, "stall_epochs": 5}
+    traj = train(model, X, Y, data_index, lr, torch.zeros(4), batch_size=B, max_epochs=6, target_loss=target, **stop)
+    assert list(traj.status) == [Status.CONVERGED, Status.DIVERGED, Status.STALLED, Status.MAX_EPOCHS]
+    assert traj.stop_epoch[2] == 5
+    assert traj.stop_epoch[3] == 6
+    converged_at = traj.stop_epoch[0]
+    assert traj.history[converged_at, 0] < target <= np.nanmin(traj.history[:converged_at, 0])
+    assert np.isnan(traj.history[converged_at + 1 :, 0]).all()
+
+
+@pytest.fixture(scope="module")
+def quick_results() -> sgd_implicit_reg.Results:
+    return sgd_implicit_reg.run(PROFILES["quick"])
+
+
+def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
+    r = quick_results
+    n_lr, n_runs = len(r.config.lrs), r.config.n_runs
+    assert r.history.shape == (n_lr, n_runs, r.config.max_epochs // r.config.check_every + 1)
+    for field in ("status", "stop_epoch", "train_loss", "test_loss", "grad_norm", "grad_var"):
+        assert getattr(r, field).shape == (n_lr, n_runs)
+    assert np.isfinite(r.test_loss).all()
+    assert (r.grad_norm > 0).all()
+    assert (r.grad_var > 0).all()
+    assert r.wd_test_loss.shape == (1, 1, 2, n_runs)
+    sgd_implicit_reg.save(r, tmp_path)
+    loaded = sgd_implicit_reg.load(tmp_path)
+    assert loaded.config == r.config
+    for field in dataclasses.fields(r):
+        a, b = getattr(r, field.name), getattr(loaded, field.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b
+
+
+def _fake_results() -> sgd_implicit_reg.Results:
+    """Hand-made results: larger μ gives smaller gradient norms and lower test error; μ = 1 diverged."""
+    config = dataclasses.replace(
+        PROFILES["quick"], lrs=(0.1, 0.2, 0.4, 1.0), n_runs=3, max_epochs=100, check_every=10,
+        wd_lrs=(0.2, 0.4), wd_lambdas=(1e-4, 1e-3, 1e-2),
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    mu = np.array(config.lrs)[:, None]  # (n_lr, 1)
+    epochs = np.arange(11) * 10
+    history = np.exp(-epochs[None, None, :] * mu[..., None] / 3) * np.ones((4, 3, 1))
+    status = np.zeros((4, 3), dtype=int)
+    status[3] = Status.DIVERGED
+    wd_test = 0.5 + 0.05 * rng.random((1, 2, 3, 3))
+    wd_test[0, 1, 1] -= 0.1  # best: μ = 0.4, λ = 1e-3
+    return sgd_implicit_reg.Results(
+        config=config, process={"noise_std": 0.5}, noise_var=0.25, n_params=1234, epochs=epochs,
+        history=history, status=status, stop_epoch=np.full((4, 3), 100),
+        train_loss=history[..., -1], test_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
+        grad_norm=1e-6 / mu * (1 + 0.1 * rng.random((4, 3))), grad_var=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
+        wd_status=np.full((1, 2, 3, 3), Status.STALLED), wd_stop_epoch=np.full((1, 2, 3, 3), 50),
+        wd_train_loss=np.full((1, 2, 3, 3), 0.1), wd_test_loss=wd_test, seconds={"lr_grid": 1.0},
+    )  # fmt: skip
+
+
+def test_convergence_figure_has_one_labelled_series_per_lr():
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](_fake_results())
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log"
+    assert ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:4] == ["$\\mu = 0.1$", "$\\mu = 0.2$", "$\\mu = 0.4$", "$\\mu = 1$"]
+    assert len(ax.get_lines()) == 4 * 3 + 1  # every run, plus the target line
+
+
+def test_gradient_norm_figures_skip_unconverged_lrs():
+    results = _fake_results()
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_grad_norms"](results)
+    (ax,) = fig.axes
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert len(ax.get_legend().get_texts()) == 2  # G and V
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_test_vs_grad"](results)
+    assert len(fig.axes) == 2
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+    assert len(fig.legends[0].get_texts()) == 3  # the diverged μ = 1 is left out
+
+
+def test_context_follows_the_data():
+    results = _fake_results()
+    ctx = sgd_implicit_reg_plot.context(results)
+    assert ctx["grad_norm_trend"] == "decreasing"
+    assert ctx["test_trend"] == "decreasing"
+    assert ctx["diverged_lrs"] == r"\num{1}"
+    assert ctx["wd_verdict"] == "wd_better"
+    assert ctx["wd_best"]["lam"] == r"\num{0.001}"
+    flipped = dataclasses.replace(results, grad_norm=results.grad_norm[::-1].copy())
+    assert sgd_implicit_reg_plot.context(flipped)["grad_norm_trend"] == "increasing"
