@@ -6,6 +6,7 @@ matplotlib's default Type 3, which some PDF viewers and print shops handle badly
 """
 
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from report.cache import write_atomic
+
+# fontTools warns about the embedded Computer Modern fonts' 1970 timestamps on every save.
+logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 STYLE = {
     "font.size": 9,

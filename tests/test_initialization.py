@@ -46,7 +46,8 @@ def test_latex_of_key_equations(derived):
     assert init.latex(derived["small_f2"]) == r"12 \left(\sigma^{2}\right)^{3}"
 
 
-def test_symbolic_checks_pass_and_fail(derived, monkeypatch):
+@pytest.mark.slow
+def test_symbolic_checks_pass_and_fail(derived):
     assert all(c.passed for c in init.symbolic_checks(derived))
     wrong = {**derived, "layer_var": M * sigma2 * (M * sigma2) ** (ell - 1)}  # the ReLU halving forgotten
     failed = [c.name for c in init.symbolic_checks(wrong) if not c.passed]
