@@ -58,13 +58,14 @@ def gradients(
     if n % batch_size:
         raise ValueError(f"batch size {batch_size} does not divide N = {n}")
     n_batches = n // batch_size
+    # Weights (n_models * N_b, fan_in, fan_out): row i * N_b + b is model i's copy for mini-batch b.
     copies = batched_mlp.BatchedMLP(
-        weights=[w.repeat_interleave(n_batches, dim=0) for w in model.weights],  # (n_models * N_b, fan_in, fan_out)
+        weights=[w.repeat_interleave(n_batches, dim=0) for w in model.weights],
         biases=[b.repeat_interleave(n_batches, dim=0) for b in model.biases],
         mask=model.mask.repeat_interleave(n_batches, dim=0),
         widths=tuple(w for w in model.widths for _ in range(n_batches)),
     )
-    Xb = X.reshape(n_models * n_batches, batch_size, dim)  # row i * N_b + b: mini-batch b of model i
+    Xb = X.reshape(n_models * n_batches, batch_size, dim)  # (n_models * N_b, B, dim)
     Yb = Y.reshape(n_models * n_batches, batch_size, Y.shape[-1])
     per_batch = [g.reshape(n_models, n_batches, *g.shape[1:]) for g in _mean_gradients(copies, Xb, Yb)]
     return _mean_gradients(model, X, Y), per_batch

@@ -94,9 +94,7 @@ class Status(IntEnum):
 @dataclass
 class Trajectory:
     model: batched_mlp.BatchedMLP  # final (or stopping) parameters of every model, detached
-    history: (
-        np.ndarray
-    )  # (n_checks, n_models) full training MSE at epochs 0, check_every, ...; NaN after stop
+    history: np.ndarray  # (n_checks, n_models) training MSE every check_every epochs; NaN after the stop
     status: np.ndarray  # (n_models,) Status codes
     stop_epoch: np.ndarray  # (n_models,)
 
@@ -186,6 +184,8 @@ def train(
     Trajectory
     """
     n_models, (n_sets, n, _) = model.n_models, X.shape
+    if n % batch_size:
+        raise ValueError(f"batch size {batch_size} does not divide N = {n}")
     dev = X.device
     final = _select(model, torch.arange(n_models))
     model = _select(model, torch.arange(n_models))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from experiments.sgd_implicit_reg import Results, Status
 from report.fmt import Tex, integer, num
@@ -46,12 +47,6 @@ def _geo_mean_factor(values: np.ndarray) -> tuple[float, float]:
     return float(np.exp(logs.mean())), float(np.exp(se))
 
 
-def _per_lr(results: Results, values: np.ndarray) -> np.ndarray:
-    """(n_usable,) geometric means over converged runs of positive ``values`` (n_lr, n_runs)."""
-    ok = _converged(results)
-    return np.array([_geo_mean_factor(values[j][ok[j]])[0] for j in np.flatnonzero(_usable(results))])
-
-
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Rank correlation of two samples without ties (NaN for fewer than two points)."""
     if len(x) < 2:
@@ -83,6 +78,12 @@ def _num_list(values) -> Tex:
 
 def _lr_colours(results: Results) -> list:
     return list(plt.cm.viridis(np.linspace(0, 0.9, len(results.config.lrs))))
+
+
+def _sci(x: float, _position: int) -> str:
+    """Tick label m x 10^e in mathtext, e.g. 2e-05 -> $2\\times10^{-5}$."""
+    exponent = int(np.floor(np.log10(x) + 1e-9))
+    return rf"${x / 10**exponent:.0f}\times10^{{{exponent}}}$"
 
 
 def _mu_label(mu: float) -> str:
@@ -146,6 +147,11 @@ def plot_test_vs_grad(results: Results) -> Figure:
             ax.errorbar(gm, mean, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=se, marker="o",
                         color=colour, capsize=2, label=_mu_label(results.config.lrs[j]) if ax is axes[0] else None)  # fmt: skip
         ax.set(xscale="log", xlabel=f"final {label}")
+        # The data span one or two decades: label a few mantissas instead of (colliding) minor ticks.
+        decades = np.log10(np.nanmax(values[ok]) / np.nanmin(values[ok]))
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 1 else (1.0, 3.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(_sci))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel("test MSE")
     fig.legend(loc="outside right center", fontsize=8)
     return fig
@@ -161,11 +167,12 @@ def plot_weight_decay(results: Results) -> Figure:
             label = _mu_label(mu) + (f", $B = {batch_size}$" if len(c.wd_batch_sizes) > 1 else "")
             ax.errorbar(c.wd_lambdas, stats[:, 0], yerr=stats[:, 1], marker="o", capsize=2, label=label)
     best = _implicit_best(results)
-    if best is not None:
-        mean, se = _mean_se(results.test_loss[best], _converged(results)[best])
-        ax.axhspan(mean - se, mean + se, color="0.8")
-        ax.axhline(mean, color="k", ls="--", lw=0.8, label=f"no weight decay, best $\\mu = {c.lrs[best]:g}$")
+    mean, se = _mean_se(results.test_loss[best], _converged(results)[best])
+    ax.axhspan(mean - se, mean + se, color="0.8")
+    ax.axhline(mean, color="k", ls="--", lw=0.8, label=f"no weight decay, best $\\mu = {c.lrs[best]:g}$")
     ax.set(xscale="log", xlabel=r"weight decay $\lambda$", ylabel="test MSE")
+    ax.set_xticks(c.wd_lambdas, [f"{lam:g}" for lam in c.wd_lambdas])
+    ax.minorticks_off()
     ax.legend(fontsize=8)
     return fig
 
@@ -181,11 +188,11 @@ FIGURES: dict[str, Callable[[Results], Figure]] = {
 # --- report values -----------------------------------------------------------------------
 
 
-def _implicit_best(results: Results) -> int | None:
+def _implicit_best(results: Results) -> int:
     """Index of the usable μ with the lowest mean test MSE over its converged runs."""
     ok, usable = _converged(results), np.flatnonzero(_usable(results))
     if len(usable) == 0:
-        return None
+        raise ValueError("no learning rate converged in at least half of its runs: nothing to compare")
     return int(usable[np.argmin([results.test_loss[j][ok[j]].mean() for j in usable])])
 
 
@@ -230,52 +237,86 @@ def _status_context(results: Results) -> dict:
     return ctx
 
 
-def _trend_context(results: Results) -> dict:
-    """Monotone trends over the usable μ of the final gradient statistics and the test MSE."""
-    usable = _usable(results)
-    mus = np.array(results.config.lrs)[usable]
+def _series(results: Results, values: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per usable μ: mean and standard error over converged runs of ``values`` (of its log if ``log``)."""
     ok = _converged(results)
-    G, V = _per_lr(results, results.grad_norm), _per_lr(results, results.grad_var)
-    G_per_loss = _per_lr(results, results.grad_norm / results.train_loss)
-    test = np.array([results.test_loss[j][ok[j]].mean() for j in np.flatnonzero(usable)])
-    rhos = {
-        "grad_norm": _spearman(mus, G),
-        "grad_var": _spearman(mus, V),
-        "grad_norm_per_loss": _spearman(mus, G_per_loss),
-        "test": _spearman(mus, test),
-        "test_vs_grad_norm": _spearman(G, test),
-        "test_vs_grad_var": _spearman(V, test),
+    rows = [values[j][ok[j]] for j in np.flatnonzero(_usable(results))]
+    stats = np.array([_mean_se(np.log(v) if log else v) for v in rows]).reshape(-1, 2)
+    return stats[:, 0], stats[:, 1]
+
+
+def _shape(mus: np.ndarray, mean: np.ndarray, se: np.ndarray) -> str:
+    """Shape of a series over μ: "peak" or "valley" when an interior extremum lies more than two
+    standard errors from both ends, else the monotone trend of :func:`_trend`."""
+    n = len(mean)
+
+    def apart(i: int, j: int) -> bool:
+        return abs(mean[i] - mean[j]) > 2 * np.hypot(se[i], se[j])
+
+    for kind, k in [("peak", int(np.argmax(mean))), ("valley", int(np.argmin(mean)))] if n else []:
+        if 0 < k < n - 1 and apart(k, 0) and apart(k, n - 1):
+            return kind
+    return _trend(_spearman(mus, mean))
+
+
+def _trend_context(results: Results) -> dict:
+    """Shapes over the usable μ of the final gradient statistics and the test MSE, and the epochs needed."""
+    usable, ok = np.flatnonzero(_usable(results)), _converged(results)
+    mus = np.array(results.config.lrs)[usable]
+    logG, logG_se = _series(results, results.grad_norm, log=True)
+    logV, logV_se = _series(results, results.grad_var, log=True)
+    test, test_se = _series(results, results.test_loss, log=False)
+    ctx = {
+        "grad_norm_shape": _shape(mus, logG, logG_se),
+        "grad_var_shape": _shape(mus, logV, logV_se),
+        "test_shape": _shape(mus, test, test_se),
     }
-    ctx = {f"rho_{k}": num(v, sig=2) for k, v in rhos.items()}
-    ctx |= {f"{k}_trend": _trend(v) for k, v in rhos.items()}
-    ctx["n_usable"] = integer(usable.sum())
+    rhos = {
+        "grad_norm": _spearman(mus, logG),
+        "grad_var": _spearman(mus, logV),
+        "grad_norm_per_loss": _spearman(
+            mus, _series(results, results.grad_norm / results.train_loss, log=True)[0]
+        ),
+        "test": _spearman(mus, test),
+        "test_vs_grad_norm": _spearman(logG, test),
+        "test_vs_grad_var": _spearman(logV, test),
+    }
+    ctx |= {f"rho_{k}": num(v, sig=2) for k, v in rhos.items()}
+    ctx |= {f"{k}_trend": _trend(v) for k, v in rhos.items() if k.startswith(("test_vs", "grad_norm_per"))}
+    ctx["n_usable"] = integer(len(usable))
     ctx["usable_lrs"] = _num_list(mus)
-    if len(mus) >= 2:
-        ctx["G_ratio"] = num(G[0] / G[-1], sig=2)  # smallest over largest usable μ
-        ctx["V_ratio"] = num(V[0] / V[-1], sig=2)
-        ok_mu = np.array(results.config.lrs)[usable]
-        epochs = [np.median(results.stop_epoch[j][ok[j]]) for j in np.flatnonzero(usable)]
-        slope = np.polyfit(np.log(ok_mu), np.log(epochs), 1)[0]
-        ctx["epochs_slope"] = num(slope, sig=2)
-    else:
-        ctx["G_ratio"] = ctx["V_ratio"] = ctx["epochs_slope"] = Tex("--")
-        slope = np.nan
-    ctx["epochs_slope_near_minus_one"] = bool(abs(slope + 1) < 0.25)
-    ratio = V / G  # (n_usable,)
+    ctx["first_mu"], ctx["last_mu"] = (_setting(mus[k]) for k in (0, -1))
+    ctx["G_ratio"] = num(np.exp(logG[0] - logG[-1]), sig=2)  # smallest over largest usable μ
+    ctx["V_ratio"] = num(np.exp(logV[0] - logV[-1]), sig=2)
+    peak = int(np.argmax(logG))
+    ctx["G_peak_mu"] = _setting(mus[peak])
+    ctx["G_rise"] = num(np.exp(logG[peak] - logG[0]), sig=2)
+    ctx["G_fall"] = num(np.exp(logG[peak] - logG[-1]), sig=2)
+    ratio = np.exp(logV - logG)  # (n_usable,) V / G
     ctx["V_vs_G"] = "above" if (ratio > 1).all() else "below" if (ratio < 1).all() else "mixed"
-    ctx["V_over_G_min"] = num(ratio.min(), sig=2) if len(ratio) else Tex("--")
+    ctx["V_G_factor"] = num(ratio.min() if (ratio > 1).all() else 1 / ratio.max(), sig=2)
     best = _implicit_best(results)
-    ctx["best_mu"] = _setting(results.config.lrs[best]) if best is not None else Tex("--")
-    ctx["best_mu_interior"] = bool(best is not None and best not in np.flatnonzero(usable)[[0, -1]])
-    ctx["best_test"] = _pm(*_mean_se(results.test_loss[best], ok[best])) if best is not None else Tex("--")
-    # Value of the implicit regulariser (μ/4)(G + V) relative to the training loss at the solutions.
+    ctx["best_mu"] = _setting(results.config.lrs[best])
+    ctx["best_test"] = _pm(*_mean_se(results.test_loss[best], ok[best]))
+    ctx["best_test_over_noise"] = num(results.test_loss[best][ok[best]].mean() / results.noise_var, sig=2)
+    ctx["last_test"] = _pm(test[-1], test_se[-1])
+    # Epochs to the target up to the fastest μ, against the 1/μ of gradient flow run at speed μ.
+    epochs = np.array([np.median(results.stop_epoch[j][ok[j]]) for j in usable])
+    fastest = int(np.argmin(epochs))
+    slope = np.polyfit(np.log(mus[: fastest + 1]), np.log(epochs[: fastest + 1]), 1)[0] if fastest else np.nan
+    ctx["fastest_mu"] = _setting(mus[fastest])
+    ctx["fastest_epochs"] = integer(epochs[fastest])
+    ctx["slower_beyond_fastest"] = bool(fastest < len(mus) - 1)
+    ctx["epochs_slope"] = num(slope, sig=2)
+    ctx["epochs_slope_near_minus_one"] = bool(abs(slope + 1) < 0.25)
+    # The implicit regulariser (μ/4)(G + V) relative to the training loss at the solutions.
     reg = (
         np.array(results.config.lrs)[:, None]
         / 4
         * (results.grad_norm + results.grad_var)
         / results.train_loss
     )
-    ctx["reg_over_loss_max"] = num(np.max(reg[ok]), sig=2) if ok.any() else Tex("--")
+    ctx["reg_over_loss_max"] = num(np.max(reg[ok]), sig=2)
     return ctx
 
 
@@ -289,12 +330,13 @@ def _wd_context(results: Results) -> dict:
         return {
             "B": integer(c.wd_batch_sizes[i]), "mu": _setting(c.wd_lrs[k]), "lam": _setting(c.wd_lambdas[m]),
             "train": num(results.wd_train_loss[i, k, m].mean()), "test": _pm(*_mean_se(results.wd_test_loss[i, k, m])),
-            "note": note, "best": note == "best",
+            "note": Tex(note), "best": note == "best",
         }  # fmt: skip
 
     rows = [row(i, k, m, "best")]
-    for di, dk, dm, note in [(0, 0, -1, "smaller λ"), (0, 0, 1, "larger λ"), (0, -1, 0, "smaller μ"),
-                             (0, 1, 0, "larger μ"), (-1, 0, 0, "smaller B"), (1, 0, 0, "larger B")]:  # fmt: skip
+    neighbours = [(0, 0, -1, r"smaller $\lambda$"), (0, 0, 1, r"larger $\lambda$"), (0, -1, 0, r"smaller $\mu$"),
+                  (0, 1, 0, r"larger $\mu$"), (-1, 0, 0, "smaller $B$"), (1, 0, 0, "larger $B$")]  # fmt: skip
+    for di, dk, dm, note in neighbours:
         j = (i + di, k + dk, m + dm)
         if all(0 <= a < n for a, n in zip(j, mean.shape, strict=True)):
             rows.append(row(*j, note))
@@ -308,12 +350,10 @@ def _wd_context(results: Results) -> dict:
     ctx["wd_best_lambda_at_edge"] = bool(m in (0, len(c.wd_lambdas) - 1))
     ctx["wd_any_diverged"] = bool((results.wd_status == Status.DIVERGED).any())
     ctx["wd_median_epochs"] = integer(np.median(results.wd_stop_epoch))
-    ctx["wd_all_max_epochs"] = bool((results.wd_status == Status.MAX_EPOCHS).all())
+    ctx["wd_best_interpolates"] = bool(results.wd_train_loss[i, k, m].mean() < 10 * c.target_loss)
+    ctx["wd_n_max_epochs"] = integer((results.wd_status == Status.MAX_EPOCHS).sum())
+    ctx["wd_n_total"] = integer(results.wd_status.size)
     best = _implicit_best(results)
-    if best is None:
-        ctx |= {"wd_verdict": "wd_better", "implicit_row": None}
-        ctx |= {k: Tex("--") for k in ("wd_diff", "wd_gain", "gap_closed")}
-        return ctx
     # Paired by run: both use the same training data and initialisation.
     diff = results.wd_test_loss[i, k, m] - results.test_loss[best]
     keep = _converged(results)[best]
@@ -331,7 +371,7 @@ def _wd_context(results: Results) -> dict:
     ctx["implicit_row"] = {
         "B": integer(c.batch_size), "mu": _setting(c.lrs[best]), "lam": _setting(0.0),
         "train": num(results.train_loss[best][keep].mean()), "test": _pm(*_mean_se(results.test_loss[best], keep)),
-        "note": "no weight decay, best μ", "best": False,
+        "note": Tex(r"no weight decay, best $\mu$"), "best": False,
     }  # fmt: skip
     return ctx
 
@@ -342,9 +382,9 @@ def context(results: Results) -> dict:
     ctx = {
         "M": integer(c.width), "B": integer(c.batch_size), "layers": integer(c.hidden_layers),
         "N": integer(c.n_train), "n_batches": integer(c.n_train // c.batch_size), "n_params": integer(results.n_params),
-        "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": num(c.target_loss),
+        "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": _setting(c.target_loss),
         "max_epochs": integer(c.max_epochs), "check_every": integer(c.check_every),
-        "stall_epochs": integer(c.stall_epochs), "diverge_factor": num(c.diverge_factor),
+        "stall_epochs": integer(c.stall_epochs), "diverge_factor": _setting(c.diverge_factor),
         "wd_max_epochs": integer(c.wd_max_epochs), "wd_stall_epochs": integer(c.wd_stall_epochs),
         "lrs": _num_list(c.lrs),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),

@@ -10,12 +10,15 @@ from torch import nn
 
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
 from experiments.sgd_implicit_reg import PROFILES, Status, minibatch_orders, train
+from report.render import render
 
 N, B, DIM = 12, 4, 3
 STOP = {"check_every": 1, "stall_epochs": 1_000, "diverge_factor": 100.0, "order_seed": 7}
 
 
-def _problem(n_models: int, same_init: bool = False) -> tuple[batched_mlp.BatchedMLP, torch.Tensor, torch.Tensor]:
+def _problem(
+    n_models: int, same_init: bool = False
+) -> tuple[batched_mlp.BatchedMLP, torch.Tensor, torch.Tensor]:
     seeds = [0] * n_models if same_init else list(range(n_models))
     model = batched_mlp.init(
         [6] * n_models, seeds, hidden_layers=5, d_in=DIM, d_out=DIM,
@@ -59,9 +62,17 @@ def test_model_does_not_depend_on_its_batch_mates():
     model, X, Y = _problem(3)
     args = {"batch_size": B, "max_epochs": 3, "target_loss": 0.0, **STOP}
     zero = torch.zeros(1, dtype=torch.float64)
-    together = train(model, X, Y, torch.tensor([0, 1, 1]), torch.tensor([0.05, 0.2, 0.1]), zero.repeat(3), **args)
+    together = train(
+        model, X, Y, torch.tensor([0, 1, 1]), torch.tensor([0.05, 0.2, 0.1]), zero.repeat(3), **args
+    )
     alone = train(
-        sgd_implicit_reg._select(model, torch.tensor([2])), X, Y, torch.tensor([1]), torch.tensor([0.1]), zero, **args
+        sgd_implicit_reg._select(model, torch.tensor([2])),
+        X,
+        Y,
+        torch.tensor([1]),
+        torch.tensor([0.1]),
+        zero,
+        **args,
     )
     for p, q in zip(together.model.parameters(), alone.model.parameters(), strict=True):
         torch.testing.assert_close(p[2:], q, rtol=0, atol=0)
@@ -74,13 +85,22 @@ def test_stopping_rules():
     initial = batched_mlp.mse(batched_mlp.forward(model, X[0]), Y[0]).detach()
     target = 0.95 * initial[0].item()  # reached by the first model within 6 epochs, not by the slow last one
     stop = {**STOP, "stall_epochs": 5}
-    traj = train(model, X, Y, data_index, lr, torch.zeros(4), batch_size=B, max_epochs=6, target_loss=target, **stop)
+    traj = train(
+        model, X, Y, data_index, lr, torch.zeros(4), batch_size=B, max_epochs=6, target_loss=target, **stop
+    )
     assert list(traj.status) == [Status.CONVERGED, Status.DIVERGED, Status.STALLED, Status.MAX_EPOCHS]
     assert traj.stop_epoch[2] == 5
     assert traj.stop_epoch[3] == 6
     converged_at = traj.stop_epoch[0]
     assert traj.history[converged_at, 0] < target <= np.nanmin(traj.history[:converged_at, 0])
     assert np.isnan(traj.history[converged_at + 1 :, 0]).all()
+
+
+def test_rejects_batch_size_not_dividing_n():
+    model, X, Y = _problem(1)
+    with pytest.raises(ValueError, match="does not divide"):
+        train(model, X, Y, torch.tensor([0]), torch.tensor([0.1]), torch.zeros(1), batch_size=5, max_epochs=1,
+              target_loss=0.0, **STOP)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +117,8 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
     assert np.isfinite(r.test_loss).all()
     assert (r.grad_norm > 0).all()
     assert (r.grad_var > 0).all()
-    assert r.wd_test_loss.shape == (1, 1, 2, n_runs)
+    c = r.config
+    assert r.wd_test_loss.shape == (len(c.wd_batch_sizes), len(c.wd_lrs), len(c.wd_lambdas), n_runs)
     sgd_implicit_reg.save(r, tmp_path)
     loaded = sgd_implicit_reg.load(tmp_path)
     assert loaded.config == r.config
@@ -159,10 +180,31 @@ def test_gradient_norm_figures_skip_unconverged_lrs():
 def test_context_follows_the_data():
     results = _fake_results()
     ctx = sgd_implicit_reg_plot.context(results)
-    assert ctx["grad_norm_trend"] == "decreasing"
-    assert ctx["test_trend"] == "decreasing"
+    assert ctx["grad_norm_shape"] == "decreasing"
+    assert ctx["test_shape"] == "decreasing"
     assert ctx["diverged_lrs"] == r"\num{1}"
     assert ctx["wd_verdict"] == "wd_better"
     assert ctx["wd_best"]["lam"] == r"\num{0.001}"
     flipped = dataclasses.replace(results, grad_norm=results.grad_norm[::-1].copy())
-    assert sgd_implicit_reg_plot.context(flipped)["grad_norm_trend"] == "increasing"
+    assert sgd_implicit_reg_plot.context(flipped)["grad_norm_shape"] == "increasing"
+    hump = results.grad_norm.copy()
+    hump[1] *= 100  # μ = 0.2 far above both ends
+    assert (
+        sgd_implicit_reg_plot.context(dataclasses.replace(results, grad_norm=hump))["grad_norm_shape"]
+        == "peak"
+    )
+    no_gain = dataclasses.replace(results, wd_test_loss=results.wd_test_loss + 1.0)
+    assert sgd_implicit_reg_plot.context(no_gain)["wd_verdict"] == "implicit_better"
+
+
+def test_section_renders_for_the_fake_results():
+    text = render(
+        "sections/sgd_implicit_reg.tex.j2",
+        {
+            "sgd_implicit_reg": sgd_implicit_reg_plot.context(_fake_results()),
+            "figure_path": lambda name: f"{name}.pdf",
+            "provenance": lambda name: "",
+        },
+    )
+    assert r"\label{sec:sgd_implicit_reg}" in text
+    assert "smaller gradient norm" in text  # the sentence chosen for falling G and V
