@@ -68,6 +68,16 @@ def summarize_error(log: str, source_dir: Path) -> str:
 
 
 def log_warnings(log: str) -> list[str]:
-    """Overfull boxes and undefined references or citations reported in a TeX log."""
+    """Overfull boxes and undefined references or citations in a TeX log, each with its file.
+
+    The file is the last ``.tex`` file TeX opened before the warning, which is exact for
+    the flat ``\\input`` structure of the report.
+    """
     patterns = (r"^Overfull \\[hv]box.*$", r"^LaTeX Warning: (Reference|Citation) .* undefined.*$")
-    return [m.group() for p in patterns for m in re.finditer(p, log, re.MULTILINE)]
+    opened = [(m.start(), m[1]) for m in re.finditer(r"\((\./[^\s()]+\.tex)", log)]
+    warnings = []
+    for pattern in patterns:
+        for m in re.finditer(pattern, log, re.MULTILINE):
+            files = [name for pos, name in opened if pos < m.start()]
+            warnings.append(f"{files[-1] if files else '?'}: {m.group()}")
+    return warnings
