@@ -10,6 +10,7 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from experiments.double_descent import Results, threshold_index
 from report.fmt import integer, num
@@ -52,34 +53,30 @@ def plot_training_curves(results: Results) -> Figure:
 
 
 def plot_curve(results: Results) -> Figure:
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
     for k, sweep in enumerate(results.sweeps):
         color = COLORS[k % len(COLORS)]
-        for values, style, what in ((sweep.test, "-", "test"), (sweep.train, "--", "train")):
-            ax.plot(widths, np.median(values, 1), style, color=color, lw=1.4, label=f"{what}, $N={sweep.n}$")
-            ax.plot(np.repeat(widths, values.shape[1]), values.ravel(), ".", color=color, ms=2.5, alpha=0.5)
         index = threshold_index(widths, sweep.train, results.config.interp_tol)
-        if index is not None:
-            ax.axvline(widths[index], color=color, ls=":", lw=1.2)
-            ax.annotate(
-                f"threshold\n$M={widths[index]}$",
-                (widths[index], 0.98),
-                xycoords=("data", "axes fraction"),
-                ha="right",
-                va="top",
-                fontsize=8,
-                color=color,
-            )
-    ax.axhline(results.r_t, color="k", ls="-.", lw=1.0, label=r"$R_t=\sigma^2$")
-    ax.axhline(results.config.interp_tol, color="gray", ls=":", lw=0.8, label="interpolation level")
-    ax.set(
-        xscale="log", yscale="log", xlabel="hidden width $M$", ylabel="final MSE (dots: seeds, line: median)"
-    )
-    top = ax.secondary_xaxis("top", functions=(n_params, width_of))
-    top.set_xlabel("parameters $M^2+18M+8$")
-    ax.legend(fontsize=8, ncol=3, loc="lower left")
-    ax.grid(True, which="major", alpha=0.3)
+        for ax, values, what in ((top, sweep.test, "test"), (bottom, sweep.train, "training")):
+            ax.plot(widths, np.median(values, 1), "-", color=color, lw=1.4, label=f"{what}, $N={sweep.n}$")
+            ax.plot(np.repeat(widths, values.shape[1]), values.ravel(), ".", color=color, ms=3, alpha=0.5)
+            if index is not None:
+                label = f"threshold $M={widths[index]}$, $N={sweep.n}$" if ax is bottom else None
+                ax.axvline(widths[index], color=color, ls=":", lw=1.2, label=label)
+    top.axhline(results.r_t, color="k", ls="--", lw=1.0, label=r"$R_t=\sigma^2$")
+    bottom.axhline(results.config.interp_tol, color="gray", ls="-.", lw=0.8, label="interpolation level")
+    top.set(xscale="log", yscale="log", ylabel="final test MSE", ylim=(0.8 * results.r_t, None))
+    top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    top.yaxis.set_minor_formatter(NullFormatter())
+    bottom.set(xscale="log", yscale="log", xlabel="hidden width $M$", ylabel="final training MSE")
+    params = top.secondary_xaxis("top", functions=(n_params, width_of))
+    params.set_xlabel("parameters $M^2+18M+8$")
+    top.legend(fontsize=8, loc="upper right")
+    bottom.legend(fontsize=8, loc="lower left")
+    for ax in (top, bottom):
+        ax.grid(True, which="major", alpha=0.3)
     return fig
 
 
@@ -112,6 +109,7 @@ def context(results: Results) -> dict:
                 "M": integer(width),
                 "params": integer(n_params(width)),
                 "reached": reached,
+                "under": bool(n_params(width) < 8 * first.n),  # fewer parameters than equations
                 "epochs": integer(np.median(hit[i])) if reached else "",
                 "final": num(np.median(first.train[widths.index(width)])),
             }
@@ -125,7 +123,10 @@ def context(results: Results) -> dict:
         test = np.median(sweep.test, 1)
         peak = int(np.argmax(test))
         under_min = int(np.argmin(test[:peak])) if peak > 0 else 0
-        capped = sweep.epochs >= training.max_epochs  # (n_widths, n_seeds)
+        enough = [w for w in widths if n_params(w) >= 8 * sweep.n]  # at least as many parameters as equations
+        finished = sweep.epochs >= training.max_epochs  # (n_widths, n_seeds): Adam did not converge
+        finished_widths = [w for w, row in zip(widths, finished, strict=True) if row.any()]
+        capped = sweep.lbfgs >= training.lbfgs_iters  # L-BFGS did not converge either
         capped_widths = [w for w, row in zip(widths, capped, strict=True) if row.any()]
         return {
             "found": index is not None,
@@ -137,12 +138,22 @@ def context(results: Results) -> dict:
             "below_train": num(np.median(sweep.train[index - 1])) if index else "",
             "peak_M": integer(widths[peak]),
             "peak_test": num(test[peak]),
+            "peak_over_r_t": num(test[peak] / results.r_t, sig=2),
+            "eq_M": integer(enough[0]) if enough else "",
+            "eq_params": integer(n_params(enough[0])) if enough else "",
+            "late": bool(index is not None and enough and widths[index] > enough[0]),
             "under_min_M": integer(widths[under_min]),
             "under_min_test": num(test[under_min]),
             "widest_test": num(test[-1]),
             "visible": bool(0 < peak < len(widths) - 1 and test[peak] > 1.5 * max(test[under_min], test[-1])),
+            "finished": integer(finished.sum()),
+            "finished_from": integer(min(finished_widths)) if finished_widths else "",
+            "finished_to": integer(max(finished_widths)) if finished_widths else "",
+            "finished_lbfgs_max": integer(sweep.lbfgs.max()),
             "capped": integer(capped.sum()),
             "capped_count": int(capped.sum()),
+            "finished_count": int(finished.sum()),
+            "n": integer(sweep.n),
             "capped_from": integer(min(capped_widths)) if capped_widths else "",
             "capped_to": integer(max(capped_widths)) if capped_widths else "",
             "capped_train_max": num(sweep.train[capped].max()) if capped_widths else "",
@@ -167,15 +178,17 @@ def context(results: Results) -> dict:
                     "test2": num(t2),
                     "train1": num(np.median(first.train[row])),
                     "train2": num(np.median(second.train[row])),
+                    "ratio1": num(n_params(width) / (8 * first.n), sig=2),
+                    "ratio2": num(n_params(width) / (8 * second.n), sig=2),
+                    "under2": bool(n_params(width) < 8 * second.n),
                 }
             )
     worse = np.median(second.test, 1) > np.median(first.test, 1)
     return {
-        "dim": integer(results.process.dim),
         "teacher_hidden": integer(results.process.teacher_hidden),
         "teacher_seed": integer(results.process.teacher_seed),
-        "noise_std": num(results.process.noise_std),
-        "r_t": num(results.r_t),
+        "noise_std": num(results.process.noise_std, sig=1),
+        "r_t": num(results.r_t, sig=2),
         "r_t_empirical": num(results.r_t_empirical, sig=4),
         "r_t_se": num(results.r_t * (2 / (8 * config.n_test)) ** 0.5, sig=2),
         "signal_var": num(results.signal_var),
@@ -188,15 +201,18 @@ def context(results: Results) -> dict:
         "max_width": integer(max(widths)),
         "n_seeds": integer(len(config.seeds)),
         "n_models": integer(len(widths) * len(config.seeds) * len(results.sweeps)),
-        "lr0": num(training.lr0),
-        "factor": num(training.factor),
+        "lr0": num(training.lr0, sig=1),
+        "factor": num(training.factor, sig=1),
         "patience": integer(training.patience),
-        "min_improvement": num(100 * training.min_improvement),
-        "lr_min": num(training.lr_min),
-        "tol": num(training.tol),
+        "min_improvement": num(100 * training.min_improvement, sig=1),
+        "lr_min": num(training.lr_min, sig=1),
+        "tol": num(training.tol, sig=1),
         "max_epochs": integer(training.max_epochs),
-        "interp_tol": num(config.interp_tol),
-        "target": num(TARGET),
+        "lbfgs_iters": integer(training.lbfgs_iters),
+        "lr_decay_range": num(training.lr0 / training.lr_min, sig=2),
+        "lbfgs_history": integer(training.lbfgs_history),
+        "interp_tol": num(config.interp_tol, sig=1),
+        "target": num(TARGET, sig=1),
         "curve_rows": curve_rows,
         "any_reached": bool(reaching),
         "all_reached": len(reaching) == len(config.curve_widths),
@@ -208,6 +224,7 @@ def context(results: Results) -> dict:
         "hurts_over": hurts.get("over", False),
         "hurt_any": bool(worse.any()),
         "hurt_count": integer(worse.sum()),
+        "hurt_beyond_first": bool(s1["index"] is not None and worse[: s1["index"]].sum() == 0),
         "hurt_from": integer(np.array(widths)[worse].min()) if worse.any() else "",
         "hurt_to": integer(np.array(widths)[worse].max()) if worse.any() else "",
         "seconds": num(results.seconds, sig=2),

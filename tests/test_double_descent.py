@@ -32,6 +32,28 @@ def test_batched_trainer_reproduces_nn_sequential_with_torch_adam():
     assert len(set(epochs.tolist())) > 1  # the check covered models stopping at different epochs
 
 
+def test_lbfgs_finish_treats_every_model_as_if_alone():
+    X, Y = make_data(30, sample_seed=2, dtype=torch.float64)
+    training = dd.Training(lbfgs_iters=40, tol=1e-12)
+    widths, seeds = [4, 9, 9], [0, 1, 2]
+    model = batched_mlp.init(widths, seeds, dd.HIDDEN_LAYERS, dtype=torch.float64)
+    before = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    iterations = dd.lbfgs_finish(model, X, Y, torch.tensor([True, True, False]), training)
+    after = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    assert iterations[2] == 0
+    assert after[2] == before[2]  # an inactive model is untouched
+    assert torch.all(after[:2] < 0.5 * before[:2])
+    for i in range(2):
+        alone = batched_mlp.init([widths[i]], [seeds[i]], dd.HIDDEN_LAYERS, dtype=torch.float64)
+        dd.lbfgs_finish(alone, X, Y, torch.tensor([True]), training)
+        for a, b in zip(
+            batched_mlp.to_sequential(model, i).parameters(),
+            batched_mlp.to_sequential(alone, 0).parameters(),
+            strict=True,
+        ):
+            assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
 def test_threshold_index_is_first_width_from_which_all_interpolate():
     train = np.array(
         [[0.3] * 3, [0.1, 0.2, 0.2], [1e-6, 1e-2, 1e-2], [1e-7, 1e-6, 1e-2], [1e-3] * 3, [1e-8] * 3, [0] * 3]
@@ -59,10 +81,11 @@ def test_log_epochs_are_increasing_and_cover_the_run():
     assert np.all(np.diff(epochs) > 0)
 
 
-@pytest.mark.slow
 def test_quick_run_saves_and_loads(tmp_path):
     config = replace(
-        dd.PROFILES["quick"], n_test=200, training=dd.Training(lr0=1e-2, patience=20, max_epochs=100)
+        dd.PROFILES["quick"],
+        n_test=200,
+        training=dd.Training(lr0=1e-2, patience=20, max_epochs=100, lbfgs_iters=20),
     )
     results = dd.run(config)
     assert results.r_t == pytest.approx(results.process.noise_std**2)
@@ -84,7 +107,9 @@ def hand_made_results() -> dd.Results:
     train200 = np.array([[0.3, 0.3], [0.2, 0.2], [0.05, 0.05], [1e-5, 1e-5], [1e-8, 1e-8]])
     test200 = np.array([[0.35, 0.35], [0.4, 0.4], [0.7, 0.7], [2.0, 2.0], [0.5, 0.5]])
     epochs = np.full((5, 2), 100)
-    epochs[2] = config.training.max_epochs  # the threshold width hit the cap
+    epochs[2] = config.training.max_epochs  # the threshold width hit Adam's cap ...
+    lbfgs = np.zeros((5, 2), dtype=int)
+    lbfgs[2] = [config.training.lbfgs_iters, 7]  # ... and one seed also L-BFGS's
     curve_epochs = np.array([1, 10, 100, 1000])
     curves = np.array(
         [
@@ -99,7 +124,10 @@ def hand_made_results() -> dd.Results:
         r_t=0.25,
         r_t_empirical=0.251,
         signal_var=0.46,
-        sweeps=(dd.Sweep(100, train100, test100, epochs), dd.Sweep(200, train200, test200, epochs)),
+        sweeps=(
+            dd.Sweep(100, train100, test100, epochs, lbfgs),
+            dd.Sweep(200, train200, test200, epochs, np.zeros_like(lbfgs)),
+        ),
         curve_epochs=curve_epochs,
         curves=curves,
         seconds=12.0,
@@ -113,7 +141,9 @@ def test_context_reads_threshold_peak_and_more_data_from_the_numbers():
     assert ctx["second"]["M"] == r"\num{50}"
     assert ctx["first"]["peak_M"] == r"\num{20}"
     assert ctx["first"]["visible"]
-    assert ctx["first"]["capped_count"] == 2
+    assert ctx["first"]["finished"] == r"\num{2}"
+    assert ctx["first"]["capped_count"] == 1
+    assert ctx["second"]["capped_count"] == 0
     assert [row["reached"] for row in ctx["curve_rows"]] == [False, True, True]
     assert [row["epochs"] for row in ctx["curve_rows"]][1:] == [r"\num{550}", r"\num{55}"]
     assert ctx["speed_trend"] == "faster"
@@ -139,13 +169,15 @@ def test_figures_have_log_axes_lines_and_legends():
     assert [label.split("$")[1] for label in labels[:3]] == ["M=10", "M=50", "M=100"]
     assert len(ax.lines) == 3 * 2 + 2  # a line per width and seed, the 1e-3 and R_t levels
     fig = plot.FIGURES["dd_curve"](results)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == ax.get_yscale() == "log"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert {"test, $N=100$", "train, $N=200$", r"$R_t=\sigma^2$"} <= set(labels)
-    thresholds = [
-        line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":" and line.get_xdata()[0] > 1
-    ]
-    assert thresholds == [20, 50]
-    assert any("parameters" in child.get_xlabel() for child in ax.child_axes)
+    top, bottom = fig.axes[:2]
+    assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in (top, bottom))
+    assert {t.get_text() for t in top.get_legend().get_texts()} == {
+        "test, $N=100$",
+        "test, $N=200$",
+        r"$R_t=\sigma^2$",
+    }
+    labels = {t.get_text() for t in bottom.get_legend().get_texts()}
+    assert {"training, $N=100$", "threshold $M=20$, $N=100$", "threshold $M=50$, $N=200$"} <= labels
+    assert [line.get_xdata()[0] for line in bottom.lines if line.get_linestyle() == ":"] == [20, 50]
+    assert any("parameters" in child.get_xlabel() for child in top.child_axes)
     plt.close("all")
