@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from experiments.double_descent import Results, threshold_index
-from report.fmt import integer, num
+from report.fmt import Tex, integer, num
 
 TARGET = 1e-3  # item (b): the training MSE to reach
 COLORS = ("tab:blue", "tab:orange", "tab:green")
@@ -213,6 +213,7 @@ def context(results: Results) -> dict:
         "lbfgs_history": integer(training.lbfgs_history),
         "interp_tol": num(config.interp_tol, sig=1),
         "target": num(TARGET, sig=1),
+        "curve_widths": Tex(",".join(str(w) for w in config.curve_widths)),
         "curve_rows": curve_rows,
         "any_reached": bool(reaching),
         "all_reached": len(reaching) == len(config.curve_widths),

@@ -73,7 +73,8 @@ def _setting(x: float) -> Tex:
 
 
 def _num_list(values) -> Tex:
-    return Tex(", ".join(_setting(v) for v in values))
+    """Comma-separated settings for inline math, breakable after each comma."""
+    return Tex(r",\allowbreak ".join(_setting(v) for v in values))
 
 
 def _lr_colours(results: Results) -> list:
