@@ -1,5 +1,6 @@
 """The real report, built from the quick profile, read back from the PDF."""
 
+import math
 import re
 import shutil
 
@@ -59,3 +60,13 @@ def test_a_second_build_runs_nothing(quick_build, monkeypatch, capsys):
     capsys.readouterr()
     assert build.main(["--profile", "quick"]) == 0
     assert "0 task(s) ran" in capsys.readouterr().out
+
+
+def test_the_exercise_1_gradient_in_the_pdf_is_the_true_one(quick_build):
+    _, text = quick_build
+    a, b = 2.0, 3.0
+    denominator = 1 + math.exp(a**2) + b**2
+    dz_da = -math.log(b) * 2 * a * math.exp(a**2) / denominator**2
+    dz_db = (1 / b) / denominator - math.log(b) * 2 * b / denominator**2
+    answers = [float(x.replace(" ", "")) for x in re.findall(r"≈ ?(-?\d[\d. ]*\d)", text)]
+    assert answers[:2] == pytest.approx([dz_da, dz_db], rel=1e-9)
