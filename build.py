@@ -26,11 +26,20 @@ def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="build.py",
         description=(
-            "Turn the code in derivations/ and experiments/ into the typeset report. Every step is "
-            "a cached task (computation, figure, verification, document); a task reruns only when "
-            "its code, configuration or inputs change, so a second run with nothing changed is quick."
+            "Turn the code in derivations/ and experiments/ into the typeset report.\n"
+            "Every step is a cached task (computation, figure, verification, document); a task\n"
+            "reruns only when its code, configuration or inputs change."
         ),
-        epilog="Outputs: build/ for the full profile, build/<profile>/ otherwise (data/, figures/, report.pdf).",
+        epilog=(
+            "examples:\n"
+            "  python build.py                     full report -> build/report.pdf (about 7 min on 2 cores\n"
+            "                                      from an empty cache, seconds when nothing changed)\n"
+            "  python build.py --profile quick     small configurations -> build/quick/report.pdf (~30 s)\n"
+            "  python build.py --figure dd_curve   one figure -> build/figures/dd_curve.pdf\n"
+            "  python build.py --force double_descent   retrain although cached\n\n"
+            "Outputs live in build/ (full) or build/<profile>/: data/, figures/, tex/, report.pdf."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--profile",
