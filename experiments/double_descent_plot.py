@@ -46,7 +46,7 @@ def plot_training_curves(results: Results) -> Figure:
     ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=r"$10^{-3}$")
     ax.axhline(results.r_t, color="gray", ls="--", lw=1.0, label=r"$R_t=\sigma^2$")
     ax.set(xscale="log", yscale="log", xlabel="epoch (full-batch Adam step)", ylabel="training MSE")
-    ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialisation seed", fontsize=9)
+    ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     return fig
@@ -163,7 +163,7 @@ def context(results: Results) -> dict:
 
     s1, s2 = summary(first), summary(second)
 
-    # (d) more data at the N = 100 threshold width and an overparameterised width
+    # (d) more data at the N = 100 threshold width and an overparameterized width
     table, hurts = [], {}
     if s1["index"] is not None:
         for role, width in (("threshold", widths[s1["index"]]), ("over", config.over_width)):
@@ -214,6 +214,7 @@ def context(results: Results) -> dict:
         "interp_tol": num(config.interp_tol, sig=1),
         "target": num(TARGET, sig=1),
         "curve_widths": Tex(",".join(str(w) for w in config.curve_widths)),
+        "width_list": Tex(r",\allowbreak ".join(str(w) for w in widths)),
         "curve_rows": curve_rows,
         "any_reached": bool(reaching),
         "all_reached": len(reaching) == len(config.curve_widths),

@@ -1,4 +1,4 @@
-"""Figures and report values for the implicit-regularisation stage (computer assignment 2).
+"""Figures and report values for the implicit-regularization stage (computer assignment 2).
 
 Reads the :class:`experiments.sgd_implicit_reg.Results` the compute module saved; the
 builder calls ``FIGURES`` and ``context`` and fills ``templates/sections/sgd_implicit_reg.tex.j2``.
@@ -18,8 +18,8 @@ from experiments.sgd_implicit_reg import Results, Status
 from report.fmt import Tex, integer, num
 
 TREND_THRESHOLD = 0.7  # |Spearman ρ| at or above which a trend over the μ grid counts as monotone
-G_LABEL = r"$\|\nabla J\|^2$"
-V_LABEL = r"$\frac{1}{N_b}\sum_b \|\nabla J_b - \nabla J\|^2$"
+G_LABEL = r"$G=\|\nabla J\|^2$"
+V_LABEL = r"$V=\frac{1}{N_b}\sum_b \|\nabla J_b - \nabla J\|^2$"
 
 
 def _converged(results: Results) -> np.ndarray:
@@ -78,7 +78,9 @@ def _num_list(values) -> Tex:
 
 
 def _lr_colours(results: Results) -> list:
-    return list(plt.cm.viridis(np.linspace(0, 0.9, len(results.config.lrs))))
+    """One clearly distinct colour per learning rate (a sequential map makes neighbours alike in print)."""
+    n = len(results.config.lrs)
+    return list(plt.cm.tab10(np.arange(n))) if n <= 10 else list(plt.cm.viridis(np.linspace(0, 0.9, n)))
 
 
 def _sci(x: float, _position: int) -> str:
@@ -125,7 +127,7 @@ def plot_grad_norms(results: Results) -> Figure:
         gm, factor = np.array(means).reshape(-1, 2).T
         ax.errorbar(mus[usable], gm, yerr=[gm - gm / factor, gm * factor - gm], marker=marker, color=colour,
                     capsize=3, label=label)  # fmt: skip
-    ax.set(xscale="log", yscale="log", xlabel=r"learning rate $\mu$", ylabel="final squared gradient norm")
+    ax.set(xscale="log", yscale="log", xlabel=r"learning rate $\mu$", ylabel="final $G$ and $V$")
     ax.set_xticks(mus[usable], [f"{m:g}" for m in mus[usable]])
     ax.minorticks_off()
     ax.legend(fontsize=8)
@@ -229,6 +231,12 @@ def _status_context(results: Results) -> dict:
     stalled = results.status == Status.STALLED
     ratio = results.train_loss[stalled] / results.history[..., 0][stalled]
     ctx["stall_loss"] = num(np.median(results.train_loss[stalled])) if stalled.any() else Tex("--")
+    ctx["n_stalled"] = integer(stalled.sum())
+    ctx["stalled_counts"] = [
+        {"count": integer(row.sum()), "runs": integer(row.size), "mu": _setting(mu)}
+        for mu, row in zip(mus, stalled, strict=True)
+        if row.any()
+    ]
     ctx["stall_near_initial"] = bool(stalled.any() and np.median(ratio) > 0.5)
     unfinished = results.status == Status.MAX_EPOCHS
     ctx["unfinished_loss"] = num(np.median(results.train_loss[unfinished])) if unfinished.any() else Tex("--")
@@ -295,7 +303,7 @@ def _trend_context(results: Results) -> dict:
     ctx["G_fall"] = num(np.exp(logG[peak] - logG[-1]), sig=2)
     ratio = np.exp(logV - logG)  # (n_usable,) V / G
     ctx["V_vs_G"] = "above" if (ratio > 1).all() else "below" if (ratio < 1).all() else "mixed"
-    ctx["V_G_factor"] = num(ratio.min() if (ratio > 1).all() else 1 / ratio.max(), sig=2)
+    ctx["V_G_factor"] = num(ratio.min() if (ratio > 1).all() else 1 / ratio.max(), sig=3)
     best = _implicit_best(results)
     ctx["best_mu"] = _setting(results.config.lrs[best])
     ctx["best_test"] = _pm(*_mean_se(results.test_loss[best], ok[best]))
@@ -310,7 +318,7 @@ def _trend_context(results: Results) -> dict:
     ctx["slower_beyond_fastest"] = bool(fastest < len(mus) - 1)
     ctx["epochs_slope"] = num(slope, sig=2)
     ctx["epochs_slope_near_minus_one"] = bool(abs(slope + 1) < 0.25)
-    # The implicit regulariser (μ/4)(G + V) relative to the training loss at the solutions.
+    # The implicit regularizer (μ/4)(G + V) relative to the training loss at the solutions.
     reg = (
         np.array(results.config.lrs)[:, None]
         / 4
@@ -353,9 +361,11 @@ def _wd_context(results: Results) -> dict:
     ctx["wd_median_epochs"] = integer(np.median(results.wd_stop_epoch))
     ctx["wd_best_interpolates"] = bool(results.wd_train_loss[i, k, m].mean() < 10 * c.target_loss)
     ctx["wd_n_max_epochs"] = integer((results.wd_status == Status.MAX_EPOCHS).sum())
+    ctx["wd_best_capped"] = bool((results.wd_status[i, k, m] == Status.MAX_EPOCHS).any())
+    ctx["wd_single_B"] = len(c.wd_batch_sizes) == 1
     ctx["wd_n_total"] = integer(results.wd_status.size)
     best = _implicit_best(results)
-    # Paired by run: both use the same training data and initialisation.
+    # Paired by run: both use the same training data and initialization.
     diff = results.wd_test_loss[i, k, m] - results.test_loss[best]
     keep = _converged(results)[best]
     d_mean, d_se = _mean_se(diff, keep)

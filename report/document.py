@@ -42,7 +42,7 @@ def helpers(graph: "Graph") -> dict[str, Any]:
         stage = next(s for s in graph.stages if s.stem == t.inputs[0])
         plot = stage.present_module().FIGURES[name]
         function = f"{plot.__module__}.{plot.__qualname__}"
-        return Tex(rf"\provenance{{{_breakable(function)}}}{{{graph.key(stage.stem)[:10]}}}")
+        return Tex(rf"\provenance{{{_breakable(function)}}}{{{graph.key(stage.stem)[:12]}}}")
 
     return {"figure_path": figure_path, "provenance": provenance}
 
