@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 TEX_PACKAGES=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
   texlive-latex-extra texlive-pictures texlive-science lmodern cm-super-minimal poppler-utils)
 # One file per package that matters, so a partial TeX installation is noticed too.
-TEX_PROBES=(siunitx.sty cleveref.sty tikz.sty lmodern.sty booktabs.sty microtype.sty enumitem.sty)
+TEX_PROBES=(siunitx.sty cleveref.sty tikz.sty lmodern.sty booktabs.sty microtype.sty enumitem.sty placeins.sty)
 
 tex_ready() {
   command -v latexmk >/dev/null && command -v pdftotext >/dev/null || return 1

@@ -256,7 +256,7 @@ def run(config: Config) -> Results:
     )
     return Results(
         asdict(config),
-        latex(z_expression()),
+        latex(z_expression(), order="rev-lex"),  # 1 + e^{a²} + b², the assignment's order
         tikz(graph),
         nodes,
         rows,

@@ -28,6 +28,7 @@ from report.checks import Check
 from report.io import load_arrays, load_json, save_arrays, save_json
 
 M, sigma2, s2 = sp.symbols("M sigma^2 s^2", positive=True)
+sigma = sp.Symbol("sigma", positive=True)  # only for printing rates σ^n
 ell = sp.Symbol("l", integer=True, positive=True)
 Z = 5.0  # tolerance in standard errors: a correct formula fails with probability ~6e-7 per check
 
@@ -103,6 +104,13 @@ def layer_variance() -> sp.Expr:
     return sp.simplify(sp.rsolve(recursion, v(ell), {v(1): first}))
 
 
+def layer_variance_factored() -> sp.Expr:
+    """(c) :func:`layer_variance` written as Var[z^{(1)}] times the per-layer factor to the power l − 1."""
+    first = layer_variance().subs(ell, 1)
+    factor = sp.simplify(layer_variance().subs(ell, ell + 1) / layer_variance())
+    return sp.Mul(first, sp.Pow(factor, ell - 1, evaluate=False), evaluate=False)
+
+
 def critical_sigma2() -> sp.Expr:
     """(d) The σ² with Var[z^{(l+1)}] = Var[z^{(l)}]: M σ²/2 = 1, i.e. σ² = 2/M."""
     ratio = sp.simplify(layer_variance().subs(ell, ell + 1) / layer_variance())
@@ -126,7 +134,9 @@ def derivative_second_moment(n: int, activation: sp.Expr) -> sp.Expr:
     E[f^{(n)}(0)²] = M E[v²] E[w^{2n}] E[ψ^{(n)}(b)²] = E[w^{2n}] E[ψ^{(n)}(b)²].
     Returned with E[ψ^{(n)}(b)²] left as an unevaluated expectation of ``activation``'s derivative.
     """
-    return gaussian_moment(2 * n, sigma2) * sp.Function("E")(sp.diff(activation.subs(x, b), b, n) ** 2)
+    b_random = stats.Normal("b", 0, sp.sqrt(sigma2))
+    derivative = sp.diff(activation.subs(x, b), b, n).subs(b, b_random)
+    return gaussian_moment(2 * n, sigma2) * stats.Expectation(derivative**2)
 
 
 def small_sigma_expectation(g: sp.Expr, u: sp.Symbol, variance: sp.Expr, order: int = 8) -> sp.Expr:
@@ -137,7 +147,7 @@ def small_sigma_expectation(g: sp.Expr, u: sp.Symbol, variance: sp.Expr, order: 
 
 
 def smoothness_leading_terms(activation: sp.Expr) -> dict[str, sp.Expr]:
-    """(e) Leading small-σ² behaviour of E[f(0)²], E[f'(0)²], E[f''(0)²] for ψ = ``activation``(x)."""
+    """(e) Leading small-σ² behavior of E[f(0)²], E[f'(0)²], E[f''(0)²] for ψ = ``activation``(x)."""
     u = sp.Symbol("u")
     out = {}
     for n, key in enumerate(("f", "f1", "f2")):
@@ -152,18 +162,25 @@ ACTIVATION = sp.tanh(x)  # the activation of (e)
 def derive() -> dict[str, sp.Expr]:
     """All of Exercise 3's closed forms, as SymPy expressions."""
     mean, var = preactivation_moments()
+    small = {f"small_{k}": e for k, e in smoothness_leading_terms(ACTIVATION).items()}
+    ratio = sp.simplify(small["small_f2"] / small["small_f"])
     return {
         "mean": mean,
         "var": var,
         "relu": relu_second_moment(var),
         "layer_var": layer_variance(),
+        "layer_var_factored": layer_variance_factored(),
         "layer2_var": layer_variance().subs(ell, 2),
         "critical": critical_sigma2(),
         "unit_d1": unit_derivative(1),
         "unit_d2": unit_derivative(2),
         "moment_d1": derivative_second_moment(1, ACTIVATION),
         "moment_d2": derivative_second_moment(2, ACTIVATION),
-        **{f"small_{k}": e for k, e in smoothness_leading_terms(ACTIVATION).items()},
+        **small,
+        # E[f''(0)²]/E[f(0)²] ≈ c σ^(2p) as σ → 0: the rms curvature relative to f vanishes like σ^p
+        "curvature_ratio": ratio,
+        "curvature_rate": sigma ** (2 * sp.degree(ratio, sigma2)),
+        "curvature_relative": sigma ** sp.degree(ratio, sigma2),
     }
 
 
@@ -415,6 +432,12 @@ def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
         same("(b) E[ReLU(z)^2]", "direct integral for z ~ N(0, s^2)", relu_second_moment(s2), relu_direct),
         same(
             "(c) Var[z^(l)]", "recursion unrolled 4 times", d["layer_var"].subs(ell, 5), unrolled_variance(5)
+        ),
+        same(
+            "(c) printed form",
+            "Var[z^(1)] (factor)^(l-1) unrolled 4 times",
+            d["layer_var_factored"].subs(ell, 5),
+            unrolled_variance(5),
         ),
         same(
             "(d) critical sigma^2",

@@ -12,10 +12,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from report.fmt import integer, num, tex
+from report.fmt import Tex, integer, num, tex
 
 if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
     from derivations.initialization import Results
+
+
+ERROR_BAR_SE = 2.0  # half-length of the error bars of Fig. init_variance_depth, in standard errors
+
+
+def factor_text(factor: float) -> Tex:
+    """A σ² factor as the figure and Table init_mc print it (``:g``: 0.5, 1, 2)."""
+    return tex(rf"\num{{{factor:g}}}")
 
 
 def theory_depth(results: "Results") -> np.ndarray:
@@ -25,7 +33,7 @@ def theory_depth(results: "Results") -> np.ndarray:
 
 
 def plot_variance_depth(results: "Results") -> Figure:
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.4, 2.9), layout="constrained")
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
     for i, (factor, theory) in enumerate(
@@ -36,7 +44,7 @@ def plot_variance_depth(results: "Results") -> Figure:
         ax.errorbar(
             layers,
             mean[i],
-            yerr=results.tolerance_se * se[i],
+            yerr=ERROR_BAR_SE * se[i],
             fmt="o",
             ms=3.5,
             color=color,
@@ -116,11 +124,12 @@ def context(results: "Results") -> dict[str, Any]:
         "grid": integer(c["grid"]),
         "x_max": num(c["x_max"], 2),
         "Z": num(results.tolerance_se, 1),
+        "error_bar_se": num(ERROR_BAR_SE, 1),
         "mc": mc,
         "all_passed": all(m["passed"] for m in results.mc),
         "depth_rows": [
             {
-                "factor": num(f, 2),
+                "factor": factor_text(f),
                 "last_mc": num(mean[i, -1], 3),
                 "last_theory": num(theory[i, -1], 3),
                 "change": "vanishes"

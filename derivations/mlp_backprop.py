@@ -118,9 +118,7 @@ def equations() -> dict[str, list[tuple[str, sp.Basic, sp.Basic, str]]]:
             rhs = sp.HadamardProduct(
                 Elementwise("psiprime", a), W_next.T * vec(f"delta_{k + 1}", following.fan_out)
             )
-            down = (
-                rf"k = {latex(block.first + block.repeat - 1)}, \dots, {latex(block.first)}" if where else ""
-            )
+            down = where  # ascending like the forward pass; the pass runs k = K, ..., 1
         else:
             rhs, down = e, ""
         backward_rows = [
@@ -200,6 +198,11 @@ class Operation:
         return sp.expand(self.each * self.times)
 
 
+def layer_range(first: Any, last: Any) -> str:
+    """LaTeX of the layer indices first, ..., last (one index if they are equal)."""
+    return latex(first) if sp.expand(last - first) == 0 else rf"{latex(first)},\dots,{latex(last)}"
+
+
 def count_operations(blocks: list[Block]) -> list[Operation]:
     """Walk the layers and count multiply-adds of products and elementwise operations.
 
@@ -207,42 +210,70 @@ def count_operations(blocks: list[Block]) -> list[Operation]:
     (m×1)(1×n) mn multiplications; each is counted as one "product" operation here.
     Elementwise: bias additions, ψ and ψ' evaluations, Hadamard products, e = ŷ − y and
     J = ½ Σ e² (O squares, O − 1 additions, one halving).
+
+    The backward rows follow the equations of (b), indexed by the k of δ_k = ψ'(a_k) ⊙ W_{k+1}ᵀ δ_{k+1}:
+    the product W_{k+1}ᵀ δ_{k+1} uses the next layer's weights (none for k = 0, the input), and the
+    Hadamard rows of consecutive blocks are merged into one row k = 1, ..., K (listed last).  The
+    other backward rows are listed from the output down.
     """
-    ops = []
+
+    def row(stage: str, first: Any, last: Any, what: Callable[[Any], str], kind: str, each: Any) -> Operation:
+        k = first if sp.expand(last - first) == 0 else sp.Symbol("k")  # the index the operation is written in
+        return Operation(stage, layer_range(first, last), what(k), kind, each, last - first + 1)
+
+    forward_ops, backward_ops = [], []
+    hadamard: list[tuple[Any, Any, Any]] = []  # (first, last, cost) of the ψ'(a_k) ⊙ (·) rows
     for n, blk in enumerate(blocks):
-        k = sp.Symbol("k") if blk.repeat != 1 else blk.first
-        layers = (
-            rf"{latex(blk.first)},\dots,{latex(blk.first + blk.repeat - 1)}" if blk.repeat != 1 else latex(k)
-        )
-        h, W, delta = f"h_{{{latex(k - 1)}}}", f"W_{{{latex(k)}}}", rf"\delta_{{{latex(k)}}}"
-        size, r = blk.fan_out * blk.fan_in, blk.repeat
-        ops += [
-            Operation("forward", layers, f"{W} {h}", "product", size, r),
-            Operation("forward", layers, rf"(\cdot) + b_{{{latex(k)}}}", "elementwise", blk.fan_out, r),
-            Operation("backward", layers, rf"{delta} {h}^{{\top}}", "product", size, r),
+        first, last, size = blk.first, blk.first + blk.repeat - 1, blk.fan_out * blk.fan_in
+        forward_ops += [
+            row("forward", first, last, lambda k: f"W_{{{latex(k)}}} h_{{{latex(k - 1)}}}", "product", size),
+            row("forward", first, last, lambda k: rf"(\cdot) + b_{{{latex(k)}}}", "elementwise", blk.fan_out),
         ]
         if blk.activation:
-            ops.append(
-                Operation("forward", layers, rf"\psi(a_{{{latex(k)}}})", "elementwise", blk.fan_out, r)
+            forward_ops.append(
+                row("forward", first, last, lambda k: rf"\psi(a_{{{latex(k)}}})", "elementwise", blk.fan_out)
             )
-        if n > 0:  # δ_{k−1} = ψ'(a_{k−1}) ⊙ (W_kᵀ δ_k); not needed below the first layer
-            ops += [
-                Operation("backward", layers, rf"{W}^{{\top}} {delta}", "product", size, r),
-                Operation(
+            hadamard.append((first, last, 2 * blk.fan_out))
+        group = [
+            row(
+                "backward",
+                first,
+                last,
+                lambda k: rf"\delta_{{{latex(k)}}} h_{{{latex(k - 1)}}}^{{\top}}",
+                "product",
+                size,
+            )
+        ]
+        if n > 0:  # W_jᵀ δ_j for j in this block feeds δ_{j−1}: listed under k = j − 1
+            group.append(
+                row(
                     "backward",
-                    layers,
-                    rf"\psi'(a_{{{latex(k - 1)}}}) \odot (\cdot)",
-                    "elementwise",
-                    2 * blk.fan_in,
-                    r,
-                ),
-            ]
+                    first - 1,
+                    last - 1,
+                    lambda k: rf"W_{{{latex(k + 1)}}}^{{\top}} \delta_{{{latex(k + 1)}}}",
+                    "product",
+                    size,
+                )
+            )
+        backward_ops = group + backward_ops  # from the output down
+    # consecutive Hadamard rows of equal cost per layer become one row
+    merged = hadamard[:1]
+    for f, l, c in hadamard[1:]:
+        f0, l0, c0 = merged[-1]
+        if sp.expand(f - l0 - 1) == 0 and sp.expand(c - c0) == 0:
+            merged[-1] = (f0, l, c0)
+        else:
+            merged.append((f, l, c))
+    backward_ops += [
+        row("backward", f, l, lambda k: rf"\psi'(a_{{{latex(k)}}}) \odot (\cdot)", "elementwise", c)
+        for f, l, c in merged
+    ]
     o = blocks[-1].fan_out
-    ops += [
+    forward_ops += [
         Operation("forward", "", r"e = \hat{y} - y", "elementwise", o, 1),
         Operation("forward", "", r"J = \tfrac12 e^{\top} e", "elementwise", 2 * o, 1),
     ]
-    return sorted(ops, key=lambda op: op.stage == "backward")  # stable: forward first, in layer order
+    return forward_ops + backward_ops
 
 
 def totals(ops: list[Operation]) -> dict[tuple[str, str], Any]:
@@ -342,6 +373,9 @@ def run(config: Config) -> Results:
         all_ops = t[stage, "product"] + t[stage, "elementwise"]
         summary[f"{stage}_all"] = latex(all_ops)
         summary[f"{stage}_O"] = latex(big_o(all_ops))
+    ratio = t["backward", "product"] / t["forward", "product"]  # in [1, 2): each term at most doubles
+    summary["ratio_L_limit"] = latex(sp.cancel(sp.limit(ratio, L, sp.oo)))  # K L² terms dominate (K ≥ 2)
+    summary["ratio_I_limit"] = latex(sp.cancel(sp.limit(ratio, I, sp.oo)))  # the I L term dominates
     flops = [
         {
             "I": i,

@@ -28,6 +28,7 @@ def context(results: "Results") -> dict[str, Any]:
     ratios = {
         row["counter_" + s] / row["derived_" + s] for row in results.flops for s in ("forward", "backward")
     }
+    pass_ratios = [row["derived_backward"] / row["derived_forward"] for row in results.flops]
     v = results.verification
     return {
         "forward": rows(results.forward),
@@ -47,6 +48,8 @@ def context(results: "Results") -> dict[str, Any]:
         "flops": flops,
         "flops_all_twice": len(ratios) == 1 and ratios == {2.0},
         "n_flop_sizes": integer(len(results.flops)),
+        "pass_ratio_min": num(min(pass_ratios), 3),
+        "pass_ratio_max": num(max(pass_ratios), 3),
         "autograd": [
             {
                 "activation": c["activation"],

@@ -7,9 +7,10 @@ printer is a small :class:`sympy.printing.latex.LatexPrinter` subclass in the wa
 ``_print_<Class>`` method per construct that differs from SymPy's default.
 """
 
+import re
 from typing import Any
 
-from sympy import Basic, Derivative, MatMul, Symbol
+from sympy import Basic, Derivative, MatMul, Pow, Symbol
 from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 
@@ -20,7 +21,11 @@ class ReportPrinter(LatexPrinter):
     * natural logarithm written ``\\log`` (the assignment's notation), products by juxtaposition;
     * matrix transpose as ``^{\\top}`` and the Hadamard product as ``\\odot``;
     * a rational factor of a matrix product without parentheses;
-    * a derivative of an undefined function at a point with primes, ``\\psi''\\left(b + w x\\right)``.
+    * a derivative of an undefined function at a point with primes, highest degree first:
+      ``\\psi''\\left(w x + b\\right)``;
+    * a power of a symbol named like a power, ``sigma^2``, as one power: ``\\sigma^{4}``;
+    * in a sum of matrices the positive terms first: ``\\hat{y} - y``;
+    * an expectation as ``\\mathbb{E}\\left[\\cdot\\right]``.
     """
 
     _default_settings: dict[str, Any] = {  # noqa: RUF012 (overrides the parent's class attribute)
@@ -52,8 +57,30 @@ class ReportPrinter(LatexPrinter):
         ):
             n = body.derivative_count
             marks = "'" * n if n <= 3 else f"^{{({n})}}"
-            return rf"{self._print(Symbol(body.expr.func.__name__))}{marks}\left({self._print(new)}\right)"
+            point = self._print_Add(new, order="grlex") if new.is_Add else self._print(new)  # w x + b
+            return rf"{self._print(Symbol(body.expr.func.__name__))}{marks}\left({point}\right)"
         return super()._print_Subs(expr)
+
+    def _print_Pow(self, expr: Basic) -> str:
+        # (sigma^2)^3 -> sigma^{6}: a symbol whose name is a power, raised to a positive integer
+        base, exp = expr.args
+        match = re.fullmatch(r"(.+)\^\{?(\d+)\}?", base.name) if isinstance(base, Symbol) else None
+        if match and exp.is_Integer and exp > 0:
+            stem = Symbol(match[1], **base.assumptions0)
+            return self._print(Pow(stem, int(match[2]) * exp, evaluate=False))
+        return super()._print_Pow(expr)
+
+    def _print_MatAdd(self, expr: Basic) -> str:
+        # the terms in SymPy's order, but those with a minus sign last: \hat{y} - y, not - y + \hat{y}
+        terms = sorted(expr.args, key=lambda term: term.could_extract_minus_sign())
+        out = self._print(terms[0])
+        for term in terms[1:]:
+            sign, term = (" - ", -term) if term.could_extract_minus_sign() else (" + ", term)
+            out += sign + self._print(term)
+        return out
+
+    def _print_Expectation(self, expr: Basic) -> str:
+        return rf"\mathbb{{E}}\left[{self._print(expr.args[0])}\right]"
 
     def _print_HadamardProduct(self, expr: Basic) -> str:
         return super()._print_HadamardProduct(expr).replace(r" \circ ", r" \odot ")

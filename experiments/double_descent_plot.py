@@ -178,8 +178,8 @@ def context(results: Results) -> dict:
                     "test2": num(t2),
                     "train1": num(np.median(first.train[row])),
                     "train2": num(np.median(second.train[row])),
-                    "ratio1": num(n_params(width) / (8 * first.n), sig=2),
-                    "ratio2": num(n_params(width) / (8 * second.n), sig=2),
+                    "ratio1": num(n_params(width) / (8 * first.n)),
+                    "ratio2": num(n_params(width) / (8 * second.n)),
                     "under2": bool(n_params(width) < 8 * second.n),
                 }
             )

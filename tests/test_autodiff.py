@@ -73,6 +73,9 @@ def test_run_save_load_roundtrip(tmp_path):
     autodiff.save(results, tmp_path)
     assert autodiff.load(tmp_path) == results
     assert results.adjoints[0]["symbol"] == r"\bar{v}_{7}"
+    assert (
+        results.function == r"\frac{\log{\left(b \right)}}{1 + e^{a^{2}} + b^{2}}"
+    )  # the assignment's order
     assert results.adjoints[-1]["substituted"] == r"\bar{v}_{2} \cdot 2 a"
     assert (
         results.gradients[0]["exact"]

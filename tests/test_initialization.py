@@ -40,10 +40,21 @@ def test_closed_forms(derived):
 def test_latex_of_key_equations(derived):
     assert init.latex(derived["var"]) == r"M \sigma^{2}"
     assert init.latex(derived["relu"]) == r"\frac{M \sigma^{2}}{2}"
-    assert init.latex(derived["layer2_var"]) == r"\frac{M^{2} \left(\sigma^{2}\right)^{2}}{2}"
+    assert init.latex(derived["layer2_var"]) == r"\frac{M^{2} \sigma^{4}}{2}"
+    assert (
+        init.latex(derived["layer_var_factored"])
+        == r"M \sigma^{2} \left(\frac{M \sigma^{2}}{2}\right)^{l - 1}"
+    )
+    assert sp.simplify(derived["layer_var_factored"] - derived["layer_var"]) == 0
     assert init.latex(derived["critical"]) == r"\frac{2}{M}"
-    assert init.latex(derived["unit_d2"]) == r"v w^{2} \psi''\left(b + w x\right)"
-    assert init.latex(derived["small_f2"]) == r"12 \left(\sigma^{2}\right)^{3}"
+    assert init.latex(derived["unit_d2"]) == r"v w^{2} \psi''\left(w x + b\right)"
+    assert init.latex(derived["small_f2"]) == r"12 \sigma^{6}"
+    assert init.latex(derived["moment_d1"]) == (
+        r"\sigma^{2} \mathbb{E}\left[\left(1 - \tanh^{2}{\left(b \right)}\right)^{2}\right]"
+    )
+    # E[f''²]/E[f²] ~ 12 σ⁴, so the curvature relative to f vanishes like σ² (not σ⁴)
+    assert init.latex(derived["curvature_ratio"]) == r"12 \sigma^{4}"
+    assert init.latex(derived["curvature_relative"]) == r"\sigma^{2}"
 
 
 @pytest.mark.slow
@@ -52,6 +63,8 @@ def test_symbolic_checks_pass_and_fail(derived):
     wrong = {**derived, "layer_var": M * sigma2 * (M * sigma2) ** (ell - 1)}  # the ReLU halving forgotten
     failed = [c.name for c in init.symbolic_checks(wrong) if not c.passed]
     assert failed == ["(c) Var[z^(l)]", "(d) critical sigma^2"]
+    wrong = {**derived, "layer_var_factored": M * sigma2 * (M * sigma2) ** (ell - 1)}
+    assert [c.name for c in init.symbolic_checks(wrong) if not c.passed] == ["(c) printed form"]
 
 
 def test_quadrature_matches_closed_form_at_small_sigma():
@@ -124,6 +137,12 @@ def test_figures(results):
 def test_context_sentence_follows_roughness(results):
     from derivations import initialization_plot as plot
 
-    assert plot.context(results)["roughness_trend"] == "increasing"
+    ctx = plot.context(results)
+    assert ctx["roughness_trend"] == "increasing"
+    assert [r["factor"] for r in ctx["depth_rows"]] == [
+        r"\num{0.5}",
+        r"\num{1}",
+        r"\num{2}",
+    ]  # as in the figure
     assert plot.trend([3.0, 2.0, 1.0]) == "decreasing"
     assert plot.trend([1.0, 3.0, 2.0]) == "mixed"

@@ -77,6 +77,27 @@ def test_equations_latex():
         "L",
     )
     assert backward[-2] == (r"\nabla_{W_{1}} J", r"\delta_{1} h_{0}^{\top}", r"L \times I")
+    assert forward["e"] == r"\hat{y} - y"
+    assert [where for *_, where in eqs["backward"]][3] == r"k = 2, \dots, K"
+
+
+def test_backward_rows_of_the_count_table_follow_equation_b():
+    # δ_k = ψ'(a_k) ⊙ W_{k+1}ᵀ δ_{k+1}: the product is listed under k, the next layer's W, and ψ'(a_k) under k
+    rows = {
+        (op.layers, op.what): (op.each, op.times)
+        for op in mb.count_operations(mb.layer_blocks())
+        if op.stage == "backward"
+    }
+    assert rows[("K", r"W_{K + 1}^{\top} \delta_{K + 1}")] == (L * O, 1)
+    assert rows[(r"1,\dots,K - 1", r"W_{k + 1}^{\top} \delta_{k + 1}")] == (L**2, K - 1)
+    assert rows[(r"1,\dots,K", r"\psi'(a_{k}) \odot (\cdot)")] == (2 * L, K)
+    assert not any("a_{k - 1}" in what for _, what in rows)
+
+
+def test_backward_forward_ratio_between_one_and_two():
+    results = mb.run(mb.PROFILES["quick"])
+    assert results.totals["ratio_I_limit"] == "1"
+    assert results.totals["ratio_L_limit"] == "2"
 
 
 def test_run_save_load_and_context(tmp_path):
@@ -88,4 +109,5 @@ def test_run_save_load_and_context(tmp_path):
     assert all(r["counter_forward"] == 2 * r["derived_forward"] for r in results.flops)
     ctx = mlp_backprop_plot.context(results)
     assert ctx["flops_all_twice"] is True
+    assert ctx["pass_ratio_min"] == r"\num{1.40}"  # (I, K, L, O) = (3, 1, 4, 2): 28 / 20
     assert mlp_backprop_plot.FIGURES == {}

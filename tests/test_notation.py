@@ -23,6 +23,10 @@ def test_log_and_products():
     assert (
         latex(sp.log(b) / (1 + sp.exp(a**2) + b**2)) == r"\frac{\log{\left(b \right)}}{b^{2} + e^{a^{2}} + 1}"
     )
+    assert (
+        latex(sp.log(b) / (1 + sp.exp(a**2) + b**2), order="rev-lex")
+        == r"\frac{\log{\left(b \right)}}{1 + e^{a^{2}} + b^{2}}"
+    )
     assert latex(2 * a * b) == "2 a b"
 
 
@@ -39,5 +43,30 @@ def test_rational_factor_of_matrix_product():
 def test_derivative_of_undefined_function_at_a_point_uses_primes():
     psi = sp.Function("psi")
     x, w, b = sp.symbols("x w b")
-    assert latex(sp.diff(psi(w * x + b), x, 2)) == r"w^{2} \psi''\left(b + w x\right)"
-    assert latex(sp.diff(psi(w * x + b), x, 4)) == r"w^{4} \psi^{(4)}\left(b + w x\right)"
+    assert latex(sp.diff(psi(w * x + b), x, 2)) == r"w^{2} \psi''\left(w x + b\right)"
+    assert latex(sp.diff(psi(w * x + b), x, 4)) == r"w^{4} \psi^{(4)}\left(w x + b\right)"
+
+
+def test_power_of_a_squared_symbol_is_one_power():
+    s2 = sp.Symbol("sigma^2", positive=True)
+    M = sp.Symbol("M")
+    assert latex(M**2 * s2**2 / 2) == r"\frac{M^{2} \sigma^{4}}{2}"
+    assert latex(12 * s2**3) == r"12 \sigma^{6}"
+    assert latex(s2) == r"\sigma^{2}"
+    assert latex(a**3) == "a^{3}"  # an ordinary symbol is untouched
+
+
+def test_matrix_sum_puts_the_minus_term_last():
+    y, yhat = sp.MatrixSymbol("y", 3, 1), sp.MatrixSymbol("yhat", 3, 1)
+    assert latex(yhat - y, order="none") == r"\hat{y} - y"
+    assert latex(-y - yhat, order="none") == r"- y - \hat{y}"
+
+
+def test_expectation_uses_blackboard_e():
+    from sympy import stats
+
+    u = stats.Normal("u", 0, 1)
+    assert (
+        latex(2 * stats.Expectation(sp.tanh(u) ** 2))
+        == r"2 \mathbb{E}\left[\tanh^{2}{\left(u \right)}\right]"
+    )
