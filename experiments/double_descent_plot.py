@@ -192,6 +192,7 @@ def context(results: Results) -> dict:
         "r_t_empirical": num(results.r_t_empirical, sig=4),
         "r_t_se": num(results.r_t * (2 / (8 * config.n_test)) ** 0.5, sig=2),
         "signal_var": num(results.signal_var),
+        "noise_over_signal": num(results.r_t / results.signal_var, sig=2),
         "var_y": num(results.signal_var + results.r_t),
         "n_test": integer(config.n_test),
         "n1": integer(first.n),
