@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,8 +42,8 @@ class BatchedMLP:
         return len(self.widths)
 
 
-def n_params(width: int, hidden_layers: int, d_in: int = 8, d_out: int = 8) -> int:
-    """Number of weights and biases of one model of hidden width ``width``."""
+def n_params(width: int | np.ndarray, hidden_layers: int, d_in: int = 8, d_out: int = 8) -> int | np.ndarray:
+    """Number of weights and biases of one model of hidden width ``width`` (elementwise for an array)."""
     sizes = [d_in, *[width] * hidden_layers, d_out]
     return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
 

@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from experiments.double_descent import Results, threshold_index
+from experiments.batched_mlp import n_params as mlp_params
+from experiments.double_descent import HIDDEN_LAYERS, Results, threshold_index
 from report.fmt import Tex, integer, num
 
 TARGET = 1e-3  # item (b): the training MSE to reach
@@ -20,8 +21,8 @@ COLORS = ("tab:blue", "tab:orange", "tab:green")
 
 
 def n_params(width: float | np.ndarray) -> float | np.ndarray:
-    """Parameters of 8 -> M -> M -> 8 (same as experiments.batched_mlp.n_params, vectorised)."""
-    return width**2 + 18 * width + 8
+    """Parameters of this stage's network 8 -> M -> M -> 8, for a width or an array of widths."""
+    return mlp_params(width, HIDDEN_LAYERS)
 
 
 def width_of(params: float | np.ndarray) -> float | np.ndarray:

@@ -177,10 +177,10 @@ class Graph:
                 outcomes.append(Outcome(name, ran=False, seconds=0.0))
                 continue
             log(f"[run] {name}")
-            start = time.perf_counter()
-            self.tasks[name].action()
-            seconds = time.perf_counter() - start
             task = self.tasks[name]
+            start = time.perf_counter()
+            task.action()
+            seconds = time.perf_counter() - start
             cache.write_manifest(
                 self.manifest(name),
                 self.key(name),
