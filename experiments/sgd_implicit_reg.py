@@ -84,6 +84,9 @@ PROFILES = {
 }
 
 
+STALL_IMPROVEMENT = 0.01  # a model improves only when its loss falls below (1 - this) x its best
+
+
 class Status(IntEnum):
     CONVERGED = 0  # training MSE below the target
     DIVERGED = 1  # loss non-finite or far above its initial value
@@ -228,7 +231,7 @@ def train(
         history[epoch // check_every, ids] = loss
         if epoch == 0:
             initial[ids] = loss
-        improved = loss < 0.99 * best[ids]
+        improved = loss < (1 - STALL_IMPROVEMENT) * best[ids]
         best[ids] = np.where(improved, loss, best[ids])
         best_epoch[ids] = np.where(improved, epoch, best_epoch[ids])
         done = np.full(len(ids), Status.MAX_EPOCHS)

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from experiments.sgd_implicit_reg import Results, Status
+from experiments.sgd_implicit_reg import STALL_IMPROVEMENT, Results, Status
 from report.fmt import Tex, integer, num
 
 TREND_THRESHOLD = 0.7  # |Spearman ρ| at or above which a trend over the μ grid counts as monotone
@@ -395,7 +395,7 @@ def context(results: Results) -> dict:
         "N": integer(c.n_train), "n_batches": integer(c.n_train // c.batch_size), "n_params": integer(results.n_params),
         "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": _setting(c.target_loss),
         "max_epochs": integer(c.max_epochs), "check_every": integer(c.check_every),
-        "stall_epochs": integer(c.stall_epochs), "diverge_factor": _setting(c.diverge_factor),
+        "stall_epochs": integer(c.stall_epochs), "stall_percent": num(100 * STALL_IMPROVEMENT, sig=1), "diverge_factor": _setting(c.diverge_factor),
         "wd_max_epochs": integer(c.wd_max_epochs), "wd_stall_epochs": integer(c.wd_stall_epochs),
         "lrs": _num_list(c.lrs),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
