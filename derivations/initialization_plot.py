@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from report.figures import figsize
 from report.fmt import Tex, integer, num, tex
 
 if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
@@ -33,7 +34,7 @@ def theory_depth(results: "Results") -> np.ndarray:
 
 
 def plot_variance_depth(results: "Results") -> Figure:
-    fig, ax = plt.subplots(figsize=(6.4, 2.9), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
     for i, (factor, theory) in enumerate(
@@ -64,7 +65,7 @@ def plot_variance_depth(results: "Results") -> Figure:
 
 def plot_random_functions(results: "Results") -> Figure:
     sigmas = results.config["sigma2_e"]
-    fig, axes = plt.subplots(1, len(sigmas), figsize=(6.4, 2.5), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, len(sigmas), figsize=figsize(2.5), sharey=True, layout="constrained")
     grid = results.arrays["grid"]
     for ax, s, fs, r in zip(axes, sigmas, results.arrays["shown_f"], results.roughness, strict=True):
         for f in fs:

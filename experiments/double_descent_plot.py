@@ -14,6 +14,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from experiments.batched_mlp import n_params as mlp_params
 from experiments.double_descent import HIDDEN_LAYERS, Results, threshold_index
+from report.figures import figsize
 from report.fmt import Tex, integer, num
 
 TARGET = 1e-3  # item (b): the training MSE to reach
@@ -37,7 +38,7 @@ def first_below(curves: np.ndarray, epochs: np.ndarray, level: float) -> np.ndar
 
 
 def plot_training_curves(results: Results) -> Figure:
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(3.6), layout="constrained")
     for i, width in enumerate(results.config.curve_widths):
         for s, curve in enumerate(results.curves[i]):
             label = f"$M={width}$ ({n_params(width)} parameters)" if s == 0 else None
@@ -54,7 +55,7 @@ def plot_training_curves(results: Results) -> Figure:
 
 
 def plot_curve(results: Results) -> Figure:
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, layout="constrained")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(5.6), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
     for k, sweep in enumerate(results.sweeps):
         color = COLORS[k % len(COLORS)]

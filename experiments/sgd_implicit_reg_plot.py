@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from experiments.sgd_implicit_reg import STALL_IMPROVEMENT, Results, Status
+from report.figures import figsize
 from report.fmt import Tex, integer, num
 
 TREND_THRESHOLD = 0.7  # |Spearman ρ| at or above which a trend over the μ grid counts as monotone
@@ -98,7 +99,7 @@ def _mu_label(mu: float) -> str:
 
 def plot_convergence(results: Results) -> Figure:
     """Training MSE against epochs for every μ and run (log-log), with the target loss."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(3.6), layout="constrained")
     epochs = results.epochs[1:]
     for mu, colour, runs in zip(results.config.lrs, _lr_colours(results), results.history, strict=True):
         for r, history in enumerate(runs):
@@ -113,7 +114,7 @@ def plot_convergence(results: Results) -> Figure:
 
 def plot_grad_norms(results: Results) -> Figure:
     """Final G and V against μ: converged runs as dots, geometric means with error bars."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(3.2), layout="constrained")
     ok, usable = _converged(results), _usable(results)
     mus = np.array(results.config.lrs)
     for values, marker, colour, label in [
@@ -136,7 +137,7 @@ def plot_grad_norms(results: Results) -> Figure:
 
 def plot_test_vs_grad(results: Results) -> Figure:
     """Test MSE against final G (left) and V (right), one colour per μ."""
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize(3.2), sharey=True, layout="constrained")
     ok = _converged(results)
     for ax, values, label in zip(
         axes, (results.grad_norm, results.grad_var), (G_LABEL, V_LABEL), strict=True
@@ -162,7 +163,7 @@ def plot_test_vs_grad(results: Results) -> Figure:
 
 def plot_weight_decay(results: Results) -> Figure:
     """Test MSE against λ for each (B, μ) of the grid, beside the best implicit-only result."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(3.2), layout="constrained")
     c = results.config
     for i, batch_size in enumerate(c.wd_batch_sizes):
         for k, mu in enumerate(c.wd_lrs):

@@ -11,6 +11,7 @@ import platform
 from typing import TYPE_CHECKING, Any
 
 from report import cache
+from report.figures import GEOMETRY
 from report.fmt import Tex, integer, num
 from report.latex import log_warnings, run_latexmk
 from report.render import latex_escape, render
@@ -44,7 +45,7 @@ def helpers(graph: "Graph") -> dict[str, Any]:
         function = f"{plot.__module__}.{plot.__qualname__}"
         return Tex(rf"\provenance{{{_breakable(function)}}}{{{graph.key(stage.stem)[:12]}}}")
 
-    return {"figure_path": figure_path, "provenance": provenance}
+    return {"figure_path": figure_path, "provenance": provenance, "geometry": Tex(GEOMETRY)}
 
 
 def appendix(graph: "Graph") -> dict[str, Any]:
