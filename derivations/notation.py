@@ -8,7 +8,7 @@ printer is a small :class:`sympy.printing.latex.LatexPrinter` subclass in the wa
 """
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from sympy import Basic, Derivative, MatMul, Pow, Symbol
 from sympy.core.function import AppliedUndef
@@ -111,3 +111,44 @@ def latex(expr: Basic, **settings: Any) -> str:
     '2 a b'
     """
     return ReportPrinter(settings).doprint(expr)
+
+
+class Notation(NamedTuple):
+    """One row of the report's symbol table: symbol and meaning in LaTeX, the stems of the sections using it."""
+
+    symbol: str
+    meaning: str
+    sections: tuple[str, ...]
+
+
+EX1, EX2, EX3 = ("autodiff",), ("mlp_backprop",), ("initialization",)
+ASSIGNMENTS = ("double_descent", "sgd_implicit_reg")
+
+# The one symbol table of the report, printed near its start; every section uses these names.
+SYMBOLS: tuple[Notation, ...] = (
+    Notation(
+        r"a, b, z", r"inputs and output of $z(a,b)$; $v_i$ intermediate variables, $\bar v$ adjoints", EX1
+    ),
+    Notation(r"I, O", r"input and output dimensions", EX2),
+    Notation(r"K", r"number of hidden layers", EX2),
+    Notation(r"L", r"units per hidden layer", EX2),
+    Notation(r"\psi", r"activation function of the hidden units", EX2 + EX3),
+    Notation(r"\sigma^2", r"variance of the initial weights", EX3),
+    Notation(r"M", r"hidden width (in Exercise 3 also the fan-in of a neuron)", EX3 + ASSIGNMENTS),
+    Notation(r"N", r"number of training samples", ASSIGNMENTS),
+    Notation(
+        r"\varepsilon \sim \mathcal{N}(0, \tau^2 I)",
+        r"label noise of the data process; $\tau^2$ is the noise variance",
+        ASSIGNMENTS,
+    ),
+    Notation(r"J", r"training loss, the mean squared error", ASSIGNMENTS),
+    Notation(r"\mu", r"learning rate of SGD", ASSIGNMENTS[1:]),
+    Notation(r"B", r"mini-batch size", ASSIGNMENTS[1:]),
+    Notation(r"\lambda", r"weight-decay rate", ASSIGNMENTS[1:]),
+    Notation(r"G = \lVert \nabla J \rVert^2", r"squared norm of the full-data gradient", ASSIGNMENTS[1:]),
+    Notation(
+        r"V = \tfrac{1}{N_b} \textstyle\sum_{b} \lVert \nabla J_b - \nabla J \rVert^2",
+        r"variation of the gradient over the $N_b$ mini-batches",
+        ASSIGNMENTS[1:],
+    ),
+)

@@ -7,10 +7,13 @@ a successful compile, so a failed build keeps the last good one.
 """
 
 import json
+import os
 import platform
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from report import cache
+from derivations.notation import SYMBOLS
+from report import cache, settings
 from report.figures import GEOMETRY
 from report.fmt import Tex, integer, num
 from report.latex import log_warnings, run_latexmk
@@ -28,42 +31,83 @@ def _breakable(name: str) -> str:
 def helpers(graph: "Graph") -> dict[str, Any]:
     """Template globals for figures: their path and their provenance line."""
 
-    def task(name: str):
-        t = graph.tasks.get(name)
-        if t is None or t.kind != "figure":
-            raise KeyError(f"no figure named {name!r}; figures: {', '.join(graph.figures())}")
-        return t
-
     def figure_path(name: str) -> Tex:
-        task(name)
+        _figure_task(graph, name)
         return Tex(f"../figures/{name}.pdf")
 
     def provenance(name: str) -> Tex:
-        t = task(name)
-        stage = next(s for s in graph.stages if s.stem == t.inputs[0])
-        plot = stage.present_module().FIGURES[name]
-        function = f"{plot.__module__}.{plot.__qualname__}"
-        return Tex(rf"\provenance{{{_breakable(function)}}}{{{graph.key(stage.stem)[:12]}}}")
+        source = figure_source(graph, name)
+        return Tex(rf"\provenance{{{source['function']}}}{{{source['key']}}}")
 
     return {"figure_path": figure_path, "provenance": provenance, "geometry": Tex(GEOMETRY)}
 
 
-def appendix(graph: "Graph") -> dict[str, Any]:
-    """Reproducibility facts: every task with key, seed and runtime; versions; checks."""
+def _figure_task(graph: "Graph", name: str):
+    t = graph.tasks.get(name)
+    if t is None or t.kind != "figure":
+        raise KeyError(f"no figure named {name!r}; figures: {', '.join(graph.figures())}")
+    return t
+
+
+def figure_source(graph: "Graph", name: str) -> dict[str, Any]:
+    """Where figure ``name`` comes from: its plot function, the key and seed of the data it plots."""
+    stem = _figure_task(graph, name).inputs[0]
+    stage = next(s for s in graph.stages if s.stem == stem)
+    plot = stage.present_module().FIGURES[name]
+    seed = graph.tasks[stem].seed
+    return {
+        "name": name,
+        "label": Tex(f"fig:{name}"),
+        "path": Tex(f"../figures/{name}.pdf"),  # the \includegraphics argument; the hyperlink target
+        "function": Tex(_breakable(f"{plot.__module__}.{plot.__qualname__}")),
+        "key": graph.key(stem)[:12],
+        "seed": "" if seed is None else integer(seed),
+    }
+
+
+def title_page(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The title page and PDF metadata from ``settings.toml``; the date never the build time."""
+    s = settings.load()
+    return {
+        "title": s.title,
+        "course": s.course,
+        "author": s.author,
+        "student_number": s.student_number,
+        "date": settings.date_text(s, environ),
+    }
+
+
+def notation(stems: list[str]) -> list[dict[str, Tex]]:
+    """The symbol table, each row pointing at the sections of this document that use the symbol."""
     rows = []
-    for name, t in graph.tasks.items():
-        if t.kind == "document":
-            continue
-        record = cache.read_manifest(graph.manifest(name)) or {}
-        rows.append(
-            {
-                "name": name,
-                "kind": t.kind,
-                "key": graph.key(name)[:12],
-                "seed": "" if t.seed is None else str(t.seed),
-                "seconds": num(record.get("seconds", 0.0), sig=2),
-            }
-        )
+    for n in SYMBOLS:
+        used = [f"sec:{stem}" for stem in n.sections if stem in stems]
+        if used:
+            rows.append(
+                {
+                    "symbol": Tex(n.symbol),
+                    "meaning": Tex(n.meaning),
+                    "sections": Tex(rf"\cref{{{','.join(used)}}}"),
+                }
+            )
+    return rows
+
+
+def appendix(graph: "Graph") -> dict[str, Any]:
+    """Reproducibility facts: every task with key and seed; figures with their sources; versions; checks.
+
+    Runtimes are left out (the build prints them): the PDF must be the same bytes for the same sources.
+    """
+    rows = [
+        {
+            "name": name,
+            "kind": t.kind,
+            "key": graph.key(name)[:12],
+            "seed": "" if t.seed is None else integer(t.seed),
+        }
+        for name, t in graph.tasks.items()
+        if t.kind != "document"
+    ]
     checks = json.loads((graph.root / "data" / "verification.json").read_text())
     return {
         "profile": graph.profile,
@@ -71,6 +115,7 @@ def appendix(graph: "Graph") -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": cache.versions(),
         "tasks": rows,
+        "figures": [figure_source(graph, name) for name in graph.figures()],
         "checks": [
             {
                 "name": c["name"],
@@ -93,6 +138,8 @@ def context(graph: "Graph") -> dict[str, Any]:
     }
     ctx["stems"] = [s.stem for s in graph.stages]
     ctx["build"] = appendix(graph)
+    ctx["settings"] = title_page()
+    ctx["notation"] = notation(ctx["stems"])
     return ctx | helpers(graph)
 
 

@@ -1,0 +1,98 @@
+"""The student's settings: what the title page says, read from ``settings.toml`` at the repository root.
+
+The file is TOML, read with the standard library's :mod:`tomllib`; every key is optional and the
+defaults give an anonymous title page.  An unknown key or a value of the wrong type is one clear
+:class:`SettingsError`, naming the file and the key.
+
+The date is never the build time, so that the same sources give the same PDF byte for byte: it is
+the ``date`` of the file (a TOML date such as ``2024-04-08`` or any text), else the day of
+``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), else no date at all.
+"""
+
+import datetime
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from report.paths import ROOT
+
+SETTINGS_FILE = ROOT / "settings.toml"
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)  # not strftime's %B, which follows the locale
+
+
+class SettingsError(Exception):
+    """The settings file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    title: str = "Neural network optimization and generalization"
+    course: str = "NNDL2024, Session 2: exercises and computer assignments"
+    author: str = ""  # empty: the title page names no one
+    student_number: str = ""
+    date: str | datetime.date = ""  # empty: SOURCE_DATE_EPOCH's day, else no date
+
+
+def parse(text: str, source: str = "settings.toml") -> Settings:
+    """Settings from TOML ``text``; ``source`` names the file in error messages.
+
+    >>> parse('author = "Ada Lovelace"').author
+    'Ada Lovelace'
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SettingsError(f"{source}: not valid TOML: {err}") from err
+    known = {f.name: f for f in fields(Settings)}
+    for key, value in data.items():
+        if key not in known:
+            raise SettingsError(f"{source}: unknown key {key!r}; the keys are {', '.join(known)}")
+        allowed = (str, datetime.date) if key == "date" else (str,)
+        if not isinstance(value, allowed) or isinstance(value, datetime.datetime):
+            wanted = "a string or a date (2024-04-08)" if key == "date" else "a string"
+            raise SettingsError(f"{source}: {key!r} must be {wanted}, not {type(value).__name__} {value!r}")
+    return Settings(**data)
+
+
+def load(path: Path = SETTINGS_FILE) -> Settings:
+    """The settings of ``path``; the defaults when the file does not exist."""
+    if not path.exists():
+        return Settings()
+    return parse(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def date_text(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
+    """The date printed on the title page: the settings' date, else ``SOURCE_DATE_EPOCH``'s day, else "".
+
+    >>> date_text(Settings(date=datetime.date(2024, 4, 8)))
+    '8 April 2024'
+    >>> date_text(Settings(), {"SOURCE_DATE_EPOCH": "1712534400"})
+    '8 April 2024'
+    """
+    date = settings.date
+    if isinstance(date, datetime.date):
+        return f"{date.day} {MONTHS[date.month - 1]} {date.year}"
+    if date or "SOURCE_DATE_EPOCH" not in environ:
+        return date
+    try:
+        epoch = int(environ["SOURCE_DATE_EPOCH"])
+    except ValueError as err:
+        raise SettingsError(
+            f"SOURCE_DATE_EPOCH must be an integer, not {environ['SOURCE_DATE_EPOCH']!r}"
+        ) from err
+    return date_text(Settings(date=datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()))
