@@ -55,8 +55,10 @@ def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
     """Turn ``expr`` into intermediate variables in topological order (inputs first).
 
     Every non-constant subexpression becomes one node ``v_i``; a repeated subexpression is
-    one node.  Numbers stay inside the operation (``v_1 = a^2``).  The post-order walk of
-    the expression tree is a topological order: a node comes after all its parents.
+    one node.  Numbers stay inside the operation (``v_3 = v_1 + v_2 + 1``).  The post-order
+    walk of the expression tree is a topological order: a node comes after all its parents.
+    Operands are visited in the order the formula is read (:func:`reading_order`), so for
+    log(b)/(1 + e^{a²} + b²) the numbering runs v_1 = log b, v_2 = a², v_3 = e^{v_2}, ...
     """
     names: dict[sp.Expr, sp.Symbol] = {x: x for x in inputs}
     graph = [Node(x, x, ()) for x in inputs]
@@ -64,7 +66,7 @@ def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
     def visit(e: sp.Expr) -> sp.Expr:
         if e in names or e.is_Number:
             return names.get(e, e)
-        args = [visit(arg) for arg in e.args]
+        args = [visit(arg) for arg in reading_order(e)]
         symbol = sp.Symbol(f"v_{len(graph) - len(inputs) + 1}")
         parents = tuple(dict.fromkeys(arg for arg in args if arg in names.values()))
         graph.append(Node(symbol, e.func(*args), parents))
@@ -73,6 +75,16 @@ def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
 
     visit(expr)
     return graph
+
+
+def reading_order(e: sp.Expr) -> tuple[sp.Expr, ...]:
+    """The operands of ``e`` left to right as the formula is written: numerator before denominator,
+    terms of a sum in the order ``1 + e^{a²} + b²`` (SymPy's ``rev-lex``)."""
+    if e.is_Add:
+        return tuple(e.as_ordered_terms(order="rev-lex"))
+    if e.is_Mul:
+        return tuple(sorted(e.args, key=lambda f: bool(f.is_Pow and f.exp.is_negative)))
+    return e.args
 
 
 def children(graph: list[Node]) -> dict[sp.Symbol, list[Node]]:
@@ -166,7 +178,7 @@ def layout(graph: list[Node], gap: float = 3.0) -> dict[sp.Symbol, tuple[float, 
     return {s: (x[s], layer[s]) for s in layer}
 
 
-def tikz(graph: list[Node], dy: float = 1.5, max_label: int = 24) -> str:
+def tikz(graph: list[Node], dy: float = 1.25, max_label: int = 24) -> str:
     """A ``tikzpicture`` of the graph: nodes ``v_i = op``, edges labelled with local partials.
 
     Inputs at the top, the output at the bottom.  A partial whose LaTeX is longer than
@@ -313,7 +325,7 @@ def gradient_checks(
                 name,
                 "engine value vs torch.autograd (float64)",
                 abs(float(gradient[x]) - reference[x].item()),
-                1e-12,
+                TORCH_TOLERANCE,
             ),
         ]
     return checks

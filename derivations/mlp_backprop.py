@@ -118,7 +118,9 @@ def equations() -> dict[str, list[tuple[str, sp.Basic, sp.Basic, str]]]:
             rhs = sp.HadamardProduct(
                 Elementwise("psiprime", a), W_next.T * vec(f"delta_{k + 1}", following.fan_out)
             )
-            down = where  # ascending like the forward pass; the pass runs k = K, ..., 1
+            down = (  # descending: the backward pass runs from the output layer down
+                rf"k = {latex(block.first + block.repeat - 1)}, \dots, {latex(block.first)}" if where else ""
+            )
         else:
             rhs, down = e, ""
         backward_rows = [
@@ -373,6 +375,11 @@ def run(config: Config) -> Results:
         all_ops = t[stage, "product"] + t[stage, "elementwise"]
         summary[f"{stage}_all"] = latex(all_ops)
         summary[f"{stage}_O"] = latex(big_o(all_ops))
+    hidden = [block for block in layer_blocks() if block.activation]
+    last = hidden[-1].first + hidden[-1].repeat - 1
+    summary["recursion"] = (
+        rf"{latex(last)}, {latex(last - 1)}, \dots, {latex(hidden[0].first)}"  # δ_k: k = K, …, 1
+    )
     ratio = t["backward", "product"] / t["forward", "product"]  # in [1, 2): each term at most doubles
     summary["ratio_L_limit"] = latex(sp.cancel(sp.limit(ratio, L, sp.oo)))  # K L² terms dominate (K ≥ 2)
     summary["ratio_I_limit"] = latex(sp.cancel(sp.limit(ratio, I, sp.oo)))  # the I L term dominates

@@ -87,7 +87,7 @@ def notation(stems: list[str]) -> list[dict[str, Tex]]:
                 {
                     "symbol": Tex(n.symbol),
                     "meaning": Tex(n.meaning),
-                    "sections": Tex(rf"\cref{{{','.join(used)}}}"),
+                    "sections": Tex(rf"\labelcref{{{','.join(used)}}}"),
                 }
             )
     return rows

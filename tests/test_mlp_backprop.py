@@ -78,7 +78,7 @@ def test_equations_latex():
     )
     assert backward[-2] == (r"\nabla_{W_{1}} J", r"\delta_{1} h_{0}^{\top}", r"L \times I")
     assert forward["e"] == r"\hat{y} - y"
-    assert [where for *_, where in eqs["backward"]][3] == r"k = 2, \dots, K"
+    assert [where for *_, where in eqs["backward"]][3] == r"k = K, \dots, 2"  # in the order computed
 
 
 def test_backward_rows_of_the_count_table_follow_equation_b():

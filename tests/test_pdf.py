@@ -1,0 +1,158 @@
+"""The built PDF as a reader gets it: page layout, byte-identical rebuilds, metadata, figure links.
+
+The layout check renders every page (``pdftoppm``) and measures its *empty fraction*: the share of
+the text block's height in blank bands taller than ``GAP_CM`` (the gaps between lines and paragraphs
+are smaller, so running text counts as full).  Before the appendices no page may be more than
+``MAX_EMPTY`` empty, unless a section ends there (the next page starts a new section at its top).
+
+Run ``python tests/test_pdf.py build/quick/report.pdf`` to print every page's empty fraction.
+"""
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from report.figures import MARGIN_CM
+
+MAX_EMPTY = 1 / 3  # "no page more than about a third empty"
+GAP_CM = 1.2  # a blank band this tall is empty space, not the gap around a heading, display or TOC line
+DPI = 36
+INK = 200  # grey level (0 black, 255 white) below which a pixel is ink
+CM_PER_PT = 2.54 / 72
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int  # 1-based
+    empty: float  # fraction of the text block's height in blank bands taller than GAP_CM
+    section_ends: bool  # the next page starts a section at its top
+    appendix: bool  # in the appendices
+
+
+def empty_fraction(gray: np.ndarray, dpi: int = DPI) -> float:
+    """Share of the text block's rows (page minus margins) in blank runs taller than ``GAP_CM``."""
+    margin = round(MARGIN_CM / 2.54 * dpi)
+    block = gray[margin:-margin, margin:-margin]
+    blank = (block >= INK).all(axis=1)
+    gap = GAP_CM / 2.54 * dpi
+    empty = run = 0
+    for row_blank in [*blank, False]:
+        if row_blank:
+            run += 1
+            continue
+        empty += run if run >= gap else 0
+        run = 0
+    return empty / len(blank)
+
+
+def section_starts(reader: PdfReader) -> list[tuple[int, float]]:
+    """(0-based page, distance in cm from the top of the text block) of every top-level outline entry."""
+    height_pt = float(reader.pages[0].mediabox.height)
+    top_of_block = height_pt - MARGIN_CM / CM_PER_PT
+    return [
+        (reader.get_destination_page_number(item), max(0.0, (top_of_block - float(item.top)) * CM_PER_PT))
+        for item in reader.outline
+        if not isinstance(item, list)
+    ]
+
+
+def measure(pdf: Path, workdir: Path) -> list[Page]:
+    """Render ``pdf`` into ``workdir`` and measure every page."""
+    subprocess.run(["pdftoppm", "-gray", "-r", str(DPI), pdf, workdir / "page"], check=True)
+    reader = PdfReader(pdf)
+    starts = section_starts(reader)
+    top_starts = {page for page, depth in starts if depth < 2.0}  # the heading sits at the page top
+    appendix = min(
+        reader.get_destination_page_number(d)
+        for k, d in reader.named_destinations.items()
+        if k.startswith("appendix.")
+    )
+    images = sorted(workdir.glob("page-*.pgm"))
+    return [
+        Page(i + 1, empty_fraction(np.asarray(Image.open(path))), i + 1 in top_starts, i >= appendix)
+        for i, path in enumerate(images)
+    ]
+
+
+needs_tex = pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftoppm") is None, reason="latexmk or pdftoppm missing"
+)
+
+
+def quick_pdf(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import build
+    from report import pipeline
+
+    monkeypatch.setattr(pipeline, "build_dir", lambda profile: out)
+    assert build.main(["--profile", "quick"]) == 0
+    return out / "report.pdf"
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory):
+    """The quick profile built twice from scratch, into two directories."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SOURCE_DATE_EPOCH", raising=False)
+        return [quick_pdf(tmp_path_factory.mktemp(f"build{i}"), mp) for i in range(2)]
+
+
+def test_empty_fraction_counts_bands_not_line_gaps():
+    dpi, height = DPI, round(29.7 / 2.54 * DPI)
+    page = np.full((height, round(21 / 2.54 * DPI)), 255, dtype=np.uint8)
+    margin = round(MARGIN_CM / 2.54 * dpi)
+    page[margin : height - margin : 6, margin:-margin] = 0  # "text": an ink row every 6 px (0.42 cm)
+    assert empty_fraction(page) == 0
+    page[height // 2 : height - margin] = 255  # the lower half of the text block blank
+    assert empty_fraction(page) == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.latex
+@pytest.mark.slow
+@needs_tex
+def test_no_page_before_the_appendices_is_a_third_empty(two_builds, tmp_path):
+    pages = measure(two_builds[0], tmp_path)
+    bad = [p for p in pages if not p.appendix and not p.section_ends and p.empty > MAX_EMPTY]
+    assert bad == [], "\n".join(f"page {p.number}: {p.empty:.0%} empty" for p in bad)
+
+
+@pytest.mark.latex
+@pytest.mark.slow
+@needs_tex
+def test_the_same_sources_give_the_same_bytes(two_builds):
+    first, second = (pdf.read_bytes() for pdf in two_builds)
+    assert first == second
+
+
+@pytest.mark.latex
+@pytest.mark.slow
+@needs_tex
+def test_title_author_and_figure_links_are_in_the_pdf(two_builds):
+    from report import pipeline, settings
+
+    reader = PdfReader(two_builds[0])
+    assert reader.metadata.title == settings.load().title
+    assert "/CreationDate" not in reader.metadata and "/ID" not in reader.trailer
+    links = {
+        str(annot.get_object()["/A"].get("/D"))
+        for page in reader.pages
+        for annot in page.get("/Annots", [])
+        if "/A" in annot.get_object()
+    }
+    for name in pipeline.Graph("quick").figures():
+        assert f"src:../figures/{name}.pdf" in links, name  # figure -> its row of "Figures and their sources"
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in measure(Path(sys.argv[1]), Path(tmp)):
+            flag = " appendix" if p.appendix else " section ends" if p.section_ends else ""
+            print(f"page {p.number:2d}: {p.empty:4.0%} empty{flag}")
