@@ -17,7 +17,7 @@ from typing import Any
 import sympy as sp
 import torch
 
-from derivations.notation import latex
+from derivations.notation import TexCheck, latex
 from report.checks import Check
 from report.io import load_json, save_json
 
@@ -309,23 +309,33 @@ def gradient_checks(
     checks = []
     for x in (A, B):
         name = f"dz/d{x} at ({config.a}, {config.b})"
+        name_tex = rf"$\partial z/\partial {latex(x)}$ at $({config.a}, {config.b})$"
         symbolic_error = sp.simplify(gradient_symbolic[x] - sp.diff(z, x))
         exact_error = sp.simplify(gradient[x] - sp.diff(z, x).subs(point))
         checks += [
-            Check(
+            TexCheck(
                 f"dz/d{x}(a, b)",
                 "reverse-mode engine vs sympy.diff, simplified difference",
                 0.0 if symbolic_error == 0 else 1.0,
                 0.0,
+                name_tex=rf"$\partial z/\partial {latex(x)}$ as a function of $(a, b)$",
+                method_tex=r"reverse-mode engine vs \texttt{sympy.diff}, simplified difference",
             ),
-            Check(
-                name, "exact engine value vs sympy.diff at the point", 0.0 if exact_error == 0 else 1.0, 0.0
+            TexCheck(
+                name,
+                "exact engine value vs sympy.diff at the point",
+                0.0 if exact_error == 0 else 1.0,
+                0.0,
+                name_tex=name_tex,
+                method_tex=r"exact engine value vs \texttt{sympy.diff} at the point",
             ),
-            Check(
+            TexCheck(
                 name,
                 "engine value vs torch.autograd (float64)",
                 abs(float(gradient[x]) - reference[x].item()),
                 TORCH_TOLERANCE,
+                name_tex=name_tex,
+                method_tex=r"engine value vs \texttt{torch.autograd} (float64)",
             ),
         ]
     return checks
@@ -338,11 +348,13 @@ def check() -> list[Check]:
     graph = d["graph"]
     rebuilt = forward(graph, {A: A, B: B})[graph[-1].symbol]
     return [
-        Check(
+        TexCheck(
             "graph of z",
             "nodes substituted back equal z (symbolic)",
             0.0 if rebuilt == z_expression() else 1.0,
             0.0,
+            name_tex="graph of $z$",
+            method_tex="nodes substituted back equal $z$ (symbolic)",
         ),
         *gradient_checks(d["gradient"], d["gradient_symbolic"], config),
     ]

@@ -2,8 +2,10 @@
 
 Derived in SymPy (:func:`derive`): (a) mean and variance of a pre-activation z = Σ_m w_m x_m,
 (b) E[ReLU(z)²] = Var(z)/2 by symmetry, (c) the layer-to-layer recursion, (d) the variance-
-preserving σ² = 2/M (He et al., 2015), and (e) the scaling of the derivatives of a one-hidden-
-layer tanh network f(x) = Σ_j v_j tanh(w_j x + b_j) with w_j, b_j ~ N(0, σ²), v_j ~ N(0, 1/M).
+preserving σ² = 2/M (He et al., 2015), and (e) how σ² shapes a one-hidden-layer network
+f(x) = Σ_j v_j ψ(w_j x + b_j) with w_j ~ N(0, σ²), v_j ~ N(0, 1/M): for ψ = ReLU, the kinks x_j = −b_j/w_j
+(Cauchy distributed) with biases b_j ~ N(0, σ²) ("scaled") or b_j ~ N(0, s_b²) ("fixed"); for ψ = tanh,
+the smooth contrast with b_j ~ N(0, σ²), the scaling of the derivatives.
 
 Every result is compared with a seeded Monte Carlo estimate; the tolerance of each comparison
 is ``Z`` standard errors estimated from the same samples, so it shrinks as 1/√n.  :func:`run`
@@ -22,12 +24,13 @@ import sympy as sp
 import torch
 from sympy import stats
 
-from derivations.notation import latex
+from derivations.notation import TexCheck, latex
 from experiments.batched_mlp import device
 from report.checks import Check
 from report.io import load_arrays, load_json, save_arrays, save_json
 
 M, sigma2, s2 = sp.symbols("M sigma^2 s^2", positive=True)
+s_b, x_max = sp.symbols("s_b x_max", positive=True)  # (e): fixed bias standard deviation, input range
 sigma = sp.Symbol("sigma", positive=True)  # only for printing rates σ^n
 ell = sp.Symbol("l", integer=True, positive=True)
 Z = 5.0  # tolerance in standard errors: a correct formula fails with probability ~6e-7 per check
@@ -44,7 +47,8 @@ class Config:
     n_networks: int = 200  # independent networks per σ² (the Monte Carlo sample of (c), (d))
     n_inputs: int = 64  # inputs x ~ N(0, I) pushed through each network
     width_e: int = 100  # hidden units of the scalar network of (e)
-    sigma2_e: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)  # σ² of w_j, b_j in (e)
+    sigma2_e: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)  # σ² of w_j (and of b_j, except "fixed") in (e)
+    bias_std_fixed: float = 1.0  # s_b of (e)'s "fixed" ReLU parameterization, b_j ~ N(0, s_b²)
     n_functions: int = 4000  # random networks per σ² in (e)
     n_shown: int = 6  # random functions drawn per σ² in the figure
     grid: int = 401  # points of x in [-x_max, x_max] for the roughness statistic
@@ -156,7 +160,21 @@ def smoothness_leading_terms(activation: sp.Expr) -> dict[str, sp.Expr]:
     return out
 
 
-ACTIVATION = sp.tanh(x)  # the activation of (e)
+def relu(u: sp.Expr) -> sp.Expr:
+    return sp.Max(0, u)
+
+
+def kink_probability(bias_std: sp.Expr) -> sp.Expr:
+    """(e), ReLU: P(|x_j| < x_max) for the kink x_j = −b_j/w_j of a unit, w_j ~ N(0, σ²), b_j ~ N(0, bias_std²).
+
+    The ratio of two independent centred normals is Cauchy with scale bias_std/σ (the angle of the
+    point (w_j, b_j) is uniform after rescaling the axes); the probability is its CDF from sympy.stats.
+    """
+    kink = stats.Cauchy("x_j", 0, bias_std / sigma)
+    return sp.simplify(stats.cdf(kink)(x_max) - stats.cdf(kink)(-x_max))
+
+
+ACTIVATION = sp.tanh(x)  # the smooth contrast of (e)
 
 
 def derive() -> dict[str, sp.Expr]:
@@ -164,6 +182,7 @@ def derive() -> dict[str, sp.Expr]:
     mean, var = preactivation_moments()
     small = {f"small_{k}": e for k, e in smoothness_leading_terms(ACTIVATION).items()}
     ratio = sp.simplify(small["small_f2"] / small["small_f"])
+    kinks_fixed = M * kink_probability(s_b)
     return {
         "mean": mean,
         "var": var,
@@ -181,6 +200,11 @@ def derive() -> dict[str, sp.Expr]:
         "curvature_ratio": ratio,
         "curvature_rate": sigma ** (2 * sp.degree(ratio, sigma2)),
         "curvature_relative": sigma ** sp.degree(ratio, sigma2),
+        # (e), ReLU: expected number of kinks in [-x_max, x_max] with b ~ N(0, σ²) and with b ~ N(0, s_b²)
+        "kinks_scaled": M * kink_probability(sigma),
+        "kinks_fixed": kinks_fixed,
+        "kinks_fixed_small": sp.series(kinks_fixed, sigma, 0, 2).removeO(),
+        "kinks_fixed_large": sp.limit(kinks_fixed, sigma, sp.oo),
     }
 
 
@@ -247,24 +271,44 @@ def depth_profile(config: Config, factor: float, gen: torch.Generator) -> np.nda
     return out
 
 
-def random_functions(config: Config, variance: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """(e): f(x) = Σ_j v_j tanh(w_j x + b_j) on a grid for n_functions networks, and f, f', f'' at 0."""
+def random_units(
+    config: Config, variance: float, bias_std: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(e): n_functions networks of width_e units: w_j ~ N(0, variance), b_j ~ N(0, bias_std²), v_j ~ N(0, 1/M).
+
+    Returns (w, b, v), each (n_functions, width_e).
+    """
     dev, R, J = gen.device, config.n_functions, config.width_e
     w_ = variance**0.5 * torch.randn(R, J, dtype=torch.float64, device=dev, generator=gen)
-    b_ = variance**0.5 * torch.randn(R, J, dtype=torch.float64, device=dev, generator=gen)
+    b_ = bias_std * torch.randn(R, J, dtype=torch.float64, device=dev, generator=gen)
     v_ = torch.randn(R, J, dtype=torch.float64, device=dev, generator=gen) / J**0.5
-    grid = torch.linspace(-config.x_max, config.x_max, config.grid, dtype=torch.float64, device=dev)
+    return w_, b_, v_
+
+
+def on_grid(
+    config: Config, units: tuple[torch.Tensor, ...], activation: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grid, f) with f(x) = Σ_j v_j activation(w_j x + b_j) on the grid, shape (n_functions, grid)."""
+    w_, b_, v_ = units
+    grid = torch.linspace(-config.x_max, config.x_max, config.grid, dtype=torch.float64, device=w_.device)
     chunk = 200  # networks per step: bounds the (chunk, J, grid) intermediate
     f = torch.cat(
         [
             torch.einsum(
                 "rj,rjg->rg",
                 v_[i : i + chunk],
-                torch.tanh(w_[i : i + chunk, :, None] * grid + b_[i : i + chunk, :, None]),
+                activation(w_[i : i + chunk, :, None] * grid + b_[i : i + chunk, :, None]),
             )
-            for i in range(0, R, chunk)
+            for i in range(0, w_.shape[0], chunk)
         ]
-    )  # (R, grid)
+    )
+    return grid, f
+
+
+def random_functions(config: Config, variance: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """(e), tanh: f(x) = Σ_j v_j tanh(w_j x + b_j), b_j ~ N(0, σ²), on a grid, and f, f', f'' at 0."""
+    w_, b_, v_ = units = random_units(config, variance, variance**0.5, gen)
+    grid, f = on_grid(config, units, torch.tanh)
     t = torch.tanh(b_)  # tanh' = 1 - t², tanh'' = -2 t (1 - t²)
     return {
         "grid": grid,
@@ -273,6 +317,15 @@ def random_functions(config: Config, variance: float, gen: torch.Generator) -> d
         "f1": (v_ * w_ * (1 - t**2)).sum(1),
         "f2": (v_ * w_**2 * (-2 * t * (1 - t**2))).sum(1),
     }
+
+
+def relu_functions(
+    config: Config, variance: float, bias_std: float, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """(e), ReLU: f on the grid and the number of kinks −b_j/w_j inside [−x_max, x_max], per network."""
+    w_, b_, _ = units = random_units(config, variance, bias_std, gen)
+    _, f = on_grid(config, units, torch.relu)
+    return {"f": f, "kinks": ((-b_ / w_).abs() < config.x_max).sum(1).to(torch.float64)}
 
 
 def roughness(f: torch.Tensor, step: float) -> torch.Tensor:
@@ -284,13 +337,22 @@ def roughness(f: torch.Tensor, step: float) -> torch.Tensor:
     return (second**2).mean(1) / f.var(1)
 
 
+BIASES = ("scaled", "fixed")  # (e), ReLU: b_j ~ N(0, σ²) or b_j ~ N(0, s_b²)
+BIAS_ITEM = {"scaled": "(i)", "fixed": "(ii)"}  # as the report names them
+
+
 def simulate(config: Config) -> dict[str, Any]:
     """Every Monte Carlo estimate of the exercise, seeded by ``config.seed``."""
     gen = torch.Generator(device=device()).manual_seed(config.seed)
     single = single_neuron(config, gen)
     depth = {factor: depth_profile(config, factor, gen) for factor in config.depth_factors}
     functions = {s: random_functions(config, s, gen) for s in config.sigma2_e}
-    return {"single": single, "depth": depth, "functions": functions}
+    relu_nets = {
+        (bias, s): relu_functions(config, s, s**0.5 if bias == "scaled" else config.bias_std_fixed, gen)
+        for bias in BIASES
+        for s in config.sigma2_e
+    }
+    return {"single": single, "depth": depth, "functions": functions, "relu": relu_nets}
 
 
 @dataclass(frozen=True)
@@ -305,12 +367,20 @@ class Comparison:
     n: int  # sample size
 
     def check(self) -> Check:
-        return Check(
+        return TexCheck(
             self.name,
             f"Monte Carlo, n = {self.n}, tolerance {Z:g} standard errors",
             abs(self.estimate - self.exact),
             Z * self.se,
+            name_tex=f"{self.name.split(' ', 1)[0]} ${self.label}$",
+            method_tex=f"Monte Carlo, $n = {self.n}$, tolerance ${Z:g}$ standard errors",
         )
+
+
+def expected_kinks(d: dict[str, sp.Expr], config: Config, bias: str, variance: float) -> float:
+    """(e), ReLU: the derived mean number of kinks in [−x_max, x_max] at σ² = ``variance``."""
+    at = {M: config.width_e, x_max: config.x_max, s_b: config.bias_std_fixed, sigma: variance**0.5}
+    return float(d[f"kinks_{bias}"].subs(at))
 
 
 def comparisons(config: Config, sim: dict[str, Any], d: dict[str, sp.Expr]) -> list[Comparison]:
@@ -337,6 +407,16 @@ def comparisons(config: Config, sim: dict[str, Any], d: dict[str, sp.Expr]) -> l
                     config.n_networks,
                 )
             )
+    for (bias, s), fs in sim["relu"].items():
+        out.append(
+            Comparison(
+                f"(e) ReLU kinks in [-x_max, x_max], b {bias}, sigma^2 = {s:g}",
+                rf"\text{{kinks in range, {BIAS_ITEM[bias]}}},\ \sigma^2 = {s:g}",
+                *mean_and_se(fs["kinks"]),
+                expected_kinks(d, config, bias, s),
+                config.n_functions,
+            )
+        )
     for s, fs in sim["functions"].items():
         for n in (1, 2):
             out.append(
@@ -359,7 +439,8 @@ class Results:
     config: dict[str, Any]
     tex: dict[str, str]  # LaTeX of the derived expressions
     mc: list[dict[str, Any]]  # every Monte Carlo comparison: Comparison fields and "passed"
-    roughness: list[dict[str, float]]  # per σ² of (e): mean roughness, its SE, E[f^(n)(0)²]
+    roughness: list[dict[str, float]]  # per σ² of (e), tanh: mean roughness, its SE, E[f^(n)(0)²]
+    relu: list[dict[str, Any]]  # per bias parameterization and σ² of (e), ReLU: roughness and kinks, with SEs
     tolerance_se: float  # Z: Monte Carlo tolerances in standard errors
     arrays: dict[str, np.ndarray]  # depth_mean/depth_se (factors, depth), shown_f (σ², n_shown, grid), grid
 
@@ -381,6 +462,16 @@ def run(config: Config) -> Results:
                 **{f"moment_f{n}": mean_and_se(fs[f"f{n}"] ** 2)[0] for n in (0, 1, 2)},
             }
         )
+    relu_rows = [
+        {
+            "bias": bias,
+            "sigma2": s,
+            **dict(zip(("roughness", "roughness_se"), mean_and_se(roughness(fs["f"], step)), strict=True)),
+            **dict(zip(("kinks", "kinks_se"), mean_and_se(fs["kinks"]), strict=True)),
+            "kinks_exact": expected_kinks(d, config, bias, s),
+        }
+        for (bias, s), fs in sim["relu"].items()
+    ]
     depth = np.stack([sim["depth"][f] for f in config.depth_factors])  # (factors, R, depth)
     arrays = {
         "depth_mean": depth.mean(1),
@@ -389,9 +480,15 @@ def run(config: Config) -> Results:
         "shown_f": np.stack(
             [sim["functions"][s]["f"][: config.n_shown].cpu().numpy() for s in config.sigma2_e]
         ),
+        **{
+            f"shown_relu_{bias}": np.stack(
+                [sim["relu"][bias, s]["f"][: config.n_shown].cpu().numpy() for s in config.sigma2_e]
+            )
+            for bias in BIASES
+        },
     }
     tex = {key: latex(expr) for key, expr in d.items()}
-    return Results(json_config(config), tex, mc, rough, Z, arrays)
+    return Results(json_config(config), tex, mc, rough, relu_rows, Z, arrays)
 
 
 def json_config(config: Config) -> dict[str, Any]:
@@ -414,44 +511,103 @@ def load(directory: Path) -> Results:
 def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
     """The derived closed forms against independent SymPy computations."""
 
-    def same(name: str, method: str, a: sp.Expr, b: sp.Expr) -> Check:
-        return Check(name, method, 0.0 if sp.simplify(a - b) == 0 else 1.0, 0.0)
+    def same(name: str, method: str, a: sp.Expr, b: sp.Expr, name_tex: str, method_tex: str) -> Check:
+        error = 0.0 if sp.simplify(a - b) == 0 else 1.0
+        return TexCheck(name, method, error, 0.0, name_tex=name_tex, method_tex=method_tex)
 
+    t = sp.Symbol("t", positive=True)
+    by_angle = 4 * (sp.pi / 2 - sp.atan(s_b / (sigma * x_max))) / (2 * sp.pi)
+    points = [
+        {sigma: sp.Rational(a, 3), x_max: sp.Rational(b, 2), s_b: c}
+        for a, b, c in ((1, 1, 1), (1, 4, 3), (7, 3, 2), (30, 1, 5), (2, 9, 1))
+    ]
     z_normal = stats.Normal("z", 0, sp.sqrt(s2))
     relu_direct = stats.E(sp.Piecewise((z_normal**2, z_normal > 0), (0, True)))
+    explicit = (r"\texttt{sympy.stats}, $M = 3$ explicit terms", "sympy.stats, M = 3 explicit terms")
     return [
         same(
-            "(a) E[z]", "sympy.stats, M = 3 explicit terms", d["mean"].subs(M, 3), stats.E(sum_of_products(3))
+            "(a) E[z]",
+            explicit[1],
+            d["mean"].subs(M, 3),
+            stats.E(sum_of_products(3)),
+            r"(a) $\mathbb{E}[z]$",
+            explicit[0],
         ),
         same(
             "(a) Var[z]",
-            "sympy.stats, M = 3 explicit terms",
+            explicit[1],
             d["var"].subs(M, 3),
             stats.variance(sum_of_products(3)),
+            r"(a) $\mathrm{Var}[z]$",
+            explicit[0],
         ),
-        same("(b) E[ReLU(z)^2]", "direct integral for z ~ N(0, s^2)", relu_second_moment(s2), relu_direct),
         same(
-            "(c) Var[z^(l)]", "recursion unrolled 4 times", d["layer_var"].subs(ell, 5), unrolled_variance(5)
+            "(b) E[ReLU(z)^2]",
+            "direct integral for z ~ N(0, s^2)",
+            relu_second_moment(s2),
+            relu_direct,
+            r"(b) $\mathbb{E}[\mathrm{ReLU}(z)^2]$",
+            r"direct integral for $z \sim \mathcal{N}(0, s^2)$",
+        ),
+        same(
+            "(c) Var[z^(l)]",
+            "recursion unrolled 4 times",
+            d["layer_var"].subs(ell, 5),
+            unrolled_variance(5),
+            r"(c) $\mathrm{Var}[z^{(l)}]$",
+            "recursion unrolled 4 times",
         ),
         same(
             "(c) printed form",
             "Var[z^(1)] (factor)^(l-1) unrolled 4 times",
             d["layer_var_factored"].subs(ell, 5),
             unrolled_variance(5),
+            "(c) printed form",
+            r"$\mathrm{Var}[z^{(1)}]\cdot(\text{factor})^{l-1}$ vs the recursion unrolled 4 times",
         ),
         same(
             "(d) critical sigma^2",
             "Var[z^(l)] constant in l at sigma^2 = 2/M",
             d["layer_var"].subs(sigma2, d["critical"]),
             M * d["critical"],
+            r"(d) critical $\sigma^2$",
+            r"$\mathrm{Var}[z^{(l)}]$ constant in $l$ at $\sigma^2 = 2/M$",
         ),
         same(
             "(e) d^2/dx^2 of a unit",
             "psi = exp(2x): v w^2 psi''(wx+b)",
             d["unit_d2"].replace(psi, sp.Lambda(x, sp.exp(2 * x))).doit(),
             v * w**2 * 4 * sp.exp(2 * (w * x + b)),
+            r"(e) $\frac{d^2}{dx^2}$ of a unit",
+            rf"$\psi = e^{{2x}}$ in ${latex(d['unit_d2'])}$",
         ),
-        same("(e) small-sigma E[f''(0)^2]", "series vs 12 sigma^6", d["small_f2"], 12 * sigma2**3),
+        same(
+            "(e) small-sigma E[f''(0)^2]",
+            "series vs 12 sigma^6",
+            d["small_f2"],
+            12 * sigma2**3,
+            r"(e) small-$\sigma$ $\mathbb{E}[f''(0)^2]$",
+            r"series vs $12\sigma^6$",
+        ),
+        TexCheck(
+            "(e) ReLU(sigma u) = sigma ReLU(u)",
+            "simplified difference for u > 0 and u < 0",
+            float(sum(sp.simplify(relu(sigma * u) - sigma * relu(u)) != 0 for u in (t, -t))),
+            0.0,
+            name_tex=r"(e) $\mathrm{ReLU}(\sigma u) = \sigma\,\mathrm{ReLU}(u)$",
+            method_tex=r"simplified difference for $u > 0$ and $u < 0$",
+        ),
+        TexCheck(
+            "(e) P(ReLU kink in [-x_max, x_max])",
+            "angle of (w/sigma, b/s_b) uniform: 4 (pi/2 - atan(s_b/(sigma x_max)))/(2 pi), at 5 points",
+            max(abs(float((d["kinks_fixed"] / M - by_angle).subs(point))) for point in points),
+            1e-14,
+            name_tex=r"(e) $P(|x_j| < x_{max})$ of a ReLU kink",
+            method_tex=(
+                r"angle of $(w/\sigma, b/s_b)$ uniform: $\frac{4}{2\pi}\bigl(\frac{\pi}{2}"
+                r" - \operatorname{atan}\frac{s_b}{\sigma x_{max}}\bigr)$, at 5 points"
+            ),
+        ),
     ]
 
 

@@ -1,8 +1,9 @@
 """Presentation of Exercise 3 (initialization): the two figures and the template values.
 
-Figures: ``init_variance_depth`` (pre-activation variance across depth for three σ²,
-Monte Carlo against the recursion) and ``init_random_functions`` (random initial functions
-of the one-hidden-layer tanh network for several σ², with the roughness statistic).
+Figures: ``init_variance_depth`` (pre-activation variance across depth for each σ² of the
+configuration, Monte Carlo against the recursion) and ``init_random_functions`` (random initial
+functions of the one-hidden-layer network for several σ²: ReLU with scaled and with fixed bias
+variance, and tanh).
 """
 
 from collections.abc import Callable
@@ -63,21 +64,29 @@ def plot_variance_depth(results: "Results") -> Figure:
     return fig
 
 
+ROWS = (  # (e): the rows of Fig. init_random_functions: arrays key, y label ((i), (ii): the bias parameterizations)
+    ("shown_relu_scaled", "ReLU (i)"),
+    ("shown_relu_fixed", "ReLU (ii)"),
+    ("shown_f", r"$\tanh$"),
+)
+
+
 def plot_random_functions(results: "Results") -> Figure:
     sigmas = results.config["sigma2_e"]
-    fig, axes = plt.subplots(1, len(sigmas), figsize=figsize(2.5), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(
+        len(ROWS), len(sigmas), figsize=figsize(5.4), sharex=True, layout="constrained"
+    )  # each panel its own y scale: (i) differs between σ² by a factor of σ only, which shows as equal shapes
     grid = results.arrays["grid"]
-    for ax, s, fs, r in zip(axes, sigmas, results.arrays["shown_f"], results.roughness, strict=True):
-        for f in fs:
-            ax.plot(grid, f, lw=0.9)
-        rough = r["roughness"]
-        ax.set_title(
-            rf"$\sigma^2={s:g}$" + "\n" + (rf"$R={rough:.3g}$" if rough < 1000 else rf"$R={rough:.0f}$"),
-            fontsize=9,
-        )
+    for row, (key, label) in zip(axes, ROWS, strict=True):
+        for ax, fs in zip(row, results.arrays[key], strict=True):
+            for f in fs:
+                ax.plot(grid, f, lw=0.9)
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel(label + "\n" + r"$f(x)$")
+    for ax, s in zip(axes[0], sigmas, strict=True):
+        ax.set_title(rf"$\sigma^2={s:g}$")
+    for ax in axes[-1]:
         ax.set_xlabel(r"$x$")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(r"$f(x)$")
     return fig
 
 
@@ -111,6 +120,7 @@ def context(results: "Results") -> dict[str, Any]:
         for m in results.mc
     ]
     roughness = [r["roughness"] for r in results.roughness]
+    relu = {bias: [r for r in results.relu if r["bias"] == bias] for bias in ("scaled", "fixed")}
     return {
         "tex": {k: tex(v) for k, v in results.tex.items()},
         "M": integer(c["M"]),
@@ -154,4 +164,29 @@ def context(results: "Results") -> dict[str, Any]:
             for r in results.roughness
         ],
         "roughness_trend": trend(roughness),
+        "bias_std_fixed": num(c["bias_std_fixed"], 2),
+        "n_sigma2_depth": integer(len(c["depth_factors"])),
+        "relu_rows": [
+            {
+                "sigma2": num(scaled["sigma2"], 2),
+                **{
+                    f"{r['bias']}_{key}": num(r[key], 3)
+                    for r in (scaled, fixed)
+                    for key in ("kinks", "kinks_se", "kinks_exact", "roughness", "roughness_se")
+                },
+            }
+            for scaled, fixed in zip(relu["scaled"], relu["fixed"], strict=True)
+        ],
+        "relu_scaled_same": indistinguishable(relu["scaled"], results.tolerance_se),
+        "relu_fixed_trend": trend([r["roughness"] for r in relu["fixed"]]),
+        "relu_fixed_kinks_trend": trend([r["kinks"] for r in relu["fixed"]]),
     }
+
+
+def indistinguishable(rows: list[dict[str, float]], z: float) -> bool:
+    """Whether every pair of mean roughnesses differs by less than ``z`` standard errors of the difference."""
+    return all(
+        abs(a["roughness"] - b["roughness"]) < z * (a["roughness_se"] ** 2 + b["roughness_se"] ** 2) ** 0.5
+        for i, a in enumerate(rows)
+        for b in rows[i + 1 :]
+    )

@@ -24,7 +24,7 @@ import sympy as sp
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from derivations.notation import latex
+from derivations.notation import TexCheck, latex
 from report.checks import Check
 from report.io import load_json, save_json
 
@@ -496,11 +496,13 @@ def flop_checks(
     for size in sizes:
         counted, ours = flop_counts(*size), derived(*size)
         checks += [
-            Check(
+            TexCheck(
                 f"{stage} products, (I,K,L,O) = {size}",
                 "FlopCounterMode FLOPs vs 2 x derived multiply-adds",
                 abs(counted[stage] - 2 * ours[stage]),
                 0,
+                name_tex=f"{stage} products, $(I,K,L,O) = {size}$",
+                method_tex=r"\texttt{FlopCounterMode} FLOPs vs $2\times{}$derived multiply-adds",
             )
             for stage in ("forward", "backward")
         ]
@@ -519,27 +521,33 @@ def autograd_cases(seed: int = 0) -> list[tuple[str, tuple[int, int, int, int]]]
 def formula_checks() -> list[Check]:
     """Backward formulas vs autograd (random sizes, each ψ) and sympy.diff, and the MSE rescaling."""
     checks = [
-        Check(
+        TexCheck(
             f"backward, psi = {act}, (I,K,L,O) = {sizes}",
             "literal formulas vs torch.autograd (float64)",
             autograd_error(sizes, act, seed=n),
             AUTOGRAD_TOLERANCE,
+            name_tex=rf"backward, $\psi = \mathrm{{{act}}}$, $(I,K,L,O) = {sizes}$",
+            method_tex=r"literal formulas vs \texttt{torch.autograd} (float64)",
         )
         for n, (act, sizes) in enumerate(autograd_cases())
     ]
     return [
         *checks,
-        Check(
+        TexCheck(
             "MSE mean convention",
             "2/O x our gradient vs autograd of MSELoss(mean)",
             autograd_error(MEAN_CASE, "tanh", 7, "mean"),
             AUTOGRAD_TOLERANCE,
+            name_tex="MSE mean convention",
+            method_tex=r"$\tfrac{2}{O}\times{}$our gradient vs autograd of \texttt{MSELoss} (mean)",
         ),
-        Check(
+        TexCheck(
             "backward, generic psi, I=K=L=O=2",
             "literal formulas vs sympy.diff (entries differing)",
             symbolic_error(),
             0,
+            name_tex=r"backward, generic $\psi$, $I=K=L=O=2$",
+            method_tex=r"literal formulas vs \texttt{sympy.diff} (entries differing)",
         ),
     ]
 

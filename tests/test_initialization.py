@@ -9,7 +9,7 @@ import sympy as sp
 import torch
 
 from derivations import initialization as init
-from derivations.initialization import M, ell, sigma2
+from derivations.initialization import M, ell, s_b, sigma, sigma2, x_max
 
 matplotlib.use("Agg")
 
@@ -67,6 +67,51 @@ def test_symbolic_checks_pass_and_fail(derived):
     assert [c.name for c in init.symbolic_checks(wrong) if not c.passed] == ["(c) printed form"]
 
 
+def test_relu_kink_counts(derived):
+    # (i) biases scaled with σ: the Cauchy law of -b/w has scale 1 whatever σ is
+    assert derived["kinks_scaled"] == 2 * M * sp.atan(x_max) / sp.pi
+    assert (
+        init.latex(derived["kinks_scaled"]) == r"\frac{2 M \operatorname{atan}{\left(x_{max} \right)}}{\pi}"
+    )
+    # (ii) fixed bias variance: few kinks in range for small σ, all M for large σ
+    assert derived["kinks_fixed_small"] == 2 * M * sigma * x_max / (sp.pi * s_b)
+    assert derived["kinks_fixed_large"] == M
+    assert sp.diff(derived["kinks_fixed"], sigma).subs({M: 10, x_max: 2, s_b: 1, sigma: 3}) > 0
+
+
+def test_wrong_kink_law_fails_the_checks(derived):
+    wrong = {
+        **derived,
+        "kinks_fixed": M * 2 * sp.atan(sigma * x_max / (2 * s_b)) / sp.pi,
+    }  # Cauchy scale off by 2
+    failed = [c.name for c in init.symbolic_checks(wrong) if not c.passed]
+    assert failed == ["(e) P(ReLU kink in [-x_max, x_max])"]
+    sim = init.simulate(TINY)
+    mc = [c.check() for c in init.comparisons(TINY, sim, wrong)]
+    assert any(not c.passed for c in mc if "b fixed" in c.name)
+    assert all(c.passed for c in mc if "b scaled" in c.name)
+
+
+def test_relu_scaled_biases_change_only_the_scale(results):
+    from derivations import initialization_plot as plot
+
+    scaled = [r for r in results.relu if r["bias"] == "scaled"]
+    assert plot.indistinguishable(scaled, results.tolerance_se)
+    assert not plot.indistinguishable(
+        [{"roughness": 1.0, "roughness_se": 0.01}, {"roughness": 2.0, "roughness_se": 0.01}], 5.0
+    )
+
+
+def test_relu_units_are_homogeneous():
+    gen = torch.Generator().manual_seed(3)
+    w_, b_, v_ = init.random_units(TINY, 1.0, 1.0, gen)
+    _, f1 = init.on_grid(TINY, (w_, b_, v_), torch.relu)
+    _, f9 = init.on_grid(TINY, (3 * w_, 3 * b_, v_), torch.relu)  # σ² = 9 with the same draws
+    assert torch.allclose(f9, 3 * f1, rtol=1e-12, atol=1e-12)
+    step = 2 * TINY.x_max / (TINY.grid - 1)
+    assert torch.allclose(init.roughness(f9, step), init.roughness(f1, step), rtol=1e-9)
+
+
 def test_quadrature_matches_closed_form_at_small_sigma():
     # E[f'(0)²] = σ² E[sech⁴ b] → σ² (1 - 2σ² + ...) as σ² → 0
     assert init.derivative_moment_value(1, 1e-4) == pytest.approx(1e-4 * (1 - 2e-4), rel=1e-6)
@@ -74,7 +119,8 @@ def test_quadrature_matches_closed_form_at_small_sigma():
 
 def test_monte_carlo_comparisons_pass(results):
     assert all(m["passed"] for m in results.mc)
-    assert len(results.mc) == 3 + 2 * len(TINY.depth_factors) + 2 * len(TINY.sigma2_e)
+    # (a), (b); two layers per σ² factor; ReLU kinks for two bias parameterizations and tanh f', f'' per σ²
+    assert len(results.mc) == 3 + 2 * len(TINY.depth_factors) + 4 * len(TINY.sigma2_e)
 
 
 def test_monte_carlo_detects_a_wrong_formula(derived):
@@ -129,9 +175,14 @@ def test_figures(results):
         "recursion (exact)",
     ]
     fig = plot.plot_random_functions(results)
-    assert len(fig.axes) == len(TINY.sigma2_e)
+    assert len(fig.axes) == len(plot.ROWS) * len(TINY.sigma2_e)
     assert all(len(a.lines) == TINY.n_shown for a in fig.axes)
-    assert fig.axes[0].get_title().startswith(r"$\sigma^2=0.1$")
+    assert fig.axes[0].get_title() == r"$\sigma^2=0.1$"
+    assert [fig.axes[i * len(TINY.sigma2_e)].get_ylabel().split("\n")[0] for i in range(3)] == [
+        "ReLU (i)",
+        "ReLU (ii)",
+        r"$\tanh$",
+    ]
 
 
 def test_context_sentence_follows_roughness(results):
