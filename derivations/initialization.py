@@ -523,21 +523,26 @@ def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
     ]
     z_normal = stats.Normal("z", 0, sp.sqrt(s2))
     relu_direct = stats.E(sp.Piecewise((z_normal**2, z_normal > 0), (0, True)))
-    explicit = (r"\texttt{sympy.stats}, $M = 3$ explicit terms", "sympy.stats, M = 3 explicit terms")
+    terms, layers = 3, 5  # (a) with M = ``terms`` explicit products; (c) unrolled up to layer ``layers``
+    explicit = (
+        rf"\texttt{{sympy.stats}}, $M = {terms}$ explicit terms",
+        f"sympy.stats, M = {terms} explicit terms",
+    )
+    unrolled = f"recursion unrolled {layers - 1} times"
     return [
         same(
             "(a) E[z]",
             explicit[1],
-            d["mean"].subs(M, 3),
-            stats.E(sum_of_products(3)),
+            d["mean"].subs(M, terms),
+            stats.E(sum_of_products(terms)),
             r"(a) $\mathbb{E}[z]$",
             explicit[0],
         ),
         same(
             "(a) Var[z]",
             explicit[1],
-            d["var"].subs(M, 3),
-            stats.variance(sum_of_products(3)),
+            d["var"].subs(M, terms),
+            stats.variance(sum_of_products(terms)),
             r"(a) $\mathrm{Var}[z]$",
             explicit[0],
         ),
@@ -551,19 +556,19 @@ def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
         ),
         same(
             "(c) Var[z^(l)]",
-            "recursion unrolled 4 times",
-            d["layer_var"].subs(ell, 5),
-            unrolled_variance(5),
+            unrolled,
+            d["layer_var"].subs(ell, layers),
+            unrolled_variance(layers),
             r"(c) $\mathrm{Var}[z^{(l)}]$",
-            "recursion unrolled 4 times",
+            unrolled,
         ),
         same(
             "(c) printed form",
-            "Var[z^(1)] (factor)^(l-1) unrolled 4 times",
-            d["layer_var_factored"].subs(ell, 5),
-            unrolled_variance(5),
+            f"Var[z^(1)] (factor)^(l-1) vs the {unrolled}",
+            d["layer_var_factored"].subs(ell, layers),
+            unrolled_variance(layers),
             "(c) printed form",
-            r"$\mathrm{Var}[z^{(1)}]\cdot(\text{factor})^{l-1}$ vs the recursion unrolled 4 times",
+            rf"$\mathrm{{Var}}[z^{{(1)}}]\cdot(\text{{factor}})^{{l-1}}$ vs the {unrolled}",
         ),
         same(
             "(d) critical sigma^2",

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from report.figures import figsize
+from report.figures import figsize, sequential
 from report.fmt import Tex, integer, num, tex
 
 if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
@@ -38,10 +38,10 @@ def plot_variance_depth(results: "Results") -> Figure:
     fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
-    for i, (factor, theory) in enumerate(
-        zip(results.config["depth_factors"], theory_depth(results), strict=True)
+    factors = results.config["depth_factors"]
+    for i, (factor, theory, color) in enumerate(
+        zip(factors, theory_depth(results), sequential(len(factors)), strict=True)
     ):
-        color = f"C{i}"
         ax.plot(layers, theory, "--", color=color, lw=1)
         ax.errorbar(
             layers,

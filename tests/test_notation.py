@@ -70,3 +70,24 @@ def test_expectation_uses_blackboard_e():
         latex(2 * stats.Expectation(sp.tanh(u) ** 2))
         == r"2 \mathbb{E}\left[\tanh^{2}{\left(u \right)}\right]"
     )
+
+
+def test_the_symbol_table_follows_the_shared_conventions():
+    from derivations.notation import SYMBOLS
+
+    meaning = {n.symbol: n.meaning for n in SYMBOLS}
+    assert meaning[r"\sigma^2"] == "variance of the initial weights"  # Exercise 3 only; noise is τ²
+    assert r"\tau^2" in next(m for s, m in meaning.items() if s.startswith(r"\varepsilon"))
+    assert meaning[r"\mu"] == "learning rate of SGD" and meaning[r"\lambda"] == "weight-decay rate"
+    assert len(meaning) == len(SYMBOLS)  # one row per symbol
+
+
+def test_the_symbol_table_points_only_at_sections_that_exist():
+    from report.document import notation
+
+    rows = notation(["autodiff", "initialization"])
+    assert {str(r["symbol"]) for r in rows} >= {"a, b, z", r"\sigma^2", "M"}
+    assert r"\mu" not in {str(r["symbol"]) for r in rows}  # used only in Section sgd_implicit_reg
+    by_symbol = {str(r["symbol"]): str(r["sections"]) for r in rows}
+    assert by_symbol["M"] == r"\labelcref{sec:initialization}"
+    assert by_symbol[r"\psi"] == r"\labelcref{sec:initialization}"
