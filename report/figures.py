@@ -25,6 +25,7 @@ matplotlib.use("Agg")  # no display on build machines
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from report.cache import write_atomic
 
@@ -67,6 +68,26 @@ def figsize(height_in: float) -> tuple[float, float]:
 def sequential(n: int, cmap: str = "viridis") -> list[tuple[float, float, float, float]]:
     """``n`` colours for ordered values, from dark to light; the palest end is cut off for print."""
     return [tuple(c) for c in plt.get_cmap(cmap)(np.linspace(0.0, 0.85, n))]
+
+
+def check_print_size(fig: Figure) -> None:
+    """Refuse a figure that is not as wide as the text or carries text below ``MIN_FONT_PT``."""
+    width = fig.get_figwidth()
+    if abs(width - TEXT_WIDTH_IN) > 1e-6:
+        raise ValueError(
+            f"figure is {width:.2f} in wide, not the text width {TEXT_WIDTH_IN:.2f} in; use figsize()"
+        )
+    small = sorted(
+        {
+            (t.get_fontsize(), t.get_text())
+            for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip()
+        }
+    )
+    if small and small[0][0] < MIN_FONT_PT:
+        raise ValueError(
+            f"figure text {small[0][1]!r} is {small[0][0]:g} pt, below {MIN_FONT_PT:g} pt at print size"
+        )
 
 
 def save_pdf(plot: Callable[[Any], Figure], results: Any, path: Path) -> None:

@@ -163,6 +163,29 @@ def test_title_author_and_figure_links_are_in_the_pdf(two_builds):
         assert f"src:../figures/{name}.pdf" in links, name  # figure -> its row of "Figures and their sources"
 
 
+@pytest.mark.latex
+@pytest.mark.slow
+@needs_tex
+def test_every_figure_is_drawn_at_print_size(two_builds):
+    import matplotlib.pyplot as plt
+
+    from report import figures
+    from report.stages import STAGES
+
+    refused = []
+    for stage in STAGES:
+        results = stage.compute_module().load(two_builds[0].parent / "data" / stage.stem)
+        for name, plot in stage.present_module().FIGURES.items():
+            with plt.rc_context(figures.STYLE):
+                fig = plot(results)
+                try:
+                    figures.check_print_size(fig)
+                except ValueError as err:
+                    refused.append(f"{name}: {err}")
+                plt.close(fig)
+    assert refused == []
+
+
 if __name__ == "__main__":
     import tempfile
 
