@@ -411,7 +411,7 @@ def comparisons(config: Config, sim: dict[str, Any], d: dict[str, sp.Expr]) -> l
         out.append(
             Comparison(
                 f"(e) ReLU kinks in [-x_max, x_max], b {bias}, sigma^2 = {s:g}",
-                rf"\text{{kinks in range, {BIAS_ITEM[bias]}}},\ \sigma^2 = {s:g}",
+                rf"\#\mathrm{{kinks}}^{{{BIAS_ITEM[bias]}}},\ \sigma^2 = {s:g}",  # in [-x_max, x_max]
                 *mean_and_se(fs["kinks"]),
                 expected_kinks(d, config, bias, s),
                 config.n_functions,
