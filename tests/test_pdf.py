@@ -5,9 +5,13 @@ the text block's height in blank bands taller than ``GAP_CM`` (the gaps between 
 are smaller, so running text counts as full).  Before the appendices no page may be more than
 ``MAX_EMPTY`` empty, unless a section ends there (the next page starts a new section at its top).
 
-Run ``python tests/test_pdf.py build/quick/report.pdf`` to print every page's empty fraction.
+Floats must sit on the page of their first reference (a link in the text) or on the next page.
+
+Run ``python tests/test_pdf.py build/quick/report.pdf`` to print every page's empty fraction and
+every float placed too far from its first reference.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -81,6 +85,27 @@ def measure(pdf: Path, workdir: Path) -> list[Page]:
     ]
 
 
+def float_distances(pdf: Path) -> dict[str, tuple[int, int]]:
+    """For every figure and table that the text links to: (1-based page of its first reference, of the float)."""
+    reader = PdfReader(pdf)
+    floats = {
+        name: reader.get_destination_page_number(dest)
+        for name, dest in reader.named_destinations.items()
+        if name.startswith(("figure.", "table."))
+    }
+    first: dict[str, int] = {}
+    for number, page in enumerate(reader.pages):
+        for annot in page.get("/Annots", []) or []:
+            action = annot.get_object().get("/A")
+            target = str(action.get_object().get("/D")) if action is not None else None
+            if target in floats:
+                first.setdefault(target, number)
+    aux = pdf.parent / "tex" / "report.aux"  # hyperref's \newlabel lines name each float's destination
+    newlabel = re.compile(r"^\\newlabel\{([^}]*)\}.*\{((?:figure|table)\.[^{}]*)\}\{\}\}$", re.MULTILINE)
+    labels = {m[2]: m[1] for m in newlabel.finditer(aux.read_text())} if aux.exists() else {}
+    return {labels.get(name, name): (first[name] + 1, floats[name] + 1) for name in first}
+
+
 needs_tex = pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdftoppm") is None, reason="latexmk or pdftoppm missing"
 )
@@ -120,6 +145,18 @@ def test_no_page_before_the_appendices_is_a_third_empty(two_builds, tmp_path):
     pages = measure(two_builds[0], tmp_path)
     bad = [p for p in pages if not p.appendix and not p.section_ends and p.empty > MAX_EMPTY]
     assert bad == [], "\n".join(f"page {p.number}: {p.empty:.0%} empty" for p in bad)
+
+
+@pytest.mark.latex
+@pytest.mark.slow
+@needs_tex
+def test_floats_sit_on_the_page_of_their_first_reference_or_the_next(two_builds):
+    far = {
+        name: pages
+        for name, pages in float_distances(two_builds[0]).items()
+        if not 0 <= pages[1] - pages[0] <= 1
+    }
+    assert far == {}, "(first reference, float) pages"
 
 
 @pytest.mark.latex
@@ -193,3 +230,6 @@ if __name__ == "__main__":
         for p in measure(Path(sys.argv[1]), Path(tmp)):
             flag = " appendix" if p.appendix else " section ends" if p.section_ends else ""
             print(f"page {p.number:2d}: {p.empty:4.0%} empty{flag}")
+    for name, (ref, page) in float_distances(Path(sys.argv[1])).items():
+        if not 0 <= page - ref <= 1:
+            print(f"{name} on page {page}, first referenced on page {ref}")
