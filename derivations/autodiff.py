@@ -55,10 +55,10 @@ def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
     """Turn ``expr`` into intermediate variables in topological order (inputs first).
 
     Every non-constant subexpression becomes one node ``v_i``; a repeated subexpression is
-    one node.  Numbers stay inside the operation (``v_3 = v_1 + v_2 + 1``).  The post-order
+    one node.  Numbers stay inside the operation (``v_4 = v_2 + v_3 + 1``).  The post-order
     walk of the expression tree is a topological order: a node comes after all its parents.
-    Operands are visited in the order the formula is read (:func:`reading_order`), so for
-    log(b)/(1 + e^{a²} + b²) the numbering runs v_1 = log b, v_2 = a², v_3 = e^{v_2}, ...
+    The nodes are then numbered as the graph is drawn, row by row and left to right
+    (:func:`renumber`), so the numbers follow the picture's order of evaluation.
     """
     names: dict[sp.Expr, sp.Symbol] = {x: x for x in inputs}
     graph = [Node(x, x, ()) for x in inputs]
@@ -66,7 +66,7 @@ def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
     def visit(e: sp.Expr) -> sp.Expr:
         if e in names or e.is_Number:
             return names.get(e, e)
-        args = [visit(arg) for arg in reading_order(e)]
+        args = [visit(arg) for arg in e.args]
         symbol = sp.Symbol(f"v_{len(graph) - len(inputs) + 1}")
         parents = tuple(dict.fromkeys(arg for arg in args if arg in names.values()))
         graph.append(Node(symbol, e.func(*args), parents))
@@ -74,17 +74,21 @@ def build_graph(expr: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> list[Node]:
         return symbol
 
     visit(expr)
-    return graph
+    return renumber(graph)
 
 
-def reading_order(e: sp.Expr) -> tuple[sp.Expr, ...]:
-    """The operands of ``e`` left to right as the formula is written: numerator before denominator,
-    terms of a sum in the order ``1 + e^{a²} + b²`` (SymPy's ``rev-lex``)."""
-    if e.is_Add:
-        return tuple(e.as_ordered_terms(order="rev-lex"))
-    if e.is_Mul:
-        return tuple(sorted(e.args, key=lambda f: bool(f.is_Pow and f.exp.is_negative)))
-    return e.args
+def renumber(graph: list[Node]) -> list[Node]:
+    """The same graph with the intermediate variables numbered in drawing order: by row of
+    :func:`layout`, then left to right.  Rows respect dependencies, so this is a topological order too."""
+    position = layout(graph)
+    inputs = [n for n in graph if not n.parents]
+    ordered = sorted((n for n in graph if n.parents), key=lambda n: position[n.symbol][::-1])
+    names = {n.symbol: n.symbol for n in inputs} | {
+        n.symbol: sp.Symbol(f"v_{i}") for i, n in enumerate(ordered, start=1)
+    }
+    return inputs + [
+        Node(names[n.symbol], n.op.xreplace(names), tuple(names[p] for p in n.parents)) for n in ordered
+    ]
 
 
 def children(graph: list[Node]) -> dict[sp.Symbol, list[Node]]:
@@ -154,14 +158,22 @@ def derive(config: Config = Config()) -> dict[str, Any]:
 
 
 def layout(graph: list[Node], gap: float = 3.0) -> dict[sp.Symbol, tuple[float, int]]:
-    """Layered layout, top to bottom: layer = longest path from an input, x = mean of the parents' x.
+    """Layered layout, top to bottom, x = mean of the parents' x.
 
+    Inputs are on the first layer and the output on the last (the longest path from an input);
+    every other node sits just above its first use, so that no edge runs past a row of nodes
+    (``log b`` of Exercise 1 is computed early but drawn next to the product that uses it).
     Nodes of one layer are pushed apart to at least ``gap`` (in cm), left to right.
     Returns (x, layer) per symbol.
     """
-    layer: dict[sp.Symbol, int] = {}
+    depth: dict[sp.Symbol, int] = {}
     for node in graph:
-        layer[node.symbol] = 1 + max((layer[p] for p in node.parents), default=-1)
+        depth[node.symbol] = 1 + max((depth[p] for p in node.parents), default=-1)
+    uses = children(graph)
+    layer: dict[sp.Symbol, int] = {}
+    for node in reversed(graph):
+        later = [layer[c.symbol] - 1 for c in uses[node.symbol]]
+        layer[node.symbol] = 0 if not node.parents else min(later, default=depth[node.symbol])
     n_inputs = sum(1 for node in graph if not node.parents)
     x: dict[sp.Symbol, float] = {}
     for k in range(max(layer.values()) + 1):
@@ -202,8 +214,10 @@ def tikz(graph: list[Node], dy: float = 1.25, max_label: int = 24) -> str:
             label = latex(node.partial(parent))
             if len(label) > max_label:
                 label = rf"\partial {latex(node.symbol)} / \partial {latex(parent)}"
+            rows = position[node.symbol][1] - position[parent][1]  # a long edge: label in its last row gap
             lines.append(
-                rf"\draw[->] ({parent.name}) -- node[lab, pos=0.45] {{${label}$}} ({node.symbol.name});"
+                rf"\draw[->] ({parent.name}) -- node[lab, pos={1 - 0.55 / rows:.2f}] {{${label}$}}"
+                rf" ({node.symbol.name});"
             )
     lines.append(r"\end{tikzpicture}")
     return "\n".join(lines)

@@ -9,9 +9,12 @@ from derivations.autodiff import A, B, Config, build_graph, forward, reverse_mod
 def test_graph_of_z_has_expected_nodes():
     graph = build_graph(autodiff.z_expression(), (A, B))
     ops = [str(n.op) for n in graph]
-    # numbered in the order the formula is read: numerator, then 1 + e^{a²} + b²
-    assert ops == ["a", "b", "log(b)", "a**2", "exp(v_2)", "b**2", "v_3 + v_4 + 1", "1/v_5", "v_1*v_6"]
-    assert [p.name for p in graph[-1].parents] == ["v_1", "v_6"]
+    # numbered as drawn, row by row: log b sits next to the product that uses it, not at the top
+    assert ops == ["a", "b", "a**2", "exp(v_1)", "b**2", "v_2 + v_3 + 1", "1/v_4", "log(b)", "v_5*v_6"]
+    assert [p.name for p in graph[-1].parents] == ["v_5", "v_6"]
+    rows = {s.name: row for s, (_, row) in autodiff.layout(graph).items()}
+    assert [rows[n.symbol.name] for n in graph] == sorted(rows[n.symbol.name] for n in graph)
+    assert rows["v_6"] == rows["v_7"] - 1  # every edge but b -> log b spans one row
 
 
 def test_graph_follows_the_function():
@@ -63,7 +66,7 @@ def test_torch_check_uses_the_stated_tolerance(monkeypatch):
 
 
 def test_broken_engine_fails_check(monkeypatch):
-    # dropping the adjoint accumulation over children loses one of b's two paths (log b, b²) in dz/db
+    # dropping the adjoint accumulation over children loses one of b's two paths (b², log b) in dz/db
     def first_child_only(graph, values):
         adjoint = {graph[-1].symbol: sp.Integer(1)}
         uses = autodiff.children(graph)
@@ -84,7 +87,7 @@ def test_run_save_load_roundtrip(tmp_path):
     assert (
         results.function == r"\frac{\log{\left(b \right)}}{1 + e^{a^{2}} + b^{2}}"
     )  # the assignment's order
-    assert results.adjoints[-1]["substituted"] == r"\bar{v}_{2} \cdot 2 a"
+    assert results.adjoints[-1]["substituted"] == r"\bar{v}_{1} \cdot 2 a"  # a -> v_1 = a^2
     assert (
         results.gradients[0]["exact"]
         == r"- \frac{4 e^{4} \log{\left(3 \right)}}{\left(10 + e^{4}\right)^{2}}"
