@@ -20,7 +20,7 @@ from report.latex import log_warnings, run_latexmk
 from report.render import latex_escape, render
 
 if TYPE_CHECKING:
-    from report.pipeline import Graph
+    from report.pipeline import Graph, Task
 
 
 def _breakable(name: str) -> str:
@@ -33,7 +33,7 @@ def helpers(graph: "Graph") -> dict[str, Any]:
 
     def figure_path(name: str) -> Tex:
         _figure_task(graph, name)
-        return Tex(f"../figures/{name}.pdf")
+        return _included_path(name)
 
     def provenance(name: str) -> Tex:
         source = figure_source(graph, name)
@@ -42,7 +42,12 @@ def helpers(graph: "Graph") -> dict[str, Any]:
     return {"figure_path": figure_path, "provenance": provenance, "geometry": Tex(GEOMETRY)}
 
 
-def _figure_task(graph: "Graph", name: str):
+def _included_path(name: str) -> Tex:
+    """The ``\\includegraphics`` argument of figure ``name``, relative to ``tex/``; also its hyperlink target."""
+    return Tex(f"../figures/{name}.pdf")
+
+
+def _figure_task(graph: "Graph", name: str) -> "Task":
     t = graph.tasks.get(name)
     if t is None or t.kind != "figure":
         raise KeyError(f"no figure named {name!r}; figures: {', '.join(graph.figures())}")
@@ -58,7 +63,7 @@ def figure_source(graph: "Graph", name: str) -> dict[str, Any]:
     return {
         "name": name,
         "label": Tex(f"fig:{name}"),
-        "path": Tex(f"../figures/{name}.pdf"),  # the \includegraphics argument; the hyperlink target
+        "path": _included_path(name),
         "function": Tex(_breakable(f"{plot.__module__}.{plot.__qualname__}")),
         "key": graph.key(stem)[:12],
         "seed": "" if seed is None else integer(seed),
