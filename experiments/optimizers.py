@@ -6,8 +6,8 @@ model, so models never interact.  A model stops for one of three stated reasons
 (:class:`Stop`): its training MSE is below ``tol`` (it *interpolates*), its MSE fell by less
 than the fraction ``min_decrease`` over the last ``window`` iterations (a *stall*), or its line
 search found no decrease down to a step of 2^-``halvings`` along a descent direction (a stall
-too: no decrease is left to find at working precision).  ``max_iters`` is a safety net whose
-models are reported as *uncertified*; it is not part of the stopping rule.
+too: no decrease is left to find at working precision).  ``max_iters`` is the budget: a model
+still decreasing there is reported as *uncertified*, neither interpolating nor stalled.
 """
 
 import enum
@@ -31,14 +31,14 @@ class Stop(enum.IntEnum):
 class LBFGS:
     """Settings of :func:`lbfgs` (see the module docstring for the stopping rule)."""
 
-    tol: float = 1e-10  # interpolating: training MSE below this
+    tol: float = 1e-8  # interpolating: training MSE below this
     window: int = 500  # a stall: the MSE fell by less than min_decrease over this many iterations
     min_decrease: float = 0.01
     history: int = 20  # curvature pairs kept per model
     first_step: float = 1e-3  # length scale of the first step (initial inverse-Hessian scale)
     armijo: float = 1e-4  # sufficient-decrease constant of the line search
     halvings: int = 40  # line-search step halvings before declaring no decrease
-    max_iters: int = 30_000  # safety net: models still decreasing here are reported as uncertified
+    max_iters: int = 6000  # budget: models still decreasing here are reported (and drawn) as uncertified
 
 
 @dataclass(frozen=True)
