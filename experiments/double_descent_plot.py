@@ -96,9 +96,8 @@ def plot_curve(results: Results) -> Figure:
             odd = sweep.stop == Stop.UNCERTIFIED
             if odd.any():
                 rows, _ = np.nonzero(odd)
-                ax.plot(
-                    widths[rows], values[odd], "x", color="tab:red", ms=5, label=f"uncertified, $N={sweep.n}$"
-                )
+                label = None if "uncertified" in ax.get_legend_handles_labels()[1] else "uncertified"
+                ax.plot(widths[rows], values[odd], "x", color="tab:red", ms=4, mew=0.8, label=label)
     top.axhline(results.r_t, color="k", ls="--", lw=1.0, label=r"$R_t=\tau^2$")
     top.set(xscale="log", yscale="log", ylabel="final test MSE", ylim=(0.8 * results.r_t, None))
     top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -202,6 +201,7 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "partial": bool(partial),
         "partial_widths": widths_text(partial) if partial else "",
         "max_iterations": integer(sweep.iterations.max()),
+        "uncertified_below": bool(index is not None and uncertified[:index].any()),
     }
 
 
