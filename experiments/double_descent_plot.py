@@ -175,7 +175,6 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "eff_value": num(by_eff.value, sig=4),
         "eff_width": integer(by_eff.width),
         "bound_holds": bool(index is not None and measured >= by_eff.width),
-        "threshold_closer": closer(measured),
         "peak_closer": closer(peak_M),
         "threshold_minus_eff": integer(measured - by_eff.width) if index is not None else "",
         "threshold_minus_P": integer(measured - by_P.width) if index is not None else "",

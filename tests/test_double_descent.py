@@ -122,7 +122,7 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert (first["P_width"], first["eff_width"]) == (r"\num{21}", r"\num{22}")
     assert (second["P_width"], second["eff_width"]) == (r"\num{32}", r"\num{33}")
     assert not first["bound_holds"]  # 20 < 22: the hand-made threshold contradicts the bound
-    assert first["threshold_closer"] == "P"
+    assert first["peak_closer"] == "P"  # the peak at 20 is 1 from P's 21, 2 from P_eff's 22
     assert first["interp_max"] == r"\num{2.00e-11}"
     assert first["stalled_min"] == r"\num{0.100}"
     assert not first["second_below_first"]  # 0.6 at M=100 vs 0.4 at M=4
