@@ -38,7 +38,7 @@ class LBFGS:
     first_step: float = 1e-3  # length scale of the first step (initial inverse-Hessian scale)
     armijo: float = 1e-4  # sufficient-decrease constant of the line search
     halvings: int = 40  # line-search step halvings before declaring no decrease
-    max_iters: int = 6000  # budget: models still decreasing here are reported (and drawn) as uncertified
+    max_iters: int = 20_000  # budget: models still decreasing here are reported (and drawn) as uncertified
 
 
 @dataclass(frozen=True)
