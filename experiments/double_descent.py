@@ -282,7 +282,7 @@ def check() -> list[Check]:
                 f"rank of J = P - {K}M = {p_eff} at M = {width}",
                 f"float64 SVD of the {d * samples} x {p_eff + K * width} output Jacobian at a balanced point; "
                 f"retained/discarded singular values {gap:.0f} decades apart",
-                abs(int(rank) - p_eff),
+                abs(int(rank) - int(p_eff)),
                 0,
             )
         )
