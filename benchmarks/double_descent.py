@@ -1,23 +1,24 @@
-"""Benchmark: the double-descent sweep trained naively (one model at a time) vs batched.
+"""Benchmark: time to the stopping criterion at the near-threshold widths, old procedure vs new.
 
-Both paths train every (width, seed) of the full profile's grid on its N = 100 training
-set with the full profile's optimizer and stopping rule, capped at ``--epochs`` epochs
-(the real sweep caps at 20 000; its time is spent in the same way, mostly on small models
-near the threshold that run to the cap).  The naive path runs
-:func:`experiments.double_descent.train_sequential` (``nn.Sequential`` +
-``torch.optim.Adam``, one Python loop per model), the batched path
-:func:`experiments.double_descent.train_batched` bucket by bucket, as the experiment does,
-both on one intra-op thread as the experiment runs.  It prints both times, their ratio,
-and the achieved GFLOP/s (useful, i.e. unpadded, matmul FLOPs of the epochs each model
-actually ran; float32 rounding can shift a stopping epoch, so each path counts its own)
-against a measured float32 matmul peak.
+*Old*: the procedure of commit ``c378d50`` (float32 full-batch Adam with a reduce-on-plateau
+rate for at most 8 000 epochs, then an L-BFGS finish capped at 6 000 iterations), loaded from
+git history so that it runs exactly as it did.  *New*: the float64 batched L-BFGS of
+:mod:`experiments.optimizers` with the full profile's stopping rule.  Both train the same
+(width, seed) models on the full profile's N = 100 training set, batched as one bucket, on one
+intra-op thread, in one run.  For each procedure it prints wall and CPU time, how the models
+stopped and their median final training MSE.
 
-Run with ``python -m benchmarks.double_descent [--epochs 1000]``.
+Run with ``python -m benchmarks.double_descent [--widths 21,22,23] [--seeds 5]``.
 """
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -25,62 +26,78 @@ import torch
 from experiments import batched_mlp
 from experiments import double_descent as dd
 from experiments.data import make_data
+from experiments.optimizers import Stop, lbfgs
+
+OLD_COMMIT = "c378d50"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def matmul_peak(n: int = 1024, repeats: int = 10) -> float:
-    """Measured float32 GFLOP/s of an (n x n) @ (n x n) matmul on this machine."""
-    A, B = torch.randn(n, n), torch.randn(n, n)
-    A @ B  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        A @ B
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+def old_procedure(directory: Path) -> ModuleType:
+    """``experiments/double_descent.py`` as of :data:`OLD_COMMIT`, written to ``directory`` and imported."""
+    source = subprocess.run(
+        ["git", "show", f"{OLD_COMMIT}:experiments/double_descent.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = directory / "old_double_descent.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
 
 
-def epoch_flops(width: int | np.ndarray, n: int) -> int | np.ndarray:
-    """Matmul FLOPs of one full-batch epoch of 8 -> M -> M -> 8: forward 2N(8M + M^2 + 8M), backward twice it."""
-    return 3 * 2 * n * (8 * width + width * width + width * 8)
+def timed(action) -> tuple[object, float, float]:
+    """``action()`` with its wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = action()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1000, help="epoch cap per model (both paths)")
+    parser.add_argument(
+        "--widths", default="21,22,23", help="comma-separated widths near the N = 100 threshold"
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="initialization seeds per width")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config = dd.PROFILES["full"]
-    training = replace(config.training, max_epochs=args.epochs)
-    X, Y = make_data(config.n_train[0], config.sample_seed + config.n_train[0])
-    pairs = [(w, s) for w in config.widths for s in config.seeds]
+    n = config.n_train[0]
+    pairs = [(int(w), s) for w in args.widths.split(",") for s in range(args.seeds)]
+    widths, seeds = [w for w, _ in pairs], [s for _, s in pairs]
+    print(f"{len(pairs)} models (M in {args.widths}, {args.seeds} seeds), N={n}, one bucket, 1 thread")
+
+    with tempfile.TemporaryDirectory() as directory:
+        old = old_procedure(Path(directory))
+    X, Y = make_data(n, config.sample_seed + n)  # float32, as the old procedure ran
+    model = batched_mlp.init(widths, seeds, config.hidden_layers)
+
+    def run_old() -> tuple[np.ndarray, np.ndarray]:
+        training = old.Training()
+        _, epochs = old.train_batched(model, X, Y, training)
+        unconverged = epochs >= training.max_epochs
+        iterations = old.lbfgs_finish(model, X, Y, unconverged, training)
+        return (iterations >= training.lbfgs_iters).numpy(), batched_mlp.mse(batched_mlp.forward(model, X), Y)
+
+    (capped, final), wall, cpu = timed(run_old)
     print(
-        f"{len(config.widths)} widths x {len(config.seeds)} seeds = {len(pairs)} models, N={len(X)}, "
-        f"at most {args.epochs} epochs each, 1 thread"
+        f"old  {wall:8.1f} s wall {cpu:8.1f} s CPU   {int(capped.sum())} of {len(pairs)} stopped by the L-BFGS cap, "
+        f"median final MSE {final.median().item():.2e}"
     )
 
-    start = time.perf_counter()
-    naive_epochs = np.array([len(dd.train_sequential(w, s, X, Y, training)[1]) for w, s in pairs])
-    naive = time.perf_counter() - start
-
-    start, batched_epochs = time.perf_counter(), {}
-    for group in dd.buckets(config.widths, config.bucket_ratio, config.bucket_floor):
-        members = [(w, s) for w, s in pairs if w in group]
-        model = batched_mlp.init([w for w, _ in members], [s for _, s in members], dd.HIDDEN_LAYERS)
-        _, ran = dd.train_batched(model, X, Y, training)
-        batched_epochs |= dict(zip(members, ran.tolist(), strict=True))
-    batched = time.perf_counter() - start
-
-    widths = np.array([w for w, _ in pairs])
-    flops = {
-        "naive": float(np.sum(epoch_flops(widths, len(X)) * naive_epochs)),
-        "batched": float(np.sum(epoch_flops(widths, len(X)) * np.array([batched_epochs[p] for p in pairs]))),
-    }
-    peak = matmul_peak()
-    for name, seconds in (("naive", naive), ("batched", batched)):
-        rate = flops[name] / seconds / 1e9
-        print(
-            f"{name:8s}{seconds:8.2f} s  {rate:7.2f} GFLOP/s ({rate / peak:.1%} of peak)  {flops[name]:.3g} FLOPs"
-        )
-    print(f"matmul peak (1024^3, 1 thread) {peak:.1f} GFLOP/s")
-    print(f"speed-up batched / naive: {naive / batched:.1f}x")
+    X, Y = make_data(n, config.sample_seed + n, dtype=torch.float64)
+    model = batched_mlp.init(widths, seeds, config.hidden_layers, dtype=torch.float64)
+    outcome, wall, cpu = timed(lambda: lbfgs(model, X, Y, config.optimizer))
+    stops = {s.name.lower(): int((outcome.stop == s).sum()) for s in Stop}
+    final = outcome.history[outcome.iterations, torch.arange(len(pairs))]
+    print(
+        f"new  {wall:8.1f} s wall {cpu:8.1f} s CPU   {stops}, up to {int(outcome.iterations.max())} iterations, "
+        f"median final MSE {final.median().item():.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ batch behaves exactly like an ``nn.Sequential`` of its true width (tested in
 Parameters are plain tensors with a leading model axis, e.g. a hidden weight has shape
 (n_models, M_max, M_max), and the total loss is the *sum* of the per-model losses.  Any
 optimizer that acts elementwise (SGD, Adam) therefore updates every model exactly as if
-it were trained alone.
+it were trained alone.  :func:`flatten` stacks each model's parameters into one row and
+:func:`as_model` / :func:`losses` evaluate the models at such rows, for optimizers that work
+on flat vectors (:mod:`experiments.optimizers`).
 """
 
 import itertools
@@ -99,6 +101,46 @@ def forward(model: BatchedMLP, X: torch.Tensor) -> torch.Tensor:
         if layer < last:
             h = torch.relu(h) * model.mask
     return h
+
+
+def with_parameters(
+    model: BatchedMLP, params: Sequence[torch.Tensor], rows: torch.Tensor | None = None
+) -> BatchedMLP:
+    """``model``'s architecture carrying ``params`` (in :meth:`BatchedMLP.parameters` order).
+
+    Row ``k`` of every tensor of ``params`` is a model of the width of model ``rows[k]`` of
+    ``model`` (default: row ``k``), so a subset, a repetition or a reordering of the models
+    is ``with_parameters(model, [p[rows] for p in model.parameters()], rows)``.
+    """
+    layers = len(model.weights)
+    mask, widths = model.mask, model.widths
+    if rows is not None:
+        mask, widths = mask[rows], tuple(widths[i] for i in rows.tolist())
+    return BatchedMLP(list(params[:layers]), list(params[layers:]), mask, widths)
+
+
+def flatten(model: BatchedMLP) -> torch.Tensor:
+    """All parameters of each model as one row: (n_models, n_params_max), a detached copy."""
+    return torch.cat([p.detach().reshape(model.n_models, -1) for p in model.parameters()], 1)
+
+
+def as_model(model: BatchedMLP, flat: torch.Tensor) -> BatchedMLP:
+    """``model`` with its parameters replaced by views into ``flat`` (gradients flow to ``flat``)."""
+    params = model.parameters()
+    chunks = flat.split([p[0].numel() for p in params], 1)
+    return with_parameters(model, [c.view(p.shape) for c, p in zip(chunks, params, strict=True)])
+
+
+def unflatten(model: BatchedMLP, flat: torch.Tensor) -> None:
+    """Copy the rows of ``flat`` back into the parameters of ``model``."""
+    with torch.no_grad():
+        for p, trained in zip(model.parameters(), as_model(model, flat).parameters(), strict=True):
+            p.copy_(trained)
+
+
+def losses(model: BatchedMLP, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Training MSE of every model of ``model`` at the parameters ``flat``: shape (n_models,)."""
+    return mse(forward(as_model(model, flat), X), Y)
 
 
 def mse(pred: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

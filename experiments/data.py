@@ -2,15 +2,16 @@
 
 The course notebook is not available, so the process is defined here, explicitly:
 
-    x ~ N(0, I_8),        y = g(x) + eps,        eps ~ N(0, noise_std^2 I_8),
-    g(x) = W2^T tanh(W1^T x),   W1 in R^{8 x H}, W1_ij ~ N(0, 1/8),
-                                W2 in R^{H x 8}, W2_ij ~ N(0, 1/H),
+    x ~ N(0, I_d),        y = g(x) + eps,        eps ~ N(0, tau^2 I_d),   tau = noise_std,
+    g(x) = W2^T tanh(W1^T x),   W1 in R^{d x H}, W1_ij ~ N(0, 1/d),
+                                W2 in R^{H x d}, W2_ij ~ N(0, 1/H),   d = dim = 8,
 
 with the teacher weights W1, W2 drawn once from ``teacher_seed`` and then fixed.  Each
 data set (training or test) is an independent sample from ``sample_seed``.  Losses are
-MSE averaged over samples *and* the 8 outputs, so the optimal test error of any
-predictor is the noise variance: R_t = E[(y_j - g_j(x))^2] = noise_std^2 (see
-:func:`optimal_test_error`).
+MSE averaged over samples *and* the d outputs, so the optimal test error of any
+predictor is the noise variance: R_t = E[(y_j - g_j(x))^2] = tau^2 (see
+:func:`optimal_test_error`).  The report writes the noise variance tau^2, keeping sigma^2
+for the initialization variance of Exercise 3.
 """
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import torch
 class DataProcess:
     dim: int = 8  # input and output dimension (R^8 -> R^8)
     teacher_hidden: int = 16  # H: tanh units of g; a smooth, learnable target of variance ~0.46 per output
-    # Label noise, sigma^2 = 0.25 ~ half the signal variance: an exact fit of this noise at the interpolation
+    # Label noise tau = noise_std, tau^2 = 0.25 ~ half the signal variance: an exact fit of this noise at the interpolation
     # threshold raises the test MSE to several R_t (a clear double-descent peak), while the signal stays
     # learnable (the best widths reach a test MSE well below Var y). Checked with a 16-width pilot sweep.
     noise_std: float = 0.5
@@ -56,5 +57,5 @@ def make_data(
 
 
 def optimal_test_error(process: DataProcess) -> float:
-    """R_t: the test MSE of the Bayes predictor g itself, i.e. the noise variance."""
+    """R_t: the test MSE of the Bayes predictor g itself, i.e. the noise variance tau^2."""
     return process.noise_std**2

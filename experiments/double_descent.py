@@ -1,18 +1,19 @@
-"""Computer assignment 1: double descent of two-hidden-layer ReLU networks in the width M.
+"""Computer assignment 1: double descent of ReLU networks in the hidden width M.
 
-For every width M of a grid and several seeds, a network 8 -> M -> M -> 8 is trained on
-N = 100 samples of :mod:`experiments.data` with full-batch Adam, finished with L-BFGS where
-Adam is slow, until a stated convergence criterion holds (see :class:`Training`), and its
-final training MSE and its MSE on a large independent test set are recorded.  The same sweep is repeated with N = 200
-samples for item (d).  The training-loss histories of the sweep's widths 10, 50 and 100
-answer item (b).
+For every width M of a grid and every initialization seed, a network d -> M -> M -> d
+(``Config.hidden_layers`` hidden layers, d = ``DataProcess.dim``) is trained on N samples of
+:mod:`experiments.data` with full-batch float64 L-BFGS (:mod:`experiments.optimizers`) until it
+interpolates or stalls by the stated rule, the same procedure for every width; its final
+training MSE and its MSE on a large independent test set are recorded.  The sweep runs for each
+training-set size of ``Config.n_train`` (the second answers item (d)).  The training-loss
+histories of the widths ``Config.curve_widths`` answer item (b).
 
-All models of a width bucket train as one batched computation (:mod:`experiments.batched_mlp`)
-with a batched Adam whose learning rate is a per-model tensor, so every model follows
-exactly the trajectory it would follow alone (``tests/test_double_descent.py`` checks
-this against :func:`train_sequential`, a plain ``nn.Sequential`` + ``torch.optim.Adam``);
-the L-BFGS finish keeps separate curvature pairs and line searches per model.  The two
-training-set sizes run in two processes, each on one thread.
+All models of a width bucket train as one batched computation (:mod:`experiments.batched_mlp`);
+the optimizer treats every model as if it were alone.  With ``workers`` > 1 on a CPU the
+training-set sizes run in parallel processes, each on one thread.
+
+:func:`check` verifies the effective parameter count: SymPy's P(M) against the networks' own
+count, and the Jacobian rank P - K M at balanced points (:mod:`experiments.jacobian_rank`).
 
 Run alone with ``python -m experiments.double_descent [quick|full]``; the report builder
 calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
@@ -21,11 +22,12 @@ calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
 
 import json
 import multiprocessing
+import resource
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 
@@ -33,60 +35,40 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from experiments import batched_mlp
+from experiments import batched_mlp, effective_params
 from experiments.data import DataProcess, make_data, optimal_test_error, teacher
+from experiments.jacobian_rank import balanced_point, jacobian_rank
+from experiments.optimizers import LBFGS, lbfgs
 from report import io
-
-HIDDEN_LAYERS = 2
-
-
-@dataclass(frozen=True)
-class Training:
-    """Full-batch Adam with a per-model reduce-on-plateau learning rate, an L-BFGS finish, and when to stop.
-
-    Every ``patience`` epochs each model compares its training MSE with the value at its
-    previous check; if it fell by less than the fraction ``min_improvement``, its learning
-    rate is multiplied by ``factor``.  A model has *converged* (and is frozen) when its
-    training MSE is below ``tol`` or its learning rate has decayed below ``lr_min``, i.e.
-    the loss stopped falling even at a rate ``lr0 / lr_min`` times smaller than the start.
-    Models that have not converged after ``max_epochs`` (the slow ones just above the
-    interpolation threshold) continue with L-BFGS until their MSE is below ``tol``, a line
-    search finds no decrease, the same plateau test fails, or ``lbfgs_iters`` iterations.
-    """
-
-    lr0: float = 3e-3  # Adam's initial rate: the largest that is stable for every width
-    factor: float = 0.3  # rate multiplier on a plateau
-    patience: int = 500  # epochs between plateau checks
-    min_improvement: float = 0.01  # a plateau: < 1 % decrease of the training MSE per check
-    lr_min: float = 1e-6  # converged when the rate decayed below this (the loss has plateaued)
-    tol: float = 1e-7  # converged when the training MSE is below this (interpolation)
-    max_epochs: int = 8000  # Adam's cap; models still unconverged then are finished by L-BFGS ...
-    lbfgs_iters: int = 6000  # ... for at most this many iterations (the report states which models hit it)
-    lbfgs_history: int = 20  # curvature pairs kept by L-BFGS
+from report.checks import Check
 
 
 @dataclass(frozen=True)
 class Config:
-    """The sweep: which widths, seeds and training-set sizes, and how "interpolating" is decided."""
+    """The sweep: which widths, seeds and training-set sizes, and the optimizer."""
 
     widths: tuple[int, ...] = (
         *range(2, 17, 2),
         *range(17, 27),
         *range(28, 41, 2),
         *(45, 50, 60, 80, 100, 140, 200),
-    )  # dense around the thresholds M ~ 21 (N = 100) and M ~ 32 (N = 200), where M^2 + 18M + 8 ~ 8N
-    seeds: tuple[int, ...] = (0, 1, 2)  # initialisation seeds per width
+    )  # dense around the predicted thresholds M ~ 21 (N = 100) and M ~ 33 (N = 200)
+    seeds: tuple[int, ...] = tuple(range(10))  # initialization seeds per width
     n_train: tuple[int, ...] = (100, 200)  # training-set sizes; the first is the assignment's N
     n_test: int = 10_000  # independent test points
+    hidden_layers: int = 2  # K, the assignment's "two hidden layers of M units"
     curve_widths: tuple[int, ...] = (10, 50, 100)  # item (b): training curves of these widths (in `widths`)
-    interp_tol: float = 1e-4  # "training loss ~ 0": interpolating if the median final MSE is below this
-    over_width: int = 100  # item (d): the clearly overparameterised width (in `widths`)
+    over_width: int = 100  # item (d): the clearly overparameterized width (in `widths`)
     sample_seed: int = 100  # training sets use sample_seed + N, the test set sample_seed
     bucket_ratio: float = 1.3  # widths padded together differ by at most this factor ...
     bucket_floor: int = 16  # ... or are all at most this: tiny models are overhead-bound, padding is free
-    workers: int = 2  # processes on a CPU, one per training-set size (1: all in this process)
-    training: Training = field(default_factory=Training)
-    seed: int = 0  # added to every initialisation seed (a fresh set of networks on the same data)
+    optimizer: LBFGS = field(default_factory=LBFGS)
+    rank_widths: tuple[int, ...] = (2, 4, 6, 8, 12, 16)  # Jacobian-rank check of P_eff at these widths ...
+    rank_samples: int = 200  # ... on this many Gaussian inputs (n d >> P)
+    workers: int = field(
+        default=2, metadata={"affects_results": False}
+    )  # processes on a CPU (1: in this one)
+    seed: int = 0  # added to every initialization seed (a fresh set of networks on the same data)
 
 
 PROFILES = {
@@ -96,7 +78,9 @@ PROFILES = {
         seeds=(0,),
         n_test=1000,
         workers=1,
-        training=Training(lr0=1e-2, patience=50, max_epochs=300, lbfgs_iters=100),
+        optimizer=LBFGS(window=50, max_iters=150),
+        rank_widths=(4, 8),
+        rank_samples=100,
     ),
 }
 
@@ -108,8 +92,18 @@ class Sweep:
     n: int
     train: np.ndarray  # (n_widths, n_seeds) final training MSE
     test: np.ndarray  # (n_widths, n_seeds) test MSE
-    epochs: np.ndarray  # (n_widths, n_seeds) Adam epochs until convergence (or the cap)
-    lbfgs: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations after Adam's cap (0: converged with Adam)
+    iterations: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations until the model stopped
+    stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.optimizers.Stop
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Jacobian ranks at ``config.rank_widths``: a balanced point and nn.Linear's default initialization."""
+
+    balanced: np.ndarray  # (n_rank_widths,) rank at a balanced point
+    gap: np.ndarray  # (n_rank_widths,) decades between retained and discarded singular values there
+    default: np.ndarray  # (n_rank_widths, n_seeds) rank at the default initialization of each seed
+    inactive: np.ndarray  # (n_rank_widths, n_seeds) units active on < 1 % or > 99 % of the sample there
 
 
 @dataclass(frozen=True)
@@ -122,9 +116,12 @@ class Results:
     r_t_empirical: float  # test MSE of the true g on the test set
     signal_var: float  # Var g_j(x), averaged over the outputs j, on the test set
     sweeps: tuple[Sweep, ...]  # one per config.n_train
-    curve_epochs: np.ndarray  # (T,) epochs at which the (b) histories were sampled (1-based)
-    curves: np.ndarray  # (n_curve_widths, n_seeds, T) training MSE, NaN after convergence
+    curves: (
+        np.ndarray
+    )  # (n_curve_widths, n_seeds, T) training MSE after 0..T-1 iterations, NaN after the stop
+    ranks: Ranks
     seconds: float  # wall-clock time of run()
+    cpu_seconds: float  # CPU time of run(), all processes
 
 
 def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
@@ -144,196 +141,6 @@ def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[in
     return groups
 
 
-def train_batched(
-    model: batched_mlp.BatchedMLP,
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    training: Training,
-    progress: tqdm | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train every model of ``model`` in place on ``(X, Y)`` until each has converged.
-
-    Adam's moments and step counter are those of ``torch.optim.Adam`` (defaults
-    betas=(0.9, 0.999), eps=1e-8); the rate is a per-model tensor and a converged model's
-    rate is set to zero, which freezes it.
-
-    Returns
-    -------
-    history : Tensor of shape (epochs_run, n_models)
-        Training MSE before each update; NaN once a model has converged.
-    epochs : Tensor of shape (n_models,)
-        Updates applied to each model.
-    """
-    n, dev = model.n_models, X.device
-    flat = flatten(model).requires_grad_()
-    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
-    lr = torch.full((n,), training.lr0, dtype=torch.float64, device=dev)
-    last = torch.full((n,), torch.inf, dtype=X.dtype, device=dev)
-    done = torch.zeros(n, dtype=torch.bool, device=dev)
-    epochs = torch.zeros(n, dtype=torch.long, device=dev)
-    history = torch.full((training.max_epochs, n), torch.nan, dtype=X.dtype, device=dev)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    t = 0
-    for t in range(1, training.max_epochs + 1):
-        loss = losses(model, flat, X, Y)  # (n_models,)
-        if t % training.patience == 0:
-            stalled = loss.detach() > (1 - training.min_improvement) * last
-            lr = torch.where(stalled & ~done, lr * training.factor, lr)
-            last = loss.detach().clone()
-        done |= (loss.detach() < training.tol) | (lr < training.lr_min)
-        lr = lr.masked_fill(done, 0.0)
-        if bool(done.all()):
-            break
-        history[t - 1] = loss.detach().masked_fill(done, torch.nan)
-        epochs += (~done).long()
-        (grad,) = torch.autograd.grad(loss.sum(), flat)  # sum of per-model losses: per-model gradients
-        with torch.no_grad():
-            m.lerp_(grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            step = (lr / (1 - beta1**t)).to(flat.dtype).unsqueeze(1)  # (n_models, 1)
-            flat.addcdiv_(m * step, v.sqrt() / (1 - beta2**t) ** 0.5 + eps, value=-1)
-        if progress is not None:
-            progress.update(1)
-    unflatten(model, flat)
-    return history[: t - 1] if bool(done.all()) else history, epochs
-
-
-def lbfgs_finish(
-    model: batched_mlp.BatchedMLP,
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    active: torch.Tensor,
-    training: Training,
-    progress: tqdm | None = None,
-) -> torch.Tensor:
-    """Continue the ``active`` models of ``model`` in place with L-BFGS; return iterations per model.
-
-    Every model has its own curvature pairs, two-loop recursion and backtracking (Armijo)
-    line search: inner products are taken per model, so models never interact.  A model
-    stops when its training MSE is below ``training.tol``, when its line search finds no
-    decrease, when its MSE fell by less than ``training.min_improvement`` over the last
-    ``training.patience`` iterations, or after ``training.lbfgs_iters`` iterations.
-    """
-    n, dev = model.n_models, X.device
-    x = flatten(model)  # (n_models, n_params_max)
-
-    def loss_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.detach().requires_grad_()
-        loss = losses(model, x, X, Y)
-        return loss.detach(), torch.autograd.grad(loss.sum(), x)[0]
-
-    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a * b).sum(1)  # (n_models,)
-
-    f, g = loss_and_grad(x)
-    active = active & (f >= training.tol)
-    pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, 1 / s.y), oldest first
-    gamma = torch.full((n,), 1e-3, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
-    iterations = torch.zeros(n, dtype=torch.long, device=dev)
-    last = f.clone()
-    for k in range(1, training.lbfgs_iters + 1):
-        if not bool(active.any()):
-            break
-        q, alphas = g.clone(), []
-        for s, y, rho in reversed(pairs):
-            alphas.append(rho * dot(s, q))
-            q -= alphas[-1].unsqueeze(1) * y
-        r = gamma.unsqueeze(1) * q
-        for (s, y, rho), alpha in zip(pairs, reversed(alphas), strict=True):
-            r += s * (alpha - rho * dot(y, r)).unsqueeze(1)
-        d = torch.where((dot(g, r) > 0).unsqueeze(1), -r, -g)  # fall back to steepest descent
-        slope = dot(g, d)  # (n_models,) < 0
-        t = torch.ones(n, dtype=x.dtype, device=dev)
-        accepted = ~active  # stopped models take no step and need no search
-        with torch.no_grad():
-            for _ in range(30):  # halve the step until the Armijo condition holds
-                accepted |= losses(model, x + t.unsqueeze(1) * d, X, Y) <= f + 1e-4 * t * slope
-                if bool(accepted.all()):
-                    break
-                t = torch.where(accepted, t, t / 2)
-        active &= accepted
-        x_new = x + torch.where(active, t, 0.0).unsqueeze(1) * d
-        f_new, g_new = loss_and_grad(x_new)
-        s, y = x_new - x, g_new - g
-        sy = dot(s, y)
-        curved = sy > 1e-10  # keep a pair only where it carries positive curvature
-        pairs.append((s * curved.unsqueeze(1), y * curved.unsqueeze(1), torch.where(curved, 1 / sy, 0.0)))
-        pairs = pairs[-training.lbfgs_history :]
-        gamma = torch.where(curved, sy / dot(y, y).clamp_min(1e-30), gamma)
-        iterations += active.long()
-        x, f, g = x_new, f_new, g_new
-        active &= f >= training.tol
-        if k % training.patience == 0:  # the same plateau test as Adam's
-            active &= f <= (1 - training.min_improvement) * last
-            last = f.clone()
-        if progress is not None:
-            progress.update(1)
-    unflatten(model, x)
-    return iterations
-
-
-def flatten(model: batched_mlp.BatchedMLP) -> torch.Tensor:
-    """All parameters of each model as one row: (n_models, n_params_max), a detached copy.
-
-    The optimizers work on this flat tensor, so a step is a handful of tensor operations
-    instead of a handful per layer (the loop is bound by per-operation overhead).
-    """
-    return torch.cat([p.detach().reshape(model.n_models, -1) for p in model.parameters()], 1)
-
-
-def as_model(model: batched_mlp.BatchedMLP, flat: torch.Tensor) -> batched_mlp.BatchedMLP:
-    """``model`` with its parameters replaced by views into ``flat`` (gradients flow to ``flat``)."""
-    params = model.parameters()  # all 3-D: (n_models, rows, cols)
-    chunks = flat.split([p[0].numel() for p in params], 1)
-    parts = [c.view(p.shape) for c, p in zip(chunks, params, strict=True)]
-    layers = len(model.weights)
-    return batched_mlp.BatchedMLP(parts[:layers], parts[layers:], model.mask, model.widths)
-
-
-def unflatten(model: batched_mlp.BatchedMLP, flat: torch.Tensor) -> None:
-    """Copy ``flat`` back into the parameters of ``model``."""
-    with torch.no_grad():
-        for p, trained in zip(model.parameters(), as_model(model, flat).parameters(), strict=True):
-            p.copy_(trained)
-
-
-def losses(
-    model: batched_mlp.BatchedMLP, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor
-) -> torch.Tensor:
-    """Training MSE of every model at parameters ``flat``: shape (n_models,)."""
-    return batched_mlp.mse(batched_mlp.forward(as_model(model, flat), X), Y)
-
-
-def train_sequential(
-    width: int, seed: int, X: torch.Tensor, Y: torch.Tensor, training: Training
-) -> tuple[torch.nn.Sequential, list[float]]:
-    """The naive reference: one ``nn.Sequential`` with ``torch.optim.Adam`` and the same schedule.
-
-    Returns the trained network and its training MSE before each update.
-    """
-    net = batched_mlp.to_sequential(
-        batched_mlp.init([width], [seed], HIDDEN_LAYERS, dtype=X.dtype, dev=X.device), 0
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=training.lr0)
-    lr, last, history = training.lr0, float("inf"), []
-    for t in range(1, training.max_epochs + 1):
-        loss = torch.nn.functional.mse_loss(net(X), Y)
-        value = loss.item()
-        if t % training.patience == 0:
-            if value > (1 - training.min_improvement) * last:
-                lr *= training.factor
-            last = value
-        if value < training.tol or lr < training.lr_min:
-            break
-        history.append(value)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net, history
-
-
 def sweep(
     widths: Sequence[int],
     seeds: Sequence[int],
@@ -344,65 +151,81 @@ def sweep(
 ) -> tuple[Sweep, dict[int, np.ndarray]]:
     """Train every (width, seed) on ``data`` bucket by bucket; return final losses and histories.
 
-    The histories (keyed by width, each (n_seeds, epochs_run)) are kept for
-    ``config.curve_widths`` only; ``position`` places the progress bar.
+    The histories (keyed by width, each (n_seeds, iterations + 1), NaN after a model's stop) are
+    kept for ``config.curve_widths`` only; ``position`` places the progress bar.
     """
     X, Y = data
     shape = (len(widths), len(seeds))
     train, test_mse = np.zeros(shape), np.zeros(shape)
-    epochs, lbfgs = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    iterations, stop = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
     histories: dict[int, np.ndarray] = {}
     for group in buckets(widths, config.bucket_ratio, config.bucket_floor):
         pairs = [(w, s) for w in group for s in seeds]
         inits = [config.seed + s for _, s in pairs]
-        model = batched_mlp.init([w for w, _ in pairs], inits, HIDDEN_LAYERS, dev=X.device)
-        label = f"N={len(X)} M={group[0]}..{group[-1]}"
+        model = batched_mlp.init(
+            [w for w, _ in pairs], inits, config.hidden_layers, X.shape[1], Y.shape[1], X.dtype, X.device
+        )
+        with tqdm(desc=f"N={len(X)} M={group[0]}..{group[-1]}", position=position, leave=False) as bar:
+            outcome = lbfgs(model, X, Y, config.optimizer, bar)
         rows = [widths.index(w) for w in group]
-        with tqdm(
-            total=config.training.max_epochs, desc=label, position=position, leave=False, mininterval=1.0
-        ) as bar:
-            history, ran = train_batched(model, X, Y, config.training, bar)
-        unconverged = ran >= config.training.max_epochs
-        if bool(unconverged.any()):
-            with tqdm(
-                total=config.training.lbfgs_iters, desc=f"{label} L-BFGS", position=position, leave=False
-            ) as bar:
-                finished = lbfgs_finish(model, X, Y, unconverged, config.training, bar)
-            lbfgs[rows] = finished.view(len(group), len(seeds)).cpu().numpy()
         with torch.no_grad():
-            final_train = batched_mlp.mse(batched_mlp.forward(model, X), Y)
             final_test = batched_mlp.mse(batched_mlp.forward(model, test[0]), test[1])
-        train[rows] = final_train.view(len(group), len(seeds)).double().cpu().numpy()
-        test_mse[rows] = final_test.view(len(group), len(seeds)).double().cpu().numpy()
-        epochs[rows] = ran.view(len(group), len(seeds)).cpu().numpy()
+        ran = outcome.iterations.cpu().numpy()
+        train[rows] = outcome.history[ran, np.arange(len(pairs))].view(len(group), len(seeds)).cpu().numpy()
+        test_mse[rows] = final_test.view(len(group), len(seeds)).cpu().numpy()
+        iterations[rows] = ran.reshape(len(group), len(seeds))
+        stop[rows] = outcome.stop.view(len(group), len(seeds)).cpu().numpy()
+        history = outcome.history.cpu().numpy()
         for j, w in enumerate(group):
             if w in config.curve_widths:
-                histories[w] = history[:, j * len(seeds) : (j + 1) * len(seeds)].T.double().cpu().numpy()
-    return Sweep(n=len(X), train=train, test=test_mse, epochs=epochs, lbfgs=lbfgs), histories
-
-
-def log_epochs(n_epochs: int, points: int = 400) -> np.ndarray:
-    """About ``points`` distinct log-spaced epochs 1..n_epochs (1-based)."""
-    return np.unique(np.geomspace(1, n_epochs, points).round().astype(np.int64))
+                cols = slice(j * len(seeds), (j + 1) * len(seeds))
+                curves = history[:, cols].T.copy()  # (n_seeds, iterations + 1)
+                curves[np.arange(curves.shape[1]) > ran[cols, None]] = np.nan
+                histories[w] = curves
+    return Sweep(n=len(X), train=train, test=test_mse, iterations=iterations, stop=stop), histories
 
 
 def sweep_size(n: int, config: Config, process: DataProcess, position: int = 0) -> tuple[Sweep, dict]:
     """Draw the training set of size ``n`` and the test set, and run :func:`sweep` on one thread.
 
-    One intra-op thread because every tensor here is tiny: the loop is bound by per-operation
-    overhead, and two OpenMP threads sharing a core with other work run ~10x slower, not faster.
-    The two cores are used instead by running the training-set sizes in parallel processes.
+    One intra-op thread because every tensor here is small: the loop is bound by per-operation
+    overhead, and two OpenMP threads sharing a core with other work run slower, not faster.
+    The cores are used instead by running the training-set sizes in parallel processes.
     """
     torch.set_num_threads(1)
     dev = batched_mlp.device()
-    test = tuple(t.to(dev) for t in make_data(config.n_test, config.sample_seed, process))
-    data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process))
+    test = tuple(t.to(dev) for t in make_data(config.n_test, config.sample_seed, process, torch.float64))
+    data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process, torch.float64))
     return sweep(list(config.widths), config.seeds, data, test, config, position)
+
+
+def cpu_time() -> float:
+    """CPU seconds (user + system) of this process and of its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def ranks(config: Config, process: DataProcess) -> Ranks:
+    """Jacobian ranks at ``config.rank_widths`` (balanced point; default initialization of every seed)."""
+    X = make_data(config.rank_samples, config.sample_seed - 1, process, torch.float64)[0]
+    count = effective_params.effective_count(config.hidden_layers, process.dim)
+    shape = (len(config.rank_widths), len(config.seeds))
+    balanced, gap = np.zeros(shape[0], dtype=np.int64), np.zeros(shape[0])
+    default, inactive = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    for i, width in enumerate(config.rank_widths):
+        expected = int(count.subs(effective_params.M, width))
+        point = jacobian_rank(balanced_point(width, config.hidden_layers, X, config.seed), X, expected)
+        balanced[i], gap[i] = point.rank, point.gap
+        for j, seed in enumerate(config.seeds):
+            model = batched_mlp.init([width], [config.seed + seed], config.hidden_layers, dtype=torch.float64)
+            at_init = jacobian_rank(model, X, expected)
+            default[i, j], inactive[i, j] = at_init.rank, at_init.inactive_units
+    return Ranks(balanced=balanced, gap=gap, default=default, inactive=inactive)
 
 
 def run(config: Config) -> Results:
     """Run the sweeps for every training-set size of ``config`` (see the module docstring)."""
-    start, threads, process = time.perf_counter(), torch.get_num_threads(), DataProcess()
+    start, cpu, threads, process = time.perf_counter(), cpu_time(), torch.get_num_threads(), DataProcess()
     sizes = config.n_train
     try:
         if config.workers > 1 and batched_mlp.device().type == "cpu":
@@ -413,14 +236,15 @@ def run(config: Config) -> Results:
                 )
         else:
             outcomes = [sweep_size(n, config, process, k) for k, n in enumerate(sizes)]
+        torch.set_num_threads(1)
+        rank_results = ranks(config, process)
     finally:
         torch.set_num_threads(threads)
     histories = outcomes[0][1]  # item (b) uses the first training set
-    curve_epochs = log_epochs(max(h.shape[1] for h in histories.values()))
-    curves = np.full((len(config.curve_widths), len(config.seeds), len(curve_epochs)), np.nan)
+    length = max(h.shape[1] for h in histories.values())
+    curves = np.full((len(config.curve_widths), len(config.seeds), length), np.nan)
     for i, w in enumerate(config.curve_widths):
-        keep = curve_epochs <= histories[w].shape[1]
-        curves[i][:, keep] = histories[w][:, curve_epochs[keep] - 1]
+        curves[i, :, : histories[w].shape[1]] = histories[w]
     X_test, Y_test = make_data(config.n_test, config.sample_seed, process, dtype=torch.float64)
     g = teacher(X_test, process)
     return Results(
@@ -430,41 +254,50 @@ def run(config: Config) -> Results:
         r_t_empirical=batched_mlp.mse(g, Y_test).item(),
         signal_var=g.var(0).mean().item(),
         sweeps=tuple(sweep for sweep, _ in outcomes),
-        curve_epochs=curve_epochs,
         curves=curves,
+        ranks=rank_results,
         seconds=time.perf_counter() - start,
+        cpu_seconds=cpu_time() - cpu,
     )
 
 
-def threshold_index(widths: Sequence[int], train: np.ndarray, tol: float) -> int | None:
-    """Index of the smallest width from which on the median final training MSE stays below ``tol``.
-
-    Parameters
-    ----------
-    widths : sorted widths, length W
-    train : (W, n_seeds) final training MSE
-    tol : the "training loss ~ 0" level
-
-    Returns
-    -------
-    The index, or None if the widest model does not interpolate.
-    """
-    below = np.median(train, axis=1) < tol
-    if not below[-1]:
-        return None
-    above = np.flatnonzero(~below)
-    return int(above[-1]) + 1 if above.size else 0
+def check() -> list[Check]:
+    """P(M) from SymPy against the networks' own count; rank J = P - K M at balanced points, never above."""
+    process, widths, samples = DataProcess(), (2, 3, 4, 6, 8, 12), 300
+    config = replace(PROFILES["quick"], seeds=(0, 1, 2), rank_widths=widths, rank_samples=samples)
+    K, d = config.hidden_layers, process.dim
+    P, P_eff = effective_params.param_count(K, d), effective_params.effective_count(K, d)
+    counted = range(1, 60)
+    miscount = max(
+        abs(int(P.subs(effective_params.M, m)) - batched_mlp.n_params(m, K, d, d)) for m in counted
+    )
+    checks = [
+        Check("P(M) from SymPy", "SymPy count vs the batched network's tensors, M = 1..59", miscount, 0)
+    ]
+    result = ranks(config, process)
+    expected = np.array([int(P_eff.subs(effective_params.M, m)) for m in widths])
+    for width, rank, gap, p_eff in zip(widths, result.balanced, result.gap, expected, strict=True):
+        checks.append(
+            Check(
+                f"rank of J = P - {K}M = {p_eff} at M = {width}",
+                f"float64 SVD of the {d * samples} x {p_eff + K * width} output Jacobian at a balanced point; "
+                f"retained/discarded singular values {gap:.0f} decades apart",
+                abs(int(rank) - int(p_eff)),
+                0,
+            )
+        )
+    excess = int(max(0, (result.default - expected[:, None]).max()))
+    method = (
+        f"the same at nn.Linear's initialization, seeds {', '.join(map(str, config.seeds))} at each width"
+    )
+    checks.append(Check(f"rank of J never above P - {K}M", method, excess, 0))
+    return checks
 
 
 def save(results: Results, directory: Path) -> None:
-    arrays = {"curve_epochs": results.curve_epochs, "curves": results.curves}
+    arrays = {"curves": results.curves} | {f"ranks_{k}": v for k, v in asdict(results.ranks).items()}
     for s in results.sweeps:
-        arrays |= {
-            f"train_{s.n}": s.train,
-            f"test_{s.n}": s.test,
-            f"epochs_{s.n}": s.epochs,
-            f"lbfgs_{s.n}": s.lbfgs,
-        }
+        arrays |= {f"{key}_{s.n}": getattr(s, key) for key in ("train", "test", "iterations", "stop")}
     io.save_arrays(arrays, directory)
     meta = {
         "config": asdict(results.config),
@@ -473,6 +306,7 @@ def save(results: Results, directory: Path) -> None:
         "r_t_empirical": results.r_t_empirical,
         "signal_var": results.signal_var,
         "seconds": results.seconds,
+        "cpu_seconds": results.cpu_seconds,
     }
     io.save_json(meta, directory)
 
@@ -481,11 +315,11 @@ def load(directory: Path) -> Results:
     arrays, meta = io.load_arrays(directory), io.load_json(directory)
     raw = meta["config"]
     config = Config(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "training"},
-        training=Training(**raw["training"]),
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "optimizer"},
+        optimizer=LBFGS(**raw["optimizer"]),
     )
     sweeps = tuple(
-        Sweep(n, *(arrays[f"{key}_{n}"] for key in ("train", "test", "epochs", "lbfgs")))
+        Sweep(n, *(arrays[f"{key}_{n}"] for key in ("train", "test", "iterations", "stop")))
         for n in config.n_train
     )
     return Results(
@@ -495,9 +329,10 @@ def load(directory: Path) -> Results:
         r_t_empirical=meta["r_t_empirical"],
         signal_var=meta["signal_var"],
         sweeps=sweeps,
-        curve_epochs=arrays["curve_epochs"],
         curves=arrays["curves"],
+        ranks=Ranks(**{k: arrays[f"ranks_{k}"] for k in ("balanced", "gap", "default", "inactive")}),
         seconds=meta["seconds"],
+        cpu_seconds=meta["cpu_seconds"],
     )
 
 
@@ -506,7 +341,8 @@ if __name__ == "__main__":
     res = run(PROFILES[profile])
     for s in res.sweeps:
         print(f"N={s.n}")
-        for w, tr, te, ep in zip(res.config.widths, s.train, s.test, s.epochs, strict=True):
-            print(f"  M={w:4d} train={np.median(tr):.2e} test={np.median(te):.3f} epochs={ep.tolist()}")
-        print(f"  L-BFGS iterations: {s.lbfgs.tolist()}")
-    print(json.dumps({"r_t": res.r_t, "r_t_empirical": res.r_t_empirical, "seconds": res.seconds}))
+        for w, tr, te, it, st in zip(res.config.widths, s.train, s.test, s.iterations, s.stop, strict=True):
+            print(
+                f"  M={w:4d} train={np.median(tr):.2e} test={np.median(te):.3f} iters={it.tolist()} stop={st.tolist()}"
+            )
+    print(json.dumps({"r_t": res.r_t, "seconds": res.seconds, "cpu_seconds": res.cpu_seconds}))

@@ -5,80 +5,112 @@ functions of :class:`experiments.double_descent.Results`; :func:`context` return
 number and every data-chosen statement of ``templates/sections/double_descent.tex.j2``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from experiments.batched_mlp import n_params as mlp_params
-from experiments.double_descent import HIDDEN_LAYERS, Results, threshold_index
-from report.figures import figsize
-from report.fmt import Tex, integer, num
+from derivations.notation import latex
+from experiments import effective_params
+from experiments.double_descent import Results, Sweep
+from experiments.optimizers import Stop
+from report.figures import figsize, sequential
+from report.fmt import Tex, integer, num, tex
 
 TARGET = 1e-3  # item (b): the training MSE to reach
-COLORS = ("tab:blue", "tab:orange", "tab:green")
+LEVEL = 0.95  # confidence of the paired bootstrap intervals of item (d)
+RESAMPLES = 10_000  # bootstrap resamples of the seeds
+BOOTSTRAP_SEED = 0
 
 
-def n_params(width: float | np.ndarray) -> float | np.ndarray:
-    """Parameters of this stage's network 8 -> M -> M -> 8, for a width or an array of widths."""
-    return mlp_params(width, HIDDEN_LAYERS)
+def counts(results: Results) -> tuple:
+    """P(M) and P_eff(M) of this stage's network, as SymPy expressions in M."""
+    K, d = results.config.hidden_layers, results.process.dim
+    return effective_params.param_count(K, d), effective_params.effective_count(K, d)
 
 
-def width_of(params: float | np.ndarray) -> float | np.ndarray:
-    """Inverse of :func:`n_params` for the secondary axis."""
-    return -9 + np.sqrt(np.maximum(81 - 8 + params, 0))
+def power_of_ten(x: float) -> str:
+    """``x`` as LaTeX ``10^{k}`` (for round powers of ten such as the target)."""
+    return f"10^{{{round(np.log10(x))}}}"
 
 
-def first_below(curves: np.ndarray, epochs: np.ndarray, level: float) -> np.ndarray:
-    """First sampled epoch at which each curve is below ``level`` (0 if never); curves (..., T)."""
+def threshold_index(interpolated: np.ndarray) -> int | None:
+    """Index of the smallest width from which on every seed interpolates; None if the widest does not.
+
+    ``interpolated`` is (n_widths, n_seeds) boolean, widths sorted.
+    """
+    every = interpolated.all(axis=1)
+    if not every[-1]:
+        return None
+    below = np.flatnonzero(~every)
+    return int(below[-1]) + 1 if below.size else 0
+
+
+def first_below(curves: np.ndarray, level: float) -> np.ndarray:
+    """First iteration at which each curve is below ``level`` (-1 if never); curves (..., T), entry k after k steps."""
     below = curves < level
-    return np.where(below.any(-1), epochs[below.argmax(-1)], 0)
+    return np.where(below.any(-1), below.argmax(-1), -1)
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Mean of b - a over paired seeds and its percentile bootstrap interval at ``LEVEL``."""
+    diff = b - a
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = diff[rng.integers(0, len(diff), (RESAMPLES, len(diff)))].mean(1)
+    low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return float(diff.mean()), float(low), float(high)
 
 
 def plot_training_curves(results: Results) -> Figure:
-    fig, ax = plt.subplots(figsize=figsize(3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(3.4), layout="constrained")
+    P, _ = counts(results)
+    colors = sequential(len(results.config.curve_widths))
+    steps = np.arange(results.curves.shape[-1])
     for i, width in enumerate(results.config.curve_widths):
         for s, curve in enumerate(results.curves[i]):
-            label = f"$M={width}$ ({n_params(width)} parameters)" if s == 0 else None
-            ax.plot(
-                results.curve_epochs, curve, color=COLORS[i % len(COLORS)], lw=1.0, alpha=0.8, label=label
-            )
-    ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=r"$10^{-3}$")
-    ax.axhline(results.r_t, color="gray", ls="--", lw=1.0, label=r"$R_t=\sigma^2$")
-    ax.set(xscale="log", yscale="log", xlabel="epoch (full-batch Adam step)", ylabel="training MSE")
+            label = f"$M={width}$ ($P={int(P.subs(effective_params.M, width))}$)" if s == 0 else None
+            ax.plot(steps[1:], curve[1:], color=colors[i], lw=0.8, alpha=0.8, label=label)
+    ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=f"${power_of_ten(TARGET)}$")
+    ax.axhline(results.r_t, color="gray", ls="--", lw=1.0, label=r"$R_t=\tau^2$")
+    ax.set(xscale="log", yscale="log", xlabel="iteration (full-batch L-BFGS step)", ylabel="training MSE")
     ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
     return fig
 
 
 def plot_curve(results: Results) -> Figure:
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(5.6), sharex=True, layout="constrained")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(5.4), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
-    for k, sweep in enumerate(results.sweeps):
-        color = COLORS[k % len(COLORS)]
-        index = threshold_index(widths, sweep.train, results.config.interp_tol)
+    colors = sequential(len(results.sweeps))
+    for sweep, color in zip(results.sweeps, colors, strict=True):
+        index = threshold_index(sweep.stop == Stop.INTERPOLATED)
         for ax, values, what in ((top, sweep.test, "test"), (bottom, sweep.train, "training")):
-            ax.plot(widths, np.median(values, 1), "-", color=color, lw=1.4, label=f"{what}, $N={sweep.n}$")
-            ax.plot(np.repeat(widths, values.shape[1]), values.ravel(), ".", color=color, ms=3, alpha=0.5)
+            low, mid, high = np.quantile(values, [0.25, 0.5, 0.75], axis=1)
+            ax.plot(widths, mid, "-", color=color, lw=1.4, label=f"{what}, $N={sweep.n}$")
+            ax.fill_between(widths, low, high, color=color, alpha=0.25, lw=0)
             if index is not None:
                 label = f"threshold $M={widths[index]}$, $N={sweep.n}$" if ax is bottom else None
                 ax.axvline(widths[index], color=color, ls=":", lw=1.2, label=label)
-    top.axhline(results.r_t, color="k", ls="--", lw=1.0, label=r"$R_t=\sigma^2$")
-    bottom.axhline(results.config.interp_tol, color="gray", ls="-.", lw=0.8, label="interpolation level")
+            odd = sweep.stop == Stop.UNCERTIFIED
+            if odd.any():
+                rows, _ = np.nonzero(odd)
+                label = None if "uncertified" in ax.get_legend_handles_labels()[1] else "uncertified"
+                ax.plot(widths[rows], values[odd], "x", color="tab:red", ms=4, mew=0.8, label=label)
+    top.axhline(results.r_t, color="k", ls="--", lw=1.0, label=r"$R_t=\tau^2$")
     top.set(xscale="log", yscale="log", ylabel="final test MSE", ylim=(0.8 * results.r_t, None))
     top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     top.yaxis.set_minor_formatter(NullFormatter())
     bottom.set(xscale="log", yscale="log", xlabel="hidden width $M$", ylabel="final training MSE")
-    params = top.secondary_xaxis("top", functions=(n_params, width_of))
-    params.set_xlabel("parameters $M^2+18M+8$")
+    P, _ = counts(results)
+    params = top.secondary_xaxis(
+        "top", functions=(effective_params.as_function(P), effective_params.inverse(P))
+    )
+    params.set_xlabel(f"parameters $P={latex(P)}$")
     top.legend(fontsize=8, loc="upper right")
     bottom.legend(fontsize=8, loc="lower left")
-    for ax in (top, bottom):
-        ax.grid(True, which="major", alpha=0.3)
     return fig
 
 
@@ -88,111 +120,186 @@ FIGURES: dict[str, Callable[[Results], Figure]] = {
 }
 
 
-def speed_trend(widths: list[int], epochs: list[int]) -> str:
-    """'faster' if the epochs to the target fall with the width, 'slower' if they rise, else 'mixed'."""
-    steps = np.diff(epochs)
-    if len(epochs) < 2 or np.all(steps == 0):
+def speed_trend(widths: Sequence[int], steps: Sequence[int]) -> str:
+    """'faster' if the iterations to the target fall with the width, 'slower' if they rise, else 'mixed'."""
+    diffs = np.diff(steps)
+    if len(steps) < 2 or np.all(diffs == 0):
         return "mixed"
-    return "faster" if np.all(steps <= 0) else "slower" if np.all(steps >= 0) else "mixed"
+    return "faster" if np.all(diffs <= 0) else "slower" if np.all(diffs >= 0) else "mixed"
+
+
+def widths_text(widths: Sequence[int]) -> Tex:
+    """A list of widths for mathematics mode, e.g. ``21, 22 \\text{ and } 23``."""
+    items = [str(int(w)) for w in widths]
+    return Tex(items[0] if len(items) == 1 else ", ".join(items[:-1]) + r"\text{ and }" + items[-1])
+
+
+def sweep_summary(results: Results, sweep: Sweep) -> dict:
+    """Threshold, peak, counts' predictions, convergence and second descent of one training-set size."""
+    widths = np.array(results.config.widths)
+    P, P_eff = counts(results)
+    interpolated = sweep.stop == Stop.INTERPOLATED
+    index = threshold_index(interpolated)
+    test = np.median(sweep.test, 1)
+    peak = int(np.argmax(test))
+    first_min = int(np.argmin(test[:peak])) if peak > 0 else 0
+    second_min = peak + int(np.argmin(test[peak:]))
+    equations = results.process.dim * sweep.n
+    by_P, by_eff = effective_params.predict(P, equations), effective_params.predict(P_eff, equations)
+    measured = int(widths[index]) if index is not None else None
+    peak_M = int(widths[peak])
+
+    def closer(target: int | None) -> str:
+        """Which count's first integer width lies closer to ``target``: 'P', 'P_eff' or 'tie'."""
+        if target is None:
+            return "tie"
+        a, b = abs(by_P.width - target), abs(by_eff.width - target)
+        return "P_eff" if b < a else "P" if a < b else "tie"
+
+    stalled = np.isin(sweep.stop, [Stop.STALLED, Stop.NO_DECREASE])
+    uncertified = sweep.stop == Stop.UNCERTIFIED
+    partial = [int(w) for w, row in zip(widths, interpolated, strict=True) if row.any() and not row.all()]
+    return {
+        "n": integer(sweep.n),
+        "equations": integer(equations),
+        "found": index is not None,
+        "index": index,
+        "M": integer(measured) if index is not None else "",
+        "params": integer(P.subs(effective_params.M, measured)) if index is not None else "",
+        "params_eff": integer(P_eff.subs(effective_params.M, measured)) if index is not None else "",
+        "below_M": integer(widths[index - 1]) if index else "",
+        "P_root": tex(latex(by_P.root)),
+        "P_value": num(by_P.value, sig=4),
+        "P_width": integer(by_P.width),
+        "eff_root": tex(latex(by_eff.root)),
+        "eff_value": num(by_eff.value, sig=4),
+        "eff_width": integer(by_eff.width),
+        "bound_holds": bool(index is not None and measured >= by_eff.width),
+        "peak_closer": closer(peak_M),
+        "threshold_minus_eff": integer(measured - by_eff.width) if index is not None else "",
+        "threshold_minus_P": integer(measured - by_P.width) if index is not None else "",
+        "peak_minus_eff": integer(peak_M - by_eff.width),
+        "peak_minus_P": integer(peak_M - by_P.width),
+        "peak_M": integer(peak_M),
+        "peak_test": num(test[peak]),
+        "peak_q1": num(np.quantile(sweep.test[peak], 0.25)),
+        "peak_q3": num(np.quantile(sweep.test[peak], 0.75)),
+        "peak_over_r_t": num(test[peak] / results.r_t, sig=2),
+        "peak_vs_threshold": int(np.sign(peak_M - measured)) if index is not None else 0,
+        "first_min_M": integer(widths[first_min]),
+        "first_min_test": num(test[first_min]),
+        "second_min_M": integer(widths[second_min]),
+        "second_min_test": num(test[second_min]),
+        "widest_test": num(test[-1]),
+        "second_below_first": bool(test[second_min] < test[first_min]),
+        "visible": bool(0 < peak < len(widths) - 1 and test[peak] > 1.5 * max(test[first_min], test[-1])),
+        "n_models": integer(sweep.stop.size),
+        "interpolated": integer(interpolated.sum()),
+        "stalled": integer(stalled.sum()),
+        "uncertified_count": int(uncertified.sum()),
+        "uncertified": integer(uncertified.sum()),
+        "uncertified_widths": widths_text(widths[uncertified.any(1)]) if uncertified.any() else "",
+        "interp_max": num(sweep.train[interpolated].max()) if interpolated.any() else "",
+        "stalled_min": num(sweep.train[stalled].min()) if stalled.any() else "",
+        "uncertified_min": num(sweep.train[uncertified].min()) if uncertified.any() else "",
+        "uncertified_max": num(sweep.train[uncertified].max()) if uncertified.any() else "",
+        "partial": bool(partial),
+        "partial_widths": widths_text(partial) if partial else "",
+        "max_iterations": integer(sweep.iterations.max()),
+        "uncertified_below": bool(index is not None and uncertified[:index].any()),
+    }
+
+
+def more_data(results: Results) -> tuple[list[dict], np.ndarray]:
+    """Item (d): paired N = n1 vs n2 test MSE per width: (rows of the table's widths, hurts per width)."""
+    first, second = results.sweeps[0], results.sweeps[-1]
+    intervals = [paired_interval(a, b) for a, b in zip(first.test, second.test, strict=True)]
+    hurts = np.array([low > 0 for _, low, _ in intervals])
+    return intervals, hurts
 
 
 def context(results: Results) -> dict:
-    config, training = results.config, results.config.training
+    config, opt = results.config, results.config.optimizer
     widths = list(config.widths)
     first, second = results.sweeps[0], results.sweeps[-1]
+    P, P_eff = counts(results)
+    K, d = config.hidden_layers, results.process.dim
 
     # (b) training curves
-    hit = first_below(results.curves, results.curve_epochs, TARGET)  # (n_curve_widths, n_seeds)
+    hit = first_below(results.curves, TARGET)  # (n_curve_widths, n_seeds)
     curve_rows = []
     for i, width in enumerate(config.curve_widths):
-        reached = bool(np.all(hit[i] > 0))
+        row = widths.index(width)
+        reached = bool(np.all(hit[i] >= 0))
         curve_rows.append(
             {
                 "M": integer(width),
-                "params": integer(n_params(width)),
+                "params": integer(P.subs(effective_params.M, width)),
                 "reached": reached,
-                "under": bool(n_params(width) < 8 * first.n),  # fewer parameters than equations
-                "epochs": integer(np.median(hit[i])) if reached else "",
-                "final": num(np.median(first.train[widths.index(width)])),
+                "under": bool(P_eff.subs(effective_params.M, width) < d * first.n),
+                "steps": integer(round(np.median(hit[i]))) if reached else "",
+                "final": num(np.median(first.train[row])),
+                "stop_steps": integer(round(np.median(first.iterations[row]))),
+                "interpolated": bool(np.all(first.stop[row] == Stop.INTERPOLATED)),
             }
         )
-    reaching = [w for i, w in enumerate(config.curve_widths) if np.all(hit[i] > 0)]
-    reach_epochs = [int(np.median(hit[config.curve_widths.index(w)])) for w in reaching]
+    reaching = [w for i, w in enumerate(config.curve_widths) if np.all(hit[i] >= 0)]
+    reach_steps = [round(np.median(hit[config.curve_widths.index(w)])) for w in reaching]
 
-    # (c) threshold and peak
-    def summary(sweep) -> dict:
-        index = threshold_index(widths, sweep.train, config.interp_tol)
-        test = np.median(sweep.test, 1)
-        peak = int(np.argmax(test))
-        under_min = int(np.argmin(test[:peak])) if peak > 0 else 0
-        enough = [w for w in widths if n_params(w) >= 8 * sweep.n]  # at least as many parameters as equations
-        finished = sweep.epochs >= training.max_epochs  # (n_widths, n_seeds): Adam did not converge
-        finished_widths = [w for w, row in zip(widths, finished, strict=True) if row.any()]
-        capped = sweep.lbfgs >= training.lbfgs_iters  # L-BFGS did not converge either
-        capped_widths = [w for w, row in zip(widths, capped, strict=True) if row.any()]
-        return {
-            "found": index is not None,
-            "M": integer(widths[index]) if index is not None else "",
-            "params": integer(n_params(widths[index])) if index is not None else "",
-            "equations": integer(8 * sweep.n),
-            "ratio": num(n_params(widths[index]) / (8 * sweep.n)) if index is not None else "",
-            "below_M": integer(widths[index - 1]) if index else "",
-            "below_train": num(np.median(sweep.train[index - 1])) if index else "",
-            "peak_M": integer(widths[peak]),
-            "peak_test": num(test[peak]),
-            "peak_over_r_t": num(test[peak] / results.r_t, sig=2),
-            "eq_M": integer(enough[0]) if enough else "",
-            "eq_params": integer(n_params(enough[0])) if enough else "",
-            "late": bool(index is not None and enough and widths[index] > enough[0]),
-            "under_min_M": integer(widths[under_min]),
-            "under_min_test": num(test[under_min]),
-            "widest_test": num(test[-1]),
-            "visible": bool(0 < peak < len(widths) - 1 and test[peak] > 1.5 * max(test[under_min], test[-1])),
-            "finished": integer(finished.sum()),
-            "finished_from": integer(min(finished_widths)) if finished_widths else "",
-            "finished_to": integer(max(finished_widths)) if finished_widths else "",
-            "finished_lbfgs_max": integer(sweep.lbfgs.max()),
-            "capped": integer(capped.sum()),
-            "capped_count": int(capped.sum()),
-            "finished_count": int(finished.sum()),
-            "n": integer(sweep.n),
-            "capped_from": integer(min(capped_widths)) if capped_widths else "",
-            "capped_to": integer(max(capped_widths)) if capped_widths else "",
-            "capped_train_max": num(sweep.train[capped].max()) if capped_widths else "",
-            "interp_max_train": num(sweep.train[index:].max()) if index is not None else "",
-            "index": index,
-        }
+    s1, s2 = sweep_summary(results, first), sweep_summary(results, second)
 
-    s1, s2 = summary(first), summary(second)
-
-    # (d) more data at the N = 100 threshold width and an overparameterized width
-    table, hurts = [], {}
+    # (d) more data, paired over seeds
+    intervals, hurts = more_data(results)
+    table = []
     if s1["index"] is not None:
         for role, width in (("threshold", widths[s1["index"]]), ("over", config.over_width)):
             row = widths.index(width)
-            t1, t2 = np.median(first.test[row]), np.median(second.test[row])
-            hurts[role] = bool(t2 > t1)
+            mean, low, high = intervals[row]
             table.append(
                 {
+                    "role": role,
                     "M": integer(width),
-                    "params": integer(n_params(width)),
-                    "test1": num(t1),
-                    "test2": num(t2),
-                    "train1": num(np.median(first.train[row])),
-                    "train2": num(np.median(second.train[row])),
-                    "ratio1": num(n_params(width) / (8 * first.n)),
-                    "ratio2": num(n_params(width) / (8 * second.n)),
-                    "under2": bool(n_params(width) < 8 * second.n),
+                    "params": integer(P.subs(effective_params.M, width)),
+                    "test1": num(np.median(first.test[row])),
+                    "test2": num(np.median(second.test[row])),
+                    "diff": num(mean, sig=2),
+                    "low": num(low, sig=2),
+                    "high": num(high, sig=2),
+                    "hurts": bool(hurts[row]),
+                    "helps": bool(high < 0),
+                    "ratio1": num(P_eff.subs(effective_params.M, width) / (d * first.n)),
+                    "ratio2": num(P_eff.subs(effective_params.M, width) / (d * second.n)),
+                    "under2": bool(P_eff.subs(effective_params.M, width) < d * second.n),
                 }
             )
-    worse = np.median(second.test, 1) > np.median(first.test, 1)
+    hurt_widths = [w for w, h in zip(widths, hurts, strict=True) if h]
+    ranks = results.ranks
+    rank_rows = []
+    for i, width in enumerate(config.rank_widths):
+        expected = int(P_eff.subs(effective_params.M, width))
+        deficit = expected - ranks.default[i]
+        rank_rows.append(
+            {
+                "M": integer(width),
+                "P": integer(P.subs(effective_params.M, width)),
+                "P_eff": integer(expected),
+                "balanced": integer(ranks.balanced[i]),
+                "gap": integer(round(ranks.gap[i])),
+                "full": integer((deficit == 0).sum()),
+                "max_deficit": integer(deficit.max()),
+            }
+        )
+    expected_ranks = np.array([int(P_eff.subs(effective_params.M, w)) for w in config.rank_widths])
+    deficit_all = expected_ranks[:, None] - ranks.default
     return {
         "teacher_hidden": integer(results.process.teacher_hidden),
         "teacher_seed": integer(results.process.teacher_seed),
-        "noise_std": num(results.process.noise_std, sig=1),
+        "dim": integer(d),
+        "hidden_layers": integer(K),
+        "tau": num(results.process.noise_std, sig=1),
         "r_t": num(results.r_t, sig=2),
         "r_t_empirical": num(results.r_t_empirical, sig=4),
-        "r_t_se": num(results.r_t * (2 / (8 * config.n_test)) ** 0.5, sig=2),
+        "r_t_se": num(results.r_t * (2 / (d * config.n_test)) ** 0.5, sig=2),
         "signal_var": num(results.signal_var),
         "noise_over_signal": num(results.r_t / results.signal_var, sig=2),
         "var_y": num(results.signal_var + results.r_t),
@@ -204,33 +311,40 @@ def context(results: Results) -> dict:
         "max_width": integer(max(widths)),
         "n_seeds": integer(len(config.seeds)),
         "n_models": integer(len(widths) * len(config.seeds) * len(results.sweeps)),
-        "lr0": num(training.lr0, sig=1),
-        "factor": num(training.factor, sig=1),
-        "patience": integer(training.patience),
-        "min_improvement": num(100 * training.min_improvement, sig=1),
-        "lr_min": num(training.lr_min, sig=1),
-        "tol": num(training.tol, sig=1),
-        "max_epochs": integer(training.max_epochs),
-        "lbfgs_iters": integer(training.lbfgs_iters),
-        "lr_decay_range": num(training.lr0 / training.lr_min, sig=2),
-        "lbfgs_history": integer(training.lbfgs_history),
-        "interp_tol": num(config.interp_tol, sig=1),
-        "target": num(TARGET, sig=1),
+        "P": tex(latex(P)),
+        "P_eff": tex(latex(P_eff)),
+        "tol": num(opt.tol, sig=1),
+        "window": integer(opt.window),
+        "min_decrease": num(100 * opt.min_decrease, sig=1),
+        "history": integer(opt.history),
+        "halvings": integer(opt.halvings),
+        "armijo": num(opt.armijo, sig=1),
+        "max_iters": integer(opt.max_iters),
+        "target": tex(power_of_ten(TARGET)),
         "curve_widths": Tex(",".join(str(w) for w in config.curve_widths)),
         "width_list": Tex(r",\allowbreak ".join(str(w) for w in widths)),
         "curve_rows": curve_rows,
         "any_reached": bool(reaching),
         "all_reached": len(reaching) == len(config.curve_widths),
-        "speed_trend": speed_trend(reaching, reach_epochs),
+        "speed_trend": speed_trend(reaching, reach_steps),
         "first": s1,
         "second": s2,
         "more_data": table,
-        "hurts_threshold": hurts.get("threshold", False),
-        "hurts_over": hurts.get("over", False),
-        "hurt_any": bool(worse.any()),
-        "hurt_count": integer(worse.sum()),
-        "hurt_beyond_first": bool(s1["index"] is not None and worse[: s1["index"]].sum() == 0),
-        "hurt_from": integer(np.array(widths)[worse].min()) if worse.any() else "",
-        "hurt_to": integer(np.array(widths)[worse].max()) if worse.any() else "",
+        "level": integer(round(100 * LEVEL)),
+        "resamples": integer(RESAMPLES),
+        "hurt_any": bool(hurt_widths),
+        "hurt_count": integer(len(hurt_widths)),
+        "hurt_widths": widths_text(hurt_widths) if hurt_widths else "",
+        "hurts_over": bool(table and table[-1]["hurts"]),
+        "rank_rows": rank_rows,
+        "rank_samples": integer(config.rank_samples),
+        "rank_rows_count": integer(d * config.rank_samples),
+        "rank_all_full": bool(np.all(ranks.balanced == expected_ranks)),
+        "rank_never_above": bool(np.all(deficit_all >= 0)),
+        "deficit_seeds": integer((deficit_all > 0).sum()),
+        "rank_seeds": integer(deficit_all.size),
+        "deficit_with_inactive": integer(((deficit_all > 0) & (ranks.inactive > 0)).sum()),
+        "workers": integer(min(config.workers, len(config.n_train))),
         "seconds": num(results.seconds, sig=2),
+        "cpu_seconds": num(results.cpu_seconds, sig=2),
     }

@@ -37,3 +37,40 @@ def test_init_does_not_depend_on_the_batch():
     batched = batched_mlp.to_sequential(batched_mlp.init([12, 6], [1, 4], hidden_layers=2), 1)
     for a, b in zip(alone.parameters(), batched.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_flatten_as_model_and_unflatten_round_trip():
+    model = batched_mlp.init([3, 7], [0, 1], hidden_layers=2, dtype=torch.float64)
+    X, Y = torch.randn(5, 8, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
+    flat = batched_mlp.flatten(model)
+    assert flat.shape == (2, batched_mlp.n_params(7, 2))  # padded to the widest model
+    direct = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    assert torch.allclose(batched_mlp.losses(model, flat, X, Y), direct, rtol=1e-12, atol=0)
+    target = batched_mlp.init([3, 7], [5, 6], hidden_layers=2, dtype=torch.float64)
+    batched_mlp.unflatten(model, batched_mlp.flatten(target))
+    for a, b in zip(model.parameters(), target.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_gradients_flow_through_as_model_to_the_flat_rows():
+    model = batched_mlp.init([3, 7], [0, 1], hidden_layers=2, dtype=torch.float64)
+    X, Y = torch.randn(5, 8, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
+    flat = batched_mlp.flatten(model).requires_grad_()
+    (grad,) = torch.autograd.grad(batched_mlp.losses(model, flat, X, Y).sum(), flat)
+    expected = torch.autograd.grad(
+        batched_mlp.mse(batched_mlp.forward(model, X), Y).sum(), model.parameters()
+    )
+    assert torch.allclose(grad, torch.cat([g.reshape(2, -1) for g in expected], 1), rtol=1e-12, atol=1e-15)
+
+
+def test_with_parameters_selects_and_repeats_models():
+    model = batched_mlp.init([3, 9, 5], [0, 1, 2], hidden_layers=2, dtype=torch.float64)
+    X = torch.randn(6, 8, dtype=torch.float64)
+    rows = torch.tensor([2, 0, 2])
+    picked = batched_mlp.with_parameters(model, [p.detach()[rows] for p in model.parameters()], rows)
+    assert picked.widths == (5, 3, 5)
+    out, picked_out = batched_mlp.forward(model, X), batched_mlp.forward(picked, X)
+    for k, i in enumerate(rows.tolist()):
+        assert torch.allclose(picked_out[k], out[i], rtol=1e-12, atol=1e-15)
+    same = batched_mlp.with_parameters(model, model.parameters())
+    assert same.widths == model.widths and same.mask is model.mask

@@ -1,0 +1,150 @@
+"""Full-batch L-BFGS for many networks at once, each model as if it were optimized alone.
+
+Every model of a :class:`experiments.batched_mlp.BatchedMLP` keeps its own curvature pairs,
+two-loop recursion and backtracking (Armijo) line search; every inner product is taken per
+model, so models never interact.  A model stops for one of three stated reasons
+(:class:`Stop`): its training MSE is below ``tol`` (it *interpolates*), its MSE fell by less
+than the fraction ``min_decrease`` over the last ``window`` iterations (a *stall*), or its line
+search found no decrease down to a step of 2^-``halvings`` along a descent direction (a stall
+too: no decrease is left to find at working precision).  ``max_iters`` is the budget: a model
+still decreasing there is reported as *uncertified*, neither interpolating nor stalled.
+"""
+
+import enum
+from dataclasses import dataclass
+
+import torch
+
+from experiments import batched_mlp
+
+
+class Stop(enum.IntEnum):
+    """Why a model stopped."""
+
+    INTERPOLATED = 0  # training MSE below tol
+    STALLED = 1  # relative decrease below min_decrease over the last window iterations
+    NO_DECREASE = 2  # the line search found no decrease
+    UNCERTIFIED = 3  # hit max_iters while still decreasing
+
+
+@dataclass(frozen=True)
+class LBFGS:
+    """Settings of :func:`lbfgs` (see the module docstring for the stopping rule)."""
+
+    tol: float = 1e-8  # interpolating: training MSE below this
+    window: int = 500  # a stall: the MSE fell by less than min_decrease over this many iterations
+    min_decrease: float = 0.01
+    history: int = 20  # curvature pairs kept per model
+    first_step: float = 1e-3  # length scale of the first step (initial inverse-Hessian scale)
+    armijo: float = 1e-4  # sufficient-decrease constant of the line search
+    halvings: int = 40  # line-search step halvings before declaring no decrease
+    max_iters: int = 20_000  # budget: models still decreasing here are reported (and drawn) as uncertified
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per model: iterations run, why it stopped, and its training MSE before every iteration."""
+
+    iterations: torch.Tensor  # (n_models,) long
+    stop: torch.Tensor  # (n_models,) long, values of Stop
+    history: torch.Tensor  # (iterations_run + 1, n_models); entry k is the MSE after k iterations
+
+
+def _rows(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
+    """The models ``rows`` of ``model`` (their structure: :func:`batched_mlp.as_model` fills in values)."""
+    return batched_mlp.with_parameters(model, [p.detach()[rows] for p in model.parameters()], rows)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(1)
+
+
+def lbfgs(
+    model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor, settings: LBFGS, progress=None
+) -> Outcome:
+    """Minimize every model's training MSE on ``(X, Y)`` in place until each has stopped.
+
+    ``progress`` (a tqdm bar or None) is advanced once per iteration.
+    """
+    n, dev = model.n_models, X.device
+    x_all = batched_mlp.flatten(model)
+    live = torch.arange(n, device=dev)  # the models still optimized; the others are dropped from the batch
+    sub = model
+
+    def loss_and_grad(
+        structure: batched_mlp.BatchedMLP, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().requires_grad_()
+        loss = batched_mlp.losses(structure, x, X, Y)
+        return loss.detach(), torch.autograd.grad(loss.sum(), x)[0]
+
+    x = x_all.clone()
+    f, g = loss_and_grad(sub, x)
+    f_all = f.clone()
+    stop = torch.where(f < settings.tol, Stop.INTERPOLATED, -1).to(device=dev, dtype=torch.long)
+    pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, 1 / s.y), oldest first
+    gamma = torch.full((n,), settings.first_step, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
+    iterations = torch.zeros(n, dtype=torch.long, device=dev)
+    history = [f_all.clone()]
+    for k in range(1, settings.max_iters + 1):
+        active = stop[live] < 0
+        if not bool(active.any()):
+            break
+        if 2 * int(active.sum()) <= len(live):  # drop the stopped models: the step costs less
+            x_all[live] = x
+            live, x, f, g, gamma = live[active], x[active], f[active], g[active], gamma[active]
+            pairs = [(s[active], y[active], rho[active]) for s, y, rho in pairs]
+            sub = _rows(model, live)
+            active = active[active]
+        q, alphas = g.clone(), []  # the two-loop recursion, per model
+        for s, y, rho in reversed(pairs):
+            alphas.append(rho * _dot(s, q))
+            q -= alphas[-1].unsqueeze(1) * y
+        r = gamma.unsqueeze(1) * q
+        for (s, y, rho), alpha in zip(pairs, reversed(alphas), strict=True):
+            r += s * (alpha - rho * _dot(y, r)).unsqueeze(1)
+        d = torch.where((_dot(g, r) > 0).unsqueeze(1), -r, -gamma.unsqueeze(1) * g)  # else steepest descent
+        slope = _dot(g, d)
+        t = torch.where(active, 1.0, 0.0).to(x.dtype)
+        trial = x + t.unsqueeze(1) * d
+        f_new, g_new = loss_and_grad(sub, trial)
+        accepted = ~active | (f_new <= f + settings.armijo * t * slope)
+        x_new = torch.where(accepted.unsqueeze(1), trial, x)
+        f_new, g_new = torch.where(accepted, f_new, f), torch.where(accepted.unsqueeze(1), g_new, g)
+        for _ in range(settings.halvings):  # halve the step of the models still searching, on those alone
+            idx = (~accepted).nonzero().squeeze(1)
+            if len(idx) == 0:
+                break
+            t[idx] /= 2
+            trial = x[idx] + t[idx].unsqueeze(1) * d[idx]
+            f_t, g_t = loss_and_grad(_rows(model, live[idx]), trial)
+            ok = f_t <= f[idx] + settings.armijo * t[idx] * slope[idx]
+            done = idx[ok]
+            x_new[done], f_new[done], g_new[done] = trial[ok], f_t[ok], g_t[ok]
+            accepted[done] = True
+        searching = ~accepted
+        s, y = x_new - x, g_new - g
+        sy = _dot(s, y)
+        curved = sy > 1e-12 * _dot(s, s).sqrt() * _dot(y, y).sqrt()  # keep only pairs with positive curvature
+        pairs.append((s * curved.unsqueeze(1), y * curved.unsqueeze(1), torch.where(curved, 1 / sy, 0.0)))
+        pairs = pairs[-settings.history :]
+        gamma = torch.where(curved, sy / _dot(y, y).clamp_min(1e-300), gamma)
+        x, f, g = x_new, f_new, g_new
+        f_all[live] = f
+        history.append(f_all.clone())
+        moved = torch.zeros(n, dtype=torch.bool, device=dev)
+        moved[live] = active & ~searching
+        iterations += (stop < 0).long()
+        stop[live] = torch.where(searching, Stop.NO_DECREASE, stop[live])
+        stop = torch.where(moved & (f_all < settings.tol), Stop.INTERPOLATED, stop)
+        if k >= settings.window:
+            stalled = (
+                moved & (stop < 0) & (f_all > (1 - settings.min_decrease) * history[-1 - settings.window])
+            )
+            stop = torch.where(stalled, Stop.STALLED, stop)
+        if progress is not None:
+            progress.update(1)
+    x_all[live] = x
+    stop = torch.where(stop < 0, Stop.UNCERTIFIED, stop)
+    batched_mlp.unflatten(model, x_all)
+    return Outcome(iterations=iterations, stop=stop, history=torch.stack(history))

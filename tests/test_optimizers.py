@@ -1,0 +1,70 @@
+"""The batched L-BFGS: every model as if alone, and the stated stopping rule."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from experiments import batched_mlp
+from experiments.data import make_data
+from experiments.optimizers import LBFGS, Stop, lbfgs
+
+SETTINGS = LBFGS(max_iters=40, tol=1e-14)  # 40 iterations, none of them converged
+
+
+def run(widths, seeds, settings=SETTINGS):
+    X, Y = make_data(30, sample_seed=2, dtype=torch.float64)
+    model = batched_mlp.init(widths, seeds, 2, dtype=torch.float64)
+    return model, lbfgs(model, X, Y, settings)
+
+
+def test_a_model_does_not_see_its_neighbours():
+    # the same padded batch (largest width 9) with other neighbours: bit-identical for the shared models
+    model_a, out_a = run([4, 9, 9], [0, 1, 2])
+    model_b, out_b = run([4, 9, 6], [0, 1, 7])
+    for i in range(2):
+        for a, b in zip(model_a.parameters(), model_b.parameters(), strict=True):
+            assert torch.equal(a[i], b[i])
+        assert torch.equal(out_a.history[:, i], out_b.history[:, i])
+        assert out_a.iterations[i] == out_b.iterations[i]
+
+
+def test_padding_does_not_change_the_optimization():
+    # padding changes the summation order, so compare what the algorithm guarantees: the same
+    # number of iterations and the same loss up to rounding amplified over 40 iterations
+    _, padded = run([4, 9], [0, 1])
+    _, alone = run([4], [0])
+    assert padded.iterations[0] == alone.iterations[0] == SETTINGS.max_iters
+    assert padded.history[-1, 0].item() == pytest.approx(alone.history[-1, 0].item(), rel=1e-6)
+
+
+def test_the_loss_never_increases_and_history_ends_at_the_model():
+    model, out = run([3, 12], [0, 1])
+    X, Y = make_data(30, sample_seed=2, dtype=torch.float64)
+    assert torch.all(out.history[1:] <= out.history[:-1])
+    final = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    assert torch.allclose(final, out.history[-1], rtol=1e-12)
+    assert torch.all(out.history[-1] < 0.5 * out.history[0])
+
+
+def test_each_stopping_reason():
+    # a wide network on 30 points interpolates; a width-1 network stalls; a cap of 5 certifies nothing
+    _, out = run([1, 40], [0, 1], LBFGS(tol=1e-6, window=50, max_iters=5000))
+    assert out.stop[1] == Stop.INTERPOLATED
+    assert out.history[out.iterations[1], 1] < 1e-6 <= out.history[out.iterations[1] - 1, 1]
+    assert out.stop[0] in (Stop.STALLED, Stop.NO_DECREASE)
+    k = out.iterations[0]
+    if out.stop[0] == Stop.STALLED:
+        assert out.history[k, 0] > (1 - 0.01) * out.history[k - 50, 0]
+    _, capped = run([40], [1], LBFGS(tol=1e-6, max_iters=5))
+    assert capped.stop[0] == Stop.UNCERTIFIED
+    assert capped.iterations[0] == 5
+
+
+def test_a_model_already_below_tol_is_untouched():
+    model, out = run([6], [0], replace(SETTINGS, tol=10.0))
+    fresh = batched_mlp.init([6], [0], 2, dtype=torch.float64)
+    assert out.stop[0] == Stop.INTERPOLATED
+    assert out.iterations[0] == 0
+    for a, b in zip(model.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(a, b)
