@@ -64,7 +64,7 @@ def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 
 def plot_training_curves(results: Results) -> Figure:
-    fig, ax = plt.subplots(figsize=figsize(3.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(2.8), layout="constrained")
     P, _ = counts(results)
     colors = sequential(len(results.config.curve_widths))
     steps = np.arange(results.curves.shape[-1])
@@ -81,7 +81,7 @@ def plot_training_curves(results: Results) -> Figure:
 
 
 def plot_curve(results: Results) -> Figure:
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(5.4), sharex=True, layout="constrained")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(4.3), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
     colors = sequential(len(results.sweeps))
     for sweep, color in zip(results.sweeps, colors, strict=True):
@@ -344,7 +344,4 @@ def context(results: Results) -> dict:
         "deficit_seeds": integer((deficit_all > 0).sum()),
         "rank_seeds": integer(deficit_all.size),
         "deficit_with_inactive": integer(((deficit_all > 0) & (ranks.inactive > 0)).sum()),
-        "workers": integer(min(config.workers, len(config.n_train))),
-        "seconds": num(results.seconds, sig=2),
-        "cpu_seconds": num(results.cpu_seconds, sig=2),
     }

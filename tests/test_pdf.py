@@ -162,10 +162,6 @@ def test_floats_sit_on_the_page_of_their_first_reference_or_the_next(two_builds)
 @pytest.mark.latex
 @pytest.mark.slow
 @needs_tex
-@pytest.mark.xfail(  # not strict: the two timings sometimes round to the same digits
-    reason="templates/sections/double_descent.tex.j2 prints a measured wall-clock time; drop this mark when not",
-    strict=False,
-)
 def test_the_same_sources_give_the_same_bytes(two_builds):
     first, second = (pdf.read_bytes() for pdf in two_builds)
     differing = [  # which generated LaTeX differs, to say why the PDFs do
