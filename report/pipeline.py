@@ -110,7 +110,7 @@ class Graph:
                 stage.stem,
                 "data",
                 modules=(stage.compute,),
-                config=dataclasses.asdict(config),
+                config=cache.key_config(config),
                 inputs=(),
                 outputs=(data_dir,),
                 action=lambda: _run_stage(stage, config, data_dir),
