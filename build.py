@@ -15,8 +15,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from report.latex import LatexError
-from report.pipeline import Graph, Outcome, run_checks
+from report.latex import LatexError, require_tools
+from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
 from report.render import TemplateError
 
 PROFILES = ("full", "quick")
@@ -68,6 +68,7 @@ def main_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="recompute the named tasks even if cached; with no name, recompute everything needed",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
     return parser
 
 
@@ -94,6 +95,8 @@ def _verify(graph: Graph) -> int:
 def main(cli_args: Sequence[str] | None = None) -> int:
     parser = main_parser()
     args = parser.parse_args(cli_args)
+    if args.force is not None and (args.list or args.verify):
+        parser.error("--force has no effect with --list or --verify (they never compute)")
     graph = Graph(args.profile)
 
     if args.verify:
@@ -117,6 +120,8 @@ def main(cli_args: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     try:
+        if "report" in graph.closure(targets):
+            require_tools()  # before minutes of computation, not after
         outcomes = graph.run(targets, force=force)
     except KeyboardInterrupt:
         print(
@@ -127,9 +132,32 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     except (LatexError, TemplateError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except TaskError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}\n  (run with --debug for the full traceback)", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if args.debug:
+            raise
+        print(
+            f"error: {err.strerror or err}: {err.filename or ''} (the last good PDF is kept)", file=sys.stderr
+        )
+        return 1
     print(_summary(outcomes, time.perf_counter() - start))
     for name in targets:
         print(f"wrote {graph.tasks[name].outputs[0]}")
+    if "verification" in graph.closure(targets):
+        failed = failed_checks(graph)
+        for check in failed:
+            print(
+                f"FAILED check: {check['name']} ({check['method']}): error {check['error']:.2e} "
+                f"> tolerance {check['tolerance']:.2e}",
+                file=sys.stderr,
+            )
+        if failed:
+            print(f"error: {len(failed)} derivation check(s) failed; the PDF marks them", file=sys.stderr)
+            return 1
     return 0
 
 

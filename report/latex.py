@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 INSTALL_HINT = (
-    "latexmk was not found. Install TeX with ./setup.sh (it runs apt-get for the Debian packages "
+    "{missing} not found. Install TeX with ./setup.sh (it runs apt-get for the Debian packages "
     "latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra "
     "texlive-pictures texlive-science lmodern cm-super-minimal poppler-utils), or install them yourself "
     "with 'sudo apt-get install --no-install-recommends <packages>'."
@@ -24,10 +24,17 @@ class LatexError(Exception):
     """LaTeX failed; the message is short and points at the source line."""
 
 
+def require_tools() -> None:
+    """Raise :class:`LatexError` unless latexmk and pdflatex are on the PATH."""
+    missing = [tool for tool in ("latexmk", "pdflatex") if shutil.which(tool) is None]
+    if missing:
+        verb = "was" if len(missing) == 1 else "were"
+        raise LatexError(INSTALL_HINT.format(missing=f"{' and '.join(missing)} {verb}"))
+
+
 def run_latexmk(main_tex: Path, outdir: Path) -> Path:
     """Compile ``main_tex`` into ``outdir`` and return the PDF path."""
-    if shutil.which("latexmk") is None:
-        raise LatexError(INSTALL_HINT)
+    require_tools()
     outdir.mkdir(parents=True, exist_ok=True)
     cmd = [
         "latexmk",

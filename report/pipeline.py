@@ -22,7 +22,9 @@ from typing import Any
 
 from report import cache
 from report.checks import Check
+from report.latex import LatexError
 from report.paths import ROOT, TEMPLATES, build_dir
+from report.render import TemplateError
 from report.stages import STAGES, Stage
 
 
@@ -37,6 +39,29 @@ class Task:
     action: Callable[[], None] = field(compare=False)
     files: tuple[Path, ...] = ()  # non-Python sources the key hashes (templates)
     seed: int | None = None
+
+
+class TaskError(Exception):
+    """A task raised; the message names the task, the exception and the project frame it came from."""
+
+    def __init__(self, task: str, error: Exception, project: Path) -> None:
+        frame = _project_frame(error, project)
+        super().__init__(
+            f"task {task} failed: {type(error).__name__}: {error}" + (f"\n  at {frame}" if frame else "")
+        )
+        self.task = task
+
+
+def _project_frame(error: BaseException, project: Path) -> str:
+    """``file:line in function`` of the innermost traceback frame inside ``project``."""
+    import traceback
+
+    where = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = Path(frame.filename)
+        if path.is_relative_to(project) and ".venv" not in path.parts:
+            where = f"{path.relative_to(project)}:{frame.lineno} in {frame.name}"
+    return where
 
 
 @dataclass
@@ -179,7 +204,12 @@ class Graph:
             log(f"[run] {name}")
             task = self.tasks[name]
             start = time.perf_counter()
-            task.action()
+            try:
+                task.action()
+            except (LatexError, TemplateError, OSError):
+                raise  # already one clear sentence (an OSError names its path)
+            except Exception as err:
+                raise TaskError(name, err, self.project) from err
             seconds = time.perf_counter() - start
             cache.write_manifest(
                 self.manifest(name),
@@ -213,6 +243,14 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
 def _save_checks(modules: tuple[str, ...], path: Path) -> None:
     checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
+
+
+def failed_checks(graph: Graph) -> list[dict[str, Any]]:
+    """The failed checks recorded by the last verification task (none when it has not run)."""
+    path = graph.tasks["verification"].outputs[0]
+    if not path.exists():
+        return []
+    return [c for c in json.loads(path.read_text()) if not c["passed"]]
 
 
 def git_commit() -> str:

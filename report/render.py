@@ -88,6 +88,9 @@ def render(name: str, context: dict[str, Any], templates: Path = TEMPLATES) -> s
         ) from err
     except (jinja2.UndefinedError, TypeError) as err:
         raise TemplateError(f"{_template_location(err, name)}: {err}") from err
+    except (LookupError, ValueError) as err:  # e.g. figure_path("nope") raises KeyError
+        message = err.args[0] if err.args else type(err).__name__
+        raise TemplateError(f"{_template_location(err, name)}: {message}") from err
 
 
 def _template_location(err: BaseException, name: str) -> str:

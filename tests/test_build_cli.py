@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import build
-from report.pipeline import Graph
+from report.pipeline import Graph, TaskError
 
 
 @pytest.fixture
@@ -100,4 +100,65 @@ def test_missing_latexmk_says_how_to_install(cli, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert build.main([]) == 1
     err = capsys.readouterr().err
-    assert "latexmk was not found" in err and "./setup.sh" in err
+    assert "latexmk and pdflatex were not found" in err and "./setup.sh" in err
+
+
+@pytest.mark.parametrize("other", ["--list", "--verify"])
+def test_force_with_a_command_that_never_computes_is_refused(cli, capsys, other):
+    with pytest.raises(SystemExit) as exit_info:
+        build.main([other, "--force", "toy"])
+    assert exit_info.value.code == 2
+    assert "--force has no effect" in capsys.readouterr().err
+
+
+def test_a_manifest_of_the_wrong_shape_does_not_break_list(cli, capsys):
+    (cli / "build" / "cache").mkdir(parents=True)
+    (cli / "build" / "cache" / "toy.json").write_text("[]")
+    assert build.main(["--list"]) == 0
+    assert "toy " in capsys.readouterr().out
+
+
+def test_missing_tex_is_reported_before_any_computation(cli, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "pdflatex" else "/usr/bin/" + name)
+    assert build.main([]) == 1
+    captured = capsys.readouterr()
+    assert "pdflatex was not found" in captured.err and "[run]" not in captured.out
+
+
+def test_an_unknown_figure_in_a_template_is_one_line(cli, capsys):
+    (cli / "templates" / "sections" / "toy.tex.j2").write_text('x\n\\VAR{figure_path("nope")}\n')
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "toy.tex.j2:2" in err and "no figure named 'nope'" in err and len(err.splitlines()) == 1
+
+
+def test_an_error_inside_a_task_is_one_paragraph_and_debug_shows_the_traceback(cli, capsys, toy_stage):
+    compute = cli / "toypkg" / "compute.py"
+    compute.write_text(compute.read_text().replace("return {", "1 / 0\n    return {"))
+    assert build.main(["--figure", "toy_fig"]) == 1
+    err = capsys.readouterr().err
+    assert "task toy failed: ZeroDivisionError" in err and "toypkg/compute.py:" in err and "in run" in err
+    assert "Traceback" not in err and len(err.splitlines()) <= 3
+    with pytest.raises(TaskError) as raised:  # the full chained traceback
+        build.main(["--figure", "toy_fig", "--debug"])
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+
+
+def test_a_build_path_that_is_a_file_is_one_line(cli, capsys):
+    (cli / "build").write_text("not a directory")
+    assert build.main(["--figure", "toy_fig"]) == 1
+    err = capsys.readouterr().err
+    assert "build" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.latex
+def test_a_failed_check_fails_the_build_and_names_the_check(cli, capsys, toy_stage, monkeypatch):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    compute = cli / "toypkg" / "compute.py"
+    compute.write_text(compute.read_text().replace("error=0.0, tolerance=0.0", "error=1.0, tolerance=0.1"))
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED check: toy sum" in err and "1 derivation check(s) failed" in err
+    assert (cli / "build" / "report.pdf").exists()
+    assert build.main([]) == 1  # cached, still failing
