@@ -11,11 +11,13 @@ This file only parses and dispatches; the work lives in report/.
 """
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
 
 from report.latex import LatexError, require_tools
+from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
 from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
 from report.render import TemplateError
 
@@ -67,6 +69,9 @@ def main_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="NAME",
         help="recompute the named tasks even if cached; with no name, recompute everything needed",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
     return parser
@@ -122,13 +127,17 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     try:
         if "report" in graph.closure(targets):
             require_tools()  # before minutes of computation, not after
-        outcomes = graph.run(targets, force=force)
+        with build_lock(graph.root, wait=args.wait), stop_on_signals():
+            outcomes = graph.run(targets, force=force)
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind",
             file=sys.stderr,
         )
-        return 130
+        return 128 + (Stop.signal or signal.SIGINT)
+    except BuildLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (LatexError, TemplateError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ TeX's message and a few lines of source around it, not the whole log.  After a s
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -46,12 +47,46 @@ def run_latexmk(main_tex: Path, outdir: Path) -> Path:
         main_tex.name,
     ]
     env = os.environ | {"max_print_line": "10000"}  # keep TeX from wrapping log lines at 79 characters
-    proc = subprocess.run(cmd, cwd=main_tex.parent, capture_output=True, text=True, check=False, env=env)
+    # Its own process group, so an interrupt stops latexmk and every pdflatex it started.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=main_tex.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate()
+    except BaseException:
+        _stop_group(proc)
+        raise
     log = outdir / main_tex.with_suffix(".log").name
     if proc.returncode != 0:
-        text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
+        text = log.read_text(errors="replace") if log.exists() else output
         raise LatexError(summarize_error(text, main_tex.parent))
     return outdir / main_tex.with_suffix(".pdf").name
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Terminate ``proc``'s process group, killing it if it does not stop within 5 s."""
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(grace)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def check_pdf(pdf: Path) -> None:
+    """Raise :class:`LatexError` unless ``pdf`` is a complete PDF (header, xref and end marker)."""
+    data = pdf.read_bytes() if pdf.is_file() else b""
+    if not (data.startswith(b"%PDF-") and b"startxref" in data[-2048:] and b"%%EOF" in data[-1024:]):
+        raise LatexError(f"{pdf} is not a complete PDF; the last good report.pdf is kept")
 
 
 _FILE_LINE_ERROR = re.compile(r"^(?P<file>[^\s:]+\.tex):(?P<line>\d+): (?P<msg>.*)$", re.MULTILINE)

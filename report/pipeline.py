@@ -23,6 +23,7 @@ from typing import Any
 from report import cache
 from report.checks import Check
 from report.latex import LatexError
+from report.lock import Stop
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.render import TemplateError
 from report.stages import STAGES, Stage
@@ -198,6 +199,7 @@ class Graph:
         forced = set(force)
         outcomes = []
         for name in self.closure(targets):
+            _stop_if_signalled()
             if name not in forced and self.is_cached(name):
                 outcomes.append(Outcome(name, ran=False, seconds=0.0))
                 continue
@@ -210,6 +212,7 @@ class Graph:
                 raise  # already one clear sentence (an OSError names its path)
             except Exception as err:
                 raise TaskError(name, err, self.project) from err
+            _stop_if_signalled()  # a task that swallowed the interrupt may be incomplete: record nothing
             seconds = time.perf_counter() - start
             cache.write_manifest(
                 self.manifest(name),
@@ -219,6 +222,11 @@ class Graph:
             )
             outcomes.append(Outcome(name, ran=True, seconds=seconds))
         return outcomes
+
+
+def _stop_if_signalled() -> None:
+    if Stop.signal is not None:
+        raise KeyboardInterrupt
 
 
 def _run_stage(stage: Stage, config: Any, data_dir: Path) -> None:
