@@ -109,7 +109,7 @@ def build(graph: "Graph") -> None:
             cache.write_atomic(texdir / "sections" / f"{stem}.tex", source.encode())
         main = texdir / "report.tex"
         cache.write_atomic(main, render("report.tex.j2", ctx, graph.templates).encode())
-        pdf = run_latexmk(main, texdir)
+        pdf = run_latexmk(main, texdir, graph.templates)
         check_pdf(pdf)
         warnings = log_warnings(pdf.with_suffix(".log").read_text(errors="replace"))
         for warning in warnings:

@@ -33,8 +33,9 @@ def require_tools() -> None:
         raise LatexError(INSTALL_HINT.format(missing=f"{' and '.join(missing)} {verb}"))
 
 
-def run_latexmk(main_tex: Path, outdir: Path) -> Path:
-    """Compile ``main_tex`` into ``outdir`` and return the PDF path."""
+def run_latexmk(main_tex: Path, outdir: Path, templates: Path | None = None) -> Path:
+    """Compile ``main_tex`` into ``outdir`` and return the PDF path; errors name the line of the
+    template in ``templates`` the failing line was rendered from."""
     require_tools()
     outdir.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -65,7 +66,7 @@ def run_latexmk(main_tex: Path, outdir: Path) -> Path:
     log = outdir / main_tex.with_suffix(".log").name
     if proc.returncode != 0:
         text = log.read_text(errors="replace") if log.exists() else output
-        raise LatexError(summarize_error(text, main_tex.parent))
+        raise LatexError(summarize_error(text, main_tex.parent, templates))
     return outdir / main_tex.with_suffix(".pdf").name
 
 
@@ -92,8 +93,34 @@ def check_pdf(pdf: Path) -> None:
 _FILE_LINE_ERROR = re.compile(r"^(?P<file>[^\s:]+\.tex):(?P<line>\d+): (?P<msg>.*)$", re.MULTILINE)
 
 
-def summarize_error(log: str, source_dir: Path) -> str:
-    """The first error of a TeX log as ``file:line: message`` plus the source lines around it."""
+_TAG = re.compile(r"\\(?:VAR|BLOCK|#)\{[^}]*\}")
+
+
+def template_line(template: str, rendered: str, near: int) -> int | None:
+    """The line of ``template`` that most likely produced the text line ``rendered``.
+
+    A template line matches when its literal pieces (the text between its tags) occur in
+    ``rendered`` in order; the one with the most literal text wins, ties going to the line
+    nearest ``near``.
+    """
+    best: tuple[int, int, int] | None = None  # (literal length, -distance, line)
+    for number, line in enumerate(template.splitlines(), start=1):
+        pieces = [p.strip() for p in _TAG.split(line) if p.strip()]
+        position = 0
+        for piece in pieces:
+            position = rendered.find(piece, position)
+            if position < 0:
+                break
+            position += len(piece)
+        if pieces and position >= 0:
+            candidate = (sum(map(len, pieces)), -abs(number - near), number)
+            best = max(best or candidate, candidate)
+    return best[2] if best else None
+
+
+def summarize_error(log: str, source_dir: Path, templates: Path | None = None) -> str:
+    """The first error of a TeX log as ``file:line: message`` plus the source lines around it,
+    and the template line it came from when ``templates`` holds ``<file>.j2``."""
     match = _FILE_LINE_ERROR.search(log)
     if match is None:
         bang = re.search(r"^! .*$", log, re.MULTILINE)
@@ -106,6 +133,11 @@ def summarize_error(log: str, source_dir: Path) -> str:
         lo, hi = max(line - 3, 0), min(line + 1, len(lines))
         excerpt = "\n".join(f"{'>' if i + 1 == line else ' '} {i + 1:4d} | {lines[i]}" for i in range(lo, hi))
     origin = f" (rendered from templates/{Path(file)}.j2)"
+    template = templates / f"{Path(file)}.j2" if templates else None
+    if template is not None and template.is_file() and source.exists() and line <= len(lines):
+        found = template_line(template.read_text(errors="replace"), lines[line - 1], line)
+        if found is not None:
+            origin = f" (from templates/{Path(file)}.j2:{found})"
     return f"{file}:{line}{origin}: {msg}\n{excerpt}".rstrip()
 
 
