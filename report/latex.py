@@ -16,7 +16,7 @@ from pathlib import Path
 INSTALL_HINT = (
     "{missing} not found. Install TeX with ./setup.sh (it runs apt-get for the Debian packages "
     "latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra "
-    "texlive-pictures texlive-science lmodern cm-super-minimal poppler-utils), or install them yourself "
+    "texlive-pictures texlive-science lmodern cm-super-minimal), or install them yourself "
     "with 'sudo apt-get install --no-install-recommends <packages>'."
 )
 
