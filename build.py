@@ -11,10 +11,12 @@ This file only parses and dispatches; the work lives in report/.
 """
 
 import argparse
+import difflib
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from report.latex import LatexError, require_tools
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
@@ -84,6 +86,17 @@ def _summary(outcomes: list[Outcome], seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
+    """``unknown figure(s) x; did you mean y?`` with the near misses, or the valid names."""
+    near = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
+    hint = f"did you mean {', '.join(near)}?" if near else f"valid names: {', '.join(valid)}"
+    return f"unknown {kind}(s) {', '.join(names)}; {hint}"
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def _verify(graph: Graph) -> int:
     checks = run_checks(graph.tasks["verification"].modules)
     width = max(len(c.name) for c in checks)
@@ -107,20 +120,21 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if args.verify:
         return _verify(graph)
     if args.list:
+        print(f"{'task':<28} {'kind':<13} {'state':<7} outputs")
         for name, task in graph.tasks.items():
             state = "cached" if graph.is_cached(name) else "stale"
-            print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(str(p) for p in task.outputs)}")
+            print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
         return 0
 
     targets = args.figure or ["report"]
     unknown = sorted(set(targets) - set(graph.figures()))
     if args.figure and unknown:
-        parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {', '.join(graph.figures())}")
+        parser.error(_unknown("figure", unknown, graph.figures()))
     force = set(args.figure or ())
     if args.force is not None:
         bad = sorted(set(args.force) - set(graph.tasks))
         if bad:
-            parser.error(f"unknown task(s) {', '.join(bad)}; valid names: {', '.join(graph.tasks)}")
+            parser.error(_unknown("task", bad, list(graph.tasks)))
         force |= set(args.force) if args.force else set(graph.closure(targets))
 
     start = time.perf_counter()

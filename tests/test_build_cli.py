@@ -1,6 +1,7 @@
 """The command line, driven through ``build.main([...])`` on a toy project."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,9 @@ def cli(toy_project, toy_stage, monkeypatch):
         pytest.param(
             ["--force", "nope"], "unknown task(s) nope; valid names: toy, toy_fig", id="unknown-task"
         ),
+        pytest.param(
+            ["--figure", "toy-fig"], "unknown figure(s) toy-fig; did you mean toy_fig?", id="near-miss"
+        ),
         pytest.param(["--profile", "huge"], "invalid choice: 'huge'", id="unknown-profile"),
         pytest.param(["--verify", "--list"], "not allowed with argument", id="exclusive"),
     ],
@@ -55,12 +59,17 @@ def test_figure_regenerates_only_that_figure(cli, capsys):
     assert "[run] toy_fig" in out and "[run] toy\n" not in out
 
 
-def test_list_shows_states(cli, capsys):
+def test_list_shows_states(cli, capsys, monkeypatch):
+    monkeypatch.chdir(cli)
     build.main(["--figure", "toy_fig"])
     capsys.readouterr()
     assert build.main(["--list"]) == 0
-    lines = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["task", "kind", "state", "outputs"]
+    lines = {line.split()[0]: line.split()[2] for line in rows}
     assert lines == {"toy": "cached", "toy_fig": "cached", "verification": "stale", "report": "stale"}
+    output = {line.split()[0]: line.split()[3] for line in rows}["toy_fig"]
+    assert output == str(Path("build", "figures", "toy_fig.pdf"))
 
 
 def test_verify_prints_a_table_and_fails_on_a_failed_check(cli, capsys, toy_stage, monkeypatch):
