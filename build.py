@@ -73,6 +73,11 @@ def main_parser() -> argparse.ArgumentParser:
         help="recompute the named tasks even if cached; with no name, recompute everything needed",
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the tasks that would run, with their last runtimes, and exit",
+    )
+    parser.add_argument(
         "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
@@ -137,6 +142,12 @@ def main(cli_args: Sequence[str] | None = None) -> int:
             parser.error(_unknown("task", bad, list(graph.tasks)))
         force |= set(args.force) if args.force else set(graph.closure(targets))
 
+    if args.dry_run:
+        stale = graph.stale(targets, force)
+        for i, name in enumerate(stale, start=1):
+            print(f"[{i}/{len(stale)}] {name}{graph.last_time(name)}")
+        print(f"{len(stale)} task(s) would run, {len(graph.closure(targets)) - len(stale)} cached")
+        return 0
     start = time.perf_counter()
     try:
         if "report" in graph.closure(targets):

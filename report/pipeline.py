@@ -181,6 +181,17 @@ class Graph:
     def is_cached(self, name: str) -> bool:
         return cache.is_valid(self.manifest(name), self.key(name), self.tasks[name].outputs)
 
+    def stale(self, targets: Iterable[str], force: Iterable[str] = ()) -> list[str]:
+        """The tasks a run of ``targets`` would compute, in order (keys depend on input keys, not
+        outputs, so this is known before anything runs)."""
+        forced = set(force)
+        return [n for n in self.closure(targets) if n in forced or not self.is_cached(n)]
+
+    def last_time(self, name: str) -> str:
+        """`` (~235 s last time)`` from the task's last manifest, or nothing without one."""
+        record = cache.read_manifest(self.manifest(name))
+        return f" (~{record['seconds']:.0f} s last time)" if record and "seconds" in record else ""
+
     def closure(self, targets: Iterable[str]) -> list[str]:
         """``targets`` and everything they depend on, in dependency order."""
         needed: set[str] = set()
@@ -197,13 +208,14 @@ class Graph:
     ) -> list[Outcome]:
         """Bring ``targets`` up to date; tasks in ``force`` run even when cached."""
         forced = set(force)
+        stale = self.stale(targets, forced)
         outcomes = []
         for name in self.closure(targets):
             _stop_if_signalled()
-            if name not in forced and self.is_cached(name):
+            if name not in stale:
                 outcomes.append(Outcome(name, ran=False, seconds=0.0))
                 continue
-            log(f"[run] {name}")
+            log(f"[{len(stale[: stale.index(name)]) + 1}/{len(stale)}] {name}{self.last_time(name)}")
             task = self.tasks[name]
             start = time.perf_counter()
             try:

@@ -52,11 +52,11 @@ def test_bad_arguments_exit_with_a_clear_message(cli, capsys, argv, message):
 def test_figure_regenerates_only_that_figure(cli, capsys):
     assert build.main(["--figure", "toy_fig"]) == 0
     out = capsys.readouterr().out
-    assert "[run] toy\n" in out and "[run] toy_fig" in out and "[run] report" not in out
+    assert "] toy\n" in out and "] toy_fig" in out and "] report" not in out
     assert (cli / "build" / "figures" / "toy_fig.pdf").exists()
     assert build.main(["--figure", "toy_fig"]) == 0  # forced again, data cached
     out = capsys.readouterr().out
-    assert "[run] toy_fig" in out and "[run] toy\n" not in out
+    assert "] toy_fig" in out and "] toy\n" not in out
 
 
 def test_list_shows_states(cli, capsys, monkeypatch):
@@ -131,7 +131,7 @@ def test_missing_tex_is_reported_before_any_computation(cli, capsys, monkeypatch
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "pdflatex" else "/usr/bin/" + name)
     assert build.main([]) == 1
     captured = capsys.readouterr()
-    assert "pdflatex was not found" in captured.err and "[run]" not in captured.out
+    assert "pdflatex was not found" in captured.err and captured.out == ""
 
 
 def test_an_unknown_figure_in_a_template_is_one_line(cli, capsys):
@@ -171,3 +171,16 @@ def test_a_failed_check_fails_the_build_and_names_the_check(cli, capsys, toy_sta
     assert "FAILED check: toy sum" in err and "1 derivation check(s) failed" in err
     assert (cli / "build" / "report.pdf").exists()
     assert build.main([]) == 1  # cached, still failing
+
+
+def test_progress_counts_tasks_and_dry_run_shows_last_times(cli, capsys):
+    assert build.main(["--figure", "toy_fig"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] toy\n" in out and "[2/2] toy_fig\n" in out
+    manifest = cli / "build" / "cache" / "toy.json"
+    before = manifest.stat().st_mtime_ns
+    assert build.main(["--dry-run", "--figure", "toy_fig", "--force", "toy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[1/2] toy (~") and lines[0].endswith(" s last time)")
+    assert lines[-1] == "2 task(s) would run, 0 cached"
+    assert manifest.stat().st_mtime_ns == before  # nothing ran

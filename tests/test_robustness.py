@@ -68,7 +68,7 @@ def wait_for_line(proc: subprocess.Popen, text: str) -> None:
 
 def test_a_second_build_fails_fast_or_waits(start, toy_project):
     first = start("--figure", "toy_fig")
-    wait_for_line(first, "[run] toy")
+    wait_for_line(first, "] toy")
     second = start("--figure", "toy_fig")
     out, err = second.communicate(timeout=30)
     assert second.returncode == 1
@@ -77,13 +77,13 @@ def test_a_second_build_fails_fast_or_waits(start, toy_project):
     assert first.wait(timeout=60) == 0
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, err
-    assert "[run] toy\n" not in out  # the first build's result, cached
+    assert "] toy\n" not in out  # the first build's result, cached
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_build_cleanly(start, toy_project, sig):
     proc = start("--figure", "toy_fig")
-    wait_for_line(proc, "[run] toy")
+    wait_for_line(proc, "] toy")
     time.sleep(0.5)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
@@ -103,7 +103,7 @@ def test_a_build_interrupted_during_latex_leaves_later_builds_working(start, toy
     if shutil.which("latexmk") is None:
         pytest.skip("latexmk not installed")
     proc = start()
-    wait_for_line(proc, "[run] report")
+    wait_for_line(proc, "] report")
     time.sleep(1.0)  # inside latexmk
     proc.send_signal(sig)
     proc.communicate(timeout=60)
