@@ -12,6 +12,7 @@ This file only parses and dispatches; the work lives in report/.
 
 import argparse
 import difflib
+import os
 import signal
 import sys
 import time
@@ -196,7 +197,11 @@ def main(cli_args: Sequence[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into e.g. head, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(1)
 
 
 if __name__ == "__main__":
