@@ -11,12 +11,17 @@ This file only parses and dispatches; the work lives in report/.
 """
 
 import argparse
+import difflib
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from report.latex import LatexError
-from report.pipeline import Graph, Outcome, run_checks
+from report.latex import LatexError, require_tools
+from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
+from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
 from report.render import TemplateError
 
 PROFILES = ("full", "quick")
@@ -68,6 +73,15 @@ def main_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="recompute the named tasks even if cached; with no name, recompute everything needed",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the tasks that would run, with their last runtimes, and exit",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
     return parser
 
 
@@ -76,6 +90,17 @@ def _summary(outcomes: list[Outcome], seconds: float) -> str:
     lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
     lines.append(f"{len(ran)} task(s) ran, {len(outcomes) - len(ran)} cached, {seconds:.1f} s in total")
     return "\n".join(lines)
+
+
+def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
+    """``unknown figure(s) x; did you mean y?`` with the near misses, or the valid names."""
+    near = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
+    hint = f"did you mean {', '.join(near)}?" if near else f"valid names: {', '.join(valid)}"
+    return f"unknown {kind}(s) {', '.join(names)}; {hint}"
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _verify(graph: Graph) -> int:
@@ -94,47 +119,89 @@ def _verify(graph: Graph) -> int:
 def main(cli_args: Sequence[str] | None = None) -> int:
     parser = main_parser()
     args = parser.parse_args(cli_args)
+    if args.force is not None and (args.list or args.verify):
+        parser.error("--force has no effect with --list or --verify (they never compute)")
     graph = Graph(args.profile)
 
     if args.verify:
         return _verify(graph)
     if args.list:
+        print(f"{'task':<28} {'kind':<13} {'state':<7} outputs")
         for name, task in graph.tasks.items():
             state = "cached" if graph.is_cached(name) else "stale"
-            print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(str(p) for p in task.outputs)}")
+            print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
         return 0
 
     targets = args.figure or ["report"]
     unknown = sorted(set(targets) - set(graph.figures()))
     if args.figure and unknown:
-        parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {', '.join(graph.figures())}")
+        parser.error(_unknown("figure", unknown, graph.figures()))
     force = set(args.figure or ())
     if args.force is not None:
         bad = sorted(set(args.force) - set(graph.tasks))
         if bad:
-            parser.error(f"unknown task(s) {', '.join(bad)}; valid names: {', '.join(graph.tasks)}")
+            parser.error(_unknown("task", bad, list(graph.tasks)))
         force |= set(args.force) if args.force else set(graph.closure(targets))
 
+    if args.dry_run:
+        stale = graph.stale(targets, force)
+        for i, name in enumerate(stale, start=1):
+            print(f"[{i}/{len(stale)}] {name}{graph.last_time(name)}")
+        print(f"{len(stale)} task(s) would run, {len(graph.closure(targets)) - len(stale)} cached")
+        return 0
     start = time.perf_counter()
     try:
-        outcomes = graph.run(targets, force=force)
+        if "report" in graph.closure(targets):
+            require_tools()  # before minutes of computation, not after
+        with build_lock(graph.root, wait=args.wait), stop_on_signals():
+            outcomes = graph.run(targets, force=force)
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind",
             file=sys.stderr,
         )
-        return 130
+        return 128 + (Stop.signal or signal.SIGINT)
+    except BuildLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (LatexError, TemplateError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except TaskError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}\n  (run with --debug for the full traceback)", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if args.debug:
+            raise
+        print(
+            f"error: {err.strerror or err}: {err.filename or ''} (the last good PDF is kept)", file=sys.stderr
+        )
         return 1
     print(_summary(outcomes, time.perf_counter() - start))
     for name in targets:
         print(f"wrote {graph.tasks[name].outputs[0]}")
+    if "verification" in graph.closure(targets):
+        failed = failed_checks(graph)
+        for check in failed:
+            print(
+                f"FAILED check: {check['name']} ({check['method']}): error {check['error']:.2e} "
+                f"> tolerance {check['tolerance']:.2e}",
+                file=sys.stderr,
+            )
+        if failed:
+            print(f"error: {len(failed)} derivation check(s) failed; the PDF marks them", file=sys.stderr)
+            return 1
     return 0
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into e.g. head, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,22 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TEX_PACKAGES=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
-  texlive-latex-extra texlive-pictures texlive-science lmodern cm-super-minimal poppler-utils)
+  texlive-latex-extra texlive-pictures texlive-science lmodern cm-super-minimal)
 # One file per package that matters, so a partial TeX installation is noticed too.
 TEX_PROBES=(siunitx.sty cleveref.sty tikz.sty lmodern.sty booktabs.sty microtype.sty enumitem.sty placeins.sty)
 
 tex_ready() {
-  command -v latexmk >/dev/null && command -v pdftotext >/dev/null || return 1
+  command -v latexmk >/dev/null && command -v pdflatex >/dev/null || return 1
   for f in "${TEX_PROBES[@]}"; do kpsewhich "$f" >/dev/null || return 1; done
 }
 
+if ! tex_ready && ! command -v apt-get >/dev/null; then
+  echo "setup: latexmk, pdflatex or one of the LaTeX packages ${TEX_PROBES[*]%.sty} is missing," >&2
+  echo "  and this system has no apt-get. Install a TeX distribution with latexmk and these packages" >&2
+  echo "  (TeX Live: 'tlmgr install latexmk siunitx cleveref pgf lm booktabs microtype enumitem placeins';" >&2
+  echo "  macOS: 'brew install --cask mactex-no-gui'), then run ./setup.sh again." >&2
+  exit 1
+fi
 if ! tex_ready; then
   echo "setup: installing TeX (${TEX_PACKAGES[*]})"
   SUDO=""

@@ -13,6 +13,7 @@ leaves an entry that looks valid.
 """
 
 import ast
+import dataclasses
 import hashlib
 import json
 import os
@@ -73,6 +74,37 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` without the docstrings of its module, classes and functions."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_digest(path: Path) -> str:
+    """SHA-256 of what a source file means: a Python module's AST without docstrings,
+    comments or line numbers; any other file's bytes."""
+    if path.suffix != ".py":
+        return file_digest(path)
+    try:
+        tree = ast.parse(path.read_bytes())
+    except SyntaxError:
+        return file_digest(path)
+    return hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest()
+
+
+def key_config(config: Any) -> Any:
+    """The part of a stage configuration that determines results: a dataclass's fields
+    minus those declared with ``metadata={"affects_results": False}`` (e.g. worker counts)."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        return config
+    neutral = {f.name for f in dataclasses.fields(config) if not f.metadata.get("affects_results", True)}
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in neutral}
+
+
 def versions() -> dict[str, str]:
     """Versions of the libraries whose numerics the results depend on."""
     from importlib.metadata import version
@@ -93,7 +125,7 @@ def task_key(
     document = {
         "task": name,
         "config": config,
-        "sources": {str(p.relative_to(root)): file_digest(p) for p in sorted(set(sources))},
+        "sources": {str(p.relative_to(root)): source_digest(p) for p in sorted(set(sources))},
         "inputs": list(input_keys),
         "versions": versions(),
     }
@@ -106,18 +138,28 @@ def _digest_tree(path: Path) -> dict[str, str]:
 
 
 def read_manifest(manifest: Path) -> dict[str, Any] | None:
+    """The record in ``manifest``, or None when it is missing or not a well-formed record
+    (an object with a string key, an object of digests and a numeric runtime if any)."""
     try:
-        return json.loads(manifest.read_text())
+        record = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return None
+    well_formed = (
+        isinstance(record, dict)
+        and isinstance(record.get("key"), str)
+        and isinstance(record.get("digests"), dict)
+        and isinstance(record.get("seconds", 0.0), int | float)
+        and not isinstance(record.get("seconds", 0.0), bool)
+    )
+    return record if well_formed else None
 
 
 def is_valid(manifest: Path, key: str, outputs: Iterable[Path]) -> bool:
     """True when ``manifest`` records ``key`` and every output is present and unchanged."""
     record = read_manifest(manifest)
-    if record is None or record.get("key") != key:
+    if record is None or record["key"] != key:
         return False
-    recorded = record.get("digests", {})
+    recorded = record["digests"]
     for out in outputs:
         if not out.exists() or recorded.get(out.name) != _digest_tree(out):
             return False
@@ -131,6 +173,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        Path(tmp).chmod(0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are ordinary files
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -142,19 +185,38 @@ def write_manifest(manifest: Path, key: str, outputs: Iterable[Path], info: dict
     write_atomic(manifest, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove(path: Path) -> None:
+    """Delete ``path`` whether it is a file, a link or a directory tree; absent is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield an empty temporary directory that replaces ``final`` only if the block succeeds."""
+    """Yield an empty temporary directory that replaces ``final`` only if the block succeeds.
+
+    Whatever stands at ``final`` (a directory, or a file put there by hand) and any
+    leftover ``.old`` from an interrupted replacement are removed.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield tmp
-        if final.exists():
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes owner-only directories
+        if final.exists() or final.is_symlink():
             old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old)
             final.rename(old)
             tmp.rename(final)
-            shutil.rmtree(old)
+            remove(old)
         else:
             tmp.rename(final)
     finally:

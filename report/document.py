@@ -16,7 +16,7 @@ from derivations.notation import SYMBOLS
 from report import cache, settings
 from report.figures import GEOMETRY
 from report.fmt import Tex, integer, num
-from report.latex import log_warnings, run_latexmk
+from report.latex import check_pdf, log_warnings, run_latexmk
 from report.render import latex_escape, render
 
 if TYPE_CHECKING:
@@ -149,16 +149,21 @@ def context(graph: "Graph") -> dict[str, Any]:
 
 
 def build(graph: "Graph") -> None:
-    """Render every template, compile, and move the PDF into place."""
+    """Render every template, compile in a fresh private directory, check the PDF, move it into place.
+
+    The private directory (no stale latexmk state, no other build's files) replaces ``tex/``
+    only after a good compile.
+    """
     ctx = context(graph)
-    texdir = graph.root / "tex"
-    for stem in ctx["stems"]:
-        source = render(f"sections/{stem}.tex.j2", ctx, graph.templates)
-        cache.write_atomic(texdir / "sections" / f"{stem}.tex", source.encode())
-    main = texdir / "report.tex"
-    cache.write_atomic(main, render("report.tex.j2", ctx, graph.templates).encode())
-    pdf = run_latexmk(main, texdir)
-    warnings = log_warnings(pdf.with_suffix(".log").read_text(errors="replace"))
-    for warning in warnings:
-        print(f"[latex warning] {warning}")
-    cache.write_atomic(graph.root / "report.pdf", pdf.read_bytes())
+    with cache.atomic_directory(graph.root / "tex") as texdir:
+        for stem in ctx["stems"]:
+            source = render(f"sections/{stem}.tex.j2", ctx, graph.templates)
+            cache.write_atomic(texdir / "sections" / f"{stem}.tex", source.encode())
+        main = texdir / "report.tex"
+        cache.write_atomic(main, render("report.tex.j2", ctx, graph.templates).encode())
+        pdf = run_latexmk(main, texdir, graph.templates)
+        check_pdf(pdf)
+        warnings = log_warnings(pdf.with_suffix(".log").read_text(errors="replace"))
+        for warning in warnings:
+            print(f"[latex warning] {warning}")
+        cache.write_atomic(graph.root / "report.pdf", pdf.read_bytes())

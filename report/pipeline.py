@@ -22,7 +22,10 @@ from typing import Any
 
 from report import cache
 from report.checks import Check
+from report.latex import LatexError
+from report.lock import Stop
 from report.paths import ROOT, TEMPLATES, build_dir
+from report.render import TemplateError
 from report.stages import STAGES, Stage
 
 
@@ -37,6 +40,29 @@ class Task:
     action: Callable[[], None] = field(compare=False)
     files: tuple[Path, ...] = ()  # non-Python sources the key hashes (templates)
     seed: int | None = None
+
+
+class TaskError(Exception):
+    """A task raised; the message names the task, the exception and the project frame it came from."""
+
+    def __init__(self, task: str, error: Exception, project: Path) -> None:
+        frame = _project_frame(error, project)
+        super().__init__(
+            f"task {task} failed: {type(error).__name__}: {error}" + (f"\n  at {frame}" if frame else "")
+        )
+        self.task = task
+
+
+def _project_frame(error: BaseException, project: Path) -> str:
+    """``file:line in function`` of the innermost traceback frame inside ``project``."""
+    import traceback
+
+    where = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = Path(frame.filename)
+        if path.is_relative_to(project) and ".venv" not in path.parts:
+            where = f"{path.relative_to(project)}:{frame.lineno} in {frame.name}"
+    return where
 
 
 @dataclass
@@ -110,7 +136,7 @@ class Graph:
                 stage.stem,
                 "data",
                 modules=(stage.compute,),
-                config=dataclasses.asdict(config),
+                config=cache.key_config(config),
                 inputs=(),
                 outputs=(data_dir,),
                 action=lambda: _run_stage(stage, config, data_dir),
@@ -155,6 +181,17 @@ class Graph:
     def is_cached(self, name: str) -> bool:
         return cache.is_valid(self.manifest(name), self.key(name), self.tasks[name].outputs)
 
+    def stale(self, targets: Iterable[str], force: Iterable[str] = ()) -> list[str]:
+        """The tasks a run of ``targets`` would compute, in order (keys depend on input keys, not
+        outputs, so this is known before anything runs)."""
+        forced = set(force)
+        return [n for n in self.closure(targets) if n in forced or not self.is_cached(n)]
+
+    def last_time(self, name: str) -> str:
+        """`` (~235 s last time)`` from the task's last manifest, or nothing without one."""
+        record = cache.read_manifest(self.manifest(name))
+        return f" (~{record['seconds']:.0f} s last time)" if record and "seconds" in record else ""
+
     def closure(self, targets: Iterable[str]) -> list[str]:
         """``targets`` and everything they depend on, in dependency order."""
         needed: set[str] = set()
@@ -171,15 +208,23 @@ class Graph:
     ) -> list[Outcome]:
         """Bring ``targets`` up to date; tasks in ``force`` run even when cached."""
         forced = set(force)
+        stale = self.stale(targets, forced)
         outcomes = []
         for name in self.closure(targets):
-            if name not in forced and self.is_cached(name):
+            _stop_if_signalled()
+            if name not in stale:
                 outcomes.append(Outcome(name, ran=False, seconds=0.0))
                 continue
-            log(f"[run] {name}")
+            log(f"[{len(stale[: stale.index(name)]) + 1}/{len(stale)}] {name}{self.last_time(name)}")
             task = self.tasks[name]
             start = time.perf_counter()
-            task.action()
+            try:
+                task.action()
+            except (LatexError, TemplateError, OSError):
+                raise  # already one clear sentence (an OSError names its path)
+            except Exception as err:
+                raise TaskError(name, err, self.project) from err
+            _stop_if_signalled()  # a task that swallowed the interrupt may be incomplete: record nothing
             seconds = time.perf_counter() - start
             cache.write_manifest(
                 self.manifest(name),
@@ -189,6 +234,11 @@ class Graph:
             )
             outcomes.append(Outcome(name, ran=True, seconds=seconds))
         return outcomes
+
+
+def _stop_if_signalled() -> None:
+    if Stop.signal is not None:
+        raise KeyboardInterrupt
 
 
 def _run_stage(stage: Stage, config: Any, data_dir: Path) -> None:
@@ -213,6 +263,14 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
 def _save_checks(modules: tuple[str, ...], path: Path) -> None:
     checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
+
+
+def failed_checks(graph: Graph) -> list[dict[str, Any]]:
+    """The failed checks recorded by the last verification task (none when it has not run)."""
+    path = graph.tasks["verification"].outputs[0]
+    if not path.exists():
+        return []
+    return [c for c in json.loads(path.read_text()) if not c["passed"]]
 
 
 def git_commit() -> str:

@@ -1,11 +1,12 @@
 """The command line, driven through ``build.main([...])`` on a toy project."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 import build
-from report.pipeline import Graph
+from report.pipeline import Graph, TaskError
 
 
 @pytest.fixture
@@ -34,6 +35,9 @@ def cli(toy_project, toy_stage, monkeypatch):
         pytest.param(
             ["--force", "nope"], "unknown task(s) nope; valid names: toy, toy_fig", id="unknown-task"
         ),
+        pytest.param(
+            ["--figure", "toy-fig"], "unknown figure(s) toy-fig; did you mean toy_fig?", id="near-miss"
+        ),
         pytest.param(["--profile", "huge"], "invalid choice: 'huge'", id="unknown-profile"),
         pytest.param(["--verify", "--list"], "not allowed with argument", id="exclusive"),
     ],
@@ -48,19 +52,24 @@ def test_bad_arguments_exit_with_a_clear_message(cli, capsys, argv, message):
 def test_figure_regenerates_only_that_figure(cli, capsys):
     assert build.main(["--figure", "toy_fig"]) == 0
     out = capsys.readouterr().out
-    assert "[run] toy\n" in out and "[run] toy_fig" in out and "[run] report" not in out
+    assert "] toy\n" in out and "] toy_fig" in out and "] report" not in out
     assert (cli / "build" / "figures" / "toy_fig.pdf").exists()
     assert build.main(["--figure", "toy_fig"]) == 0  # forced again, data cached
     out = capsys.readouterr().out
-    assert "[run] toy_fig" in out and "[run] toy\n" not in out
+    assert "] toy_fig" in out and "] toy\n" not in out
 
 
-def test_list_shows_states(cli, capsys):
+def test_list_shows_states(cli, capsys, monkeypatch):
+    monkeypatch.chdir(cli)
     build.main(["--figure", "toy_fig"])
     capsys.readouterr()
     assert build.main(["--list"]) == 0
-    lines = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["task", "kind", "state", "outputs"]
+    lines = {line.split()[0]: line.split()[2] for line in rows}
     assert lines == {"toy": "cached", "toy_fig": "cached", "verification": "stale", "report": "stale"}
+    output = {line.split()[0]: line.split()[3] for line in rows}["toy_fig"]
+    assert output == str(Path("build", "figures", "toy_fig.pdf"))
 
 
 def test_verify_prints_a_table_and_fails_on_a_failed_check(cli, capsys, toy_stage, monkeypatch):
@@ -100,4 +109,78 @@ def test_missing_latexmk_says_how_to_install(cli, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert build.main([]) == 1
     err = capsys.readouterr().err
-    assert "latexmk was not found" in err and "./setup.sh" in err
+    assert "latexmk and pdflatex were not found" in err and "./setup.sh" in err
+
+
+@pytest.mark.parametrize("other", ["--list", "--verify"])
+def test_force_with_a_command_that_never_computes_is_refused(cli, capsys, other):
+    with pytest.raises(SystemExit) as exit_info:
+        build.main([other, "--force", "toy"])
+    assert exit_info.value.code == 2
+    assert "--force has no effect" in capsys.readouterr().err
+
+
+def test_a_manifest_of_the_wrong_shape_does_not_break_list(cli, capsys):
+    (cli / "build" / "cache").mkdir(parents=True)
+    (cli / "build" / "cache" / "toy.json").write_text("[]")
+    assert build.main(["--list"]) == 0
+    assert "toy " in capsys.readouterr().out
+
+
+def test_missing_tex_is_reported_before_any_computation(cli, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "pdflatex" else "/usr/bin/" + name)
+    assert build.main([]) == 1
+    captured = capsys.readouterr()
+    assert "pdflatex was not found" in captured.err and captured.out == ""
+
+
+def test_an_unknown_figure_in_a_template_is_one_line(cli, capsys):
+    (cli / "templates" / "sections" / "toy.tex.j2").write_text('x\n\\VAR{figure_path("nope")}\n')
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "toy.tex.j2:2" in err and "no figure named 'nope'" in err and len(err.splitlines()) == 1
+
+
+def test_an_error_inside_a_task_is_one_paragraph_and_debug_shows_the_traceback(cli, capsys, toy_stage):
+    compute = cli / "toypkg" / "compute.py"
+    compute.write_text(compute.read_text().replace("return {", "1 / 0\n    return {"))
+    assert build.main(["--figure", "toy_fig"]) == 1
+    err = capsys.readouterr().err
+    assert "task toy failed: ZeroDivisionError" in err and "toypkg/compute.py:" in err and "in run" in err
+    assert "Traceback" not in err and len(err.splitlines()) <= 3
+    with pytest.raises(TaskError) as raised:  # the full chained traceback
+        build.main(["--figure", "toy_fig", "--debug"])
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+
+
+def test_a_build_path_that_is_a_file_is_one_line(cli, capsys):
+    (cli / "build").write_text("not a directory")
+    assert build.main(["--figure", "toy_fig"]) == 1
+    err = capsys.readouterr().err
+    assert "build" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.latex
+def test_a_failed_check_fails_the_build_and_names_the_check(cli, capsys, toy_stage, monkeypatch):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    compute = cli / "toypkg" / "compute.py"
+    compute.write_text(compute.read_text().replace("error=0.0, tolerance=0.0", "error=1.0, tolerance=0.1"))
+    assert build.main([]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED check: toy sum" in err and "1 derivation check(s) failed" in err
+    assert (cli / "build" / "report.pdf").exists()
+    assert build.main([]) == 1  # cached, still failing
+
+
+def test_progress_counts_tasks_and_dry_run_shows_last_times(cli, capsys):
+    assert build.main(["--figure", "toy_fig"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] toy\n" in out and "[2/2] toy_fig\n" in out
+    manifest = cli / "build" / "cache" / "toy.json"
+    before = manifest.stat().st_mtime_ns
+    assert build.main(["--dry-run", "--figure", "toy_fig", "--force", "toy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[1/2] toy (~") and lines[0].endswith(" s last time)")
+    assert lines[-1] == "2 task(s) would run, 0 cached"
+    assert manifest.stat().st_mtime_ns == before  # nothing ran

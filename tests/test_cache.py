@@ -50,3 +50,44 @@ def test_is_valid_needs_the_recorded_key_and_unchanged_outputs(tmp_path):
     assert not cache.is_valid(manifest, "abd", [out])
     out.write_bytes(b"%PDF-2")
     assert not cache.is_valid(manifest, "abc", [out])
+
+
+def test_the_key_ignores_docstrings_comments_and_layout(toy_project):
+    def key():
+        return cache.task_key("t", {}, ["toypkg.compute"], [], [], toy_project)
+
+    base = key()
+    compute = toy_project / "toypkg" / "compute.py"
+    source = compute.read_text()
+    compute.write_text('"""Module docstring."""\n# comment\n\n' + source.replace("):\n", "):  # note\n", 1))
+    assert key() == base
+    compute.write_text(source.replace("range(config.n)", "range(config.n + 1)"))
+    assert key() != base
+
+
+def test_a_manifest_of_the_wrong_shape_is_no_record(tmp_path):
+    manifest = tmp_path / "m.json"
+    for text in (
+        "[]",
+        '"x"',
+        '{"key": 1, "digests": {}}',
+        '{"key": "k", "digests": []}',
+        '{"key": "k", "digests": {}, "seconds": "abc"}',
+    ):
+        manifest.write_text(text)
+        assert cache.read_manifest(manifest) is None, text
+        assert not cache.is_valid(manifest, "k", [])
+    manifest.write_text('{"key": "k", "digests": {}, "seconds": 1.5}')
+    assert cache.is_valid(manifest, "k", [])
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        cache.write_atomic(tmp_path / "report.pdf", b"%PDF")
+        with cache.atomic_directory(tmp_path / "data") as tmp:
+            (tmp / "x").write_text("1")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.pdf").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o755

@@ -2,6 +2,7 @@
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -29,8 +30,28 @@ def test_first_run_computes_and_second_run_is_cached(toy_project, toy_stage):
 def test_editing_an_imported_helper_reruns_its_dependants(toy_project, toy_stage):
     make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)
     helper = toy_project / "toypkg" / "helper.py"
-    helper.write_text(helper.read_text() + "# a comment changes the source hash\n")
+    helper.write_text('"""Docstring."""\n\n# a comment\n' + helper.read_text() + "# another\n")
+    assert ran(make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)) == set()
+    helper.write_text("SCALE = 3\n")
     assert ran(make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)) == {"toy", "toy_fig"}
+
+
+def test_a_field_that_does_not_affect_results_is_not_in_the_key(toy_project, toy_stage, monkeypatch):
+    import dataclasses as dc
+
+    @dc.dataclass(frozen=True)
+    class Config:
+        n: int = 3
+        seed: int = 0
+        workers: int = dc.field(default=1, metadata={"affects_results": False})
+
+    compute = toy_stage.compute_module()
+    monkeypatch.setitem(compute.PROFILES, "quick", Config())
+    make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)
+    monkeypatch.setitem(compute.PROFILES, "quick", Config(workers=8))
+    assert ran(make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)) == set()
+    monkeypatch.setitem(compute.PROFILES, "quick", Config(n=4, workers=8))
+    assert ran(make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)) == {"toy"}
 
 
 def test_editing_the_plot_module_reruns_only_the_figure(toy_project, toy_stage):
@@ -55,6 +76,16 @@ def test_a_changed_config_reruns(toy_project, toy_stage, monkeypatch):
         pytest.param(
             lambda d: (d.parent.parent / "cache" / "toy.json").write_text("{"), id="corrupt-manifest"
         ),
+        *(
+            pytest.param(lambda d, text=text: (d.parent.parent / "cache" / "toy.json").write_text(text), id=i)
+            for i, text in [
+                ("manifest-list", "[]"),
+                ("manifest-string", '"x"'),
+                ("digests-list", '{"key": "k", "digests": []}'),
+                ("seconds-text", '{"key": "k", "digests": {}, "seconds": "abc"}'),
+            ]
+        ),
+        pytest.param(lambda d: (shutil.rmtree(d), d.write_text("not a directory")), id="data-dir-is-a-file"),
     ],
 )
 def test_a_corrupt_entry_is_recomputed(toy_project, toy_stage, corrupt):
@@ -64,6 +95,15 @@ def test_a_corrupt_entry_is_recomputed(toy_project, toy_stage, corrupt):
     assert not graph.is_cached("toy")
     assert ran(graph.run(["toy"], log=lambda _: None)) == {"toy"}
     assert graph.is_cached("toy")
+
+
+@pytest.mark.parametrize("make_leftover", [Path.mkdir, lambda p: p.write_text("x")], ids=["dir", "file"])
+def test_a_leftover_old_entry_does_not_block_a_rerun(toy_project, toy_stage, make_leftover):
+    make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)
+    make_leftover(toy_project / "build" / "data" / ".toy.old")
+    graph = make_graph(toy_project, toy_stage)
+    assert ran(graph.run(["toy"], force=["toy"], log=lambda _: None)) == {"toy"}
+    assert graph.is_cached("toy") and not (toy_project / "build" / "data" / ".toy.old").exists()
 
 
 def test_a_failing_task_leaves_the_previous_entry_intact(toy_project, toy_stage, monkeypatch):

@@ -49,6 +49,25 @@ def test_an_unformatted_float_is_refused(templates):
         render("t.tex.j2", {"x": 0.1, "flag": True}, templates)
 
 
+@pytest.mark.parametrize(
+    "expression",
+    ['"x=" ~ 0.123456789', "(1/3)|string", '"x=" ~ y', "y|string", "[y, 2]|join(', ')", '"%s"|format(y)'],
+)
+def test_a_float_cannot_become_text_another_way(tmp_path, expression):
+    (tmp_path / "t.tex.j2").write_text(f"\\VAR{{{expression}}}\n")
+    with pytest.raises(
+        TemplateError, match=r"t\.tex\.j2:1: template value 0\.\d+ of type float was not formatted"
+    ):
+        render("t.tex.j2", {"y": 0.5}, tmp_path)
+
+
+def test_text_and_integers_still_concatenate(tmp_path):
+    (tmp_path / "t.tex.j2").write_text(
+        '\\VAR{"n=" ~ n ~ " " ~ s|string ~ [n, s]|join(",") ~ "%d"|format(n)}\n'
+    )
+    assert render("t.tex.j2", {"n": 3, "s": "a"}, tmp_path) == "n=3 a3,a3\n"
+
+
 def test_a_syntax_error_names_file_and_line(tmp_path):
     (tmp_path / "bad.tex.j2").write_text("ok\n\\BLOCK{if}\n")
     with pytest.raises(TemplateError, match=r"bad\.tex\.j2:2: template syntax error"):
