@@ -13,6 +13,7 @@ runs when its manifest is stale (see :mod:`report.cache`) or when it is forced.
 
 import dataclasses
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from report.latex import LatexError
 from report.lock import Stop
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.render import TemplateError
+from report.settings import SETTINGS_FILE
 from report.stages import STAGES, Stage
 
 
@@ -111,11 +113,12 @@ class Graph:
                 "report",
                 "document",
                 modules=("report.document", *(s.present for s in stages)),
-                config={"git": git_commit()},
+                # The title page's date may come from SOURCE_DATE_EPOCH; the settings file fills the title page.
+                config={"git": git_commit(), "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH")},
                 inputs=tuple(self.tasks),
                 outputs=(self.root / "report.pdf",),
                 action=lambda: document.build(self),
-                files=tuple(sorted(templates.rglob("*.j2"))),
+                files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
             )
         )
         self._keys: dict[str, str] = {}
@@ -271,6 +274,11 @@ def failed_checks(graph: Graph) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [c for c in json.loads(path.read_text()) if not c["passed"]]
+
+
+def _settings_file(project: Path) -> tuple[Path, ...]:
+    """The settings file the title page reads, when it lies in ``project`` (tests use other roots)."""
+    return (SETTINGS_FILE,) if SETTINGS_FILE.is_file() and SETTINGS_FILE.is_relative_to(project) else ()
 
 
 def git_commit() -> str:
