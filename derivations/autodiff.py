@@ -17,7 +17,7 @@ from typing import Any
 import sympy as sp
 import torch
 
-from derivations.notation import TexCheck, latex
+from derivations.notation import latex
 from report.checks import Check
 from report.io import load_json, save_json
 
@@ -327,7 +327,7 @@ def gradient_checks(
         symbolic_error = sp.simplify(gradient_symbolic[x] - sp.diff(z, x))
         exact_error = sp.simplify(gradient[x] - sp.diff(z, x).subs(point))
         checks += [
-            TexCheck(
+            Check(
                 f"dz/d{x}(a, b)",
                 "reverse-mode engine vs sympy.diff, simplified difference",
                 0.0 if symbolic_error == 0 else 1.0,
@@ -335,7 +335,7 @@ def gradient_checks(
                 name_tex=rf"$\partial z/\partial {latex(x)}$ as a function of $(a, b)$",
                 method_tex=r"reverse-mode engine vs \texttt{sympy.diff}, simplified difference",
             ),
-            TexCheck(
+            Check(
                 name,
                 "exact engine value vs sympy.diff at the point",
                 0.0 if exact_error == 0 else 1.0,
@@ -343,7 +343,7 @@ def gradient_checks(
                 name_tex=name_tex,
                 method_tex=r"exact engine value vs \texttt{sympy.diff} at the point",
             ),
-            TexCheck(
+            Check(
                 name,
                 "engine value vs torch.autograd (float64)",
                 abs(float(gradient[x]) - reference[x].item()),
@@ -362,7 +362,7 @@ def check() -> list[Check]:
     graph = d["graph"]
     rebuilt = forward(graph, {A: A, B: B})[graph[-1].symbol]
     return [
-        TexCheck(
+        Check(
             "graph of z",
             "nodes substituted back equal z (symbolic)",
             0.0 if rebuilt == z_expression() else 1.0,

@@ -24,7 +24,7 @@ import sympy as sp
 import torch
 from sympy import stats
 
-from derivations.notation import TexCheck, latex
+from derivations.notation import latex
 from experiments.batched_mlp import device
 from report.checks import Check
 from report.io import load_arrays, load_json, save_arrays, save_json
@@ -367,7 +367,7 @@ class Comparison:
     n: int  # sample size
 
     def check(self) -> Check:
-        return TexCheck(
+        return Check(
             self.name,
             f"Monte Carlo, n = {self.n}, tolerance {Z:g} standard errors",
             abs(self.estimate - self.exact),
@@ -513,7 +513,7 @@ def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
 
     def same(name: str, method: str, a: sp.Expr, b: sp.Expr, name_tex: str, method_tex: str) -> Check:
         error = 0.0 if sp.simplify(a - b) == 0 else 1.0
-        return TexCheck(name, method, error, 0.0, name_tex=name_tex, method_tex=method_tex)
+        return Check(name, method, error, 0.0, name_tex=name_tex, method_tex=method_tex)
 
     t = sp.Symbol("t", positive=True)
     by_angle = 4 * (sp.pi / 2 - sp.atan(s_b / (sigma * x_max))) / (2 * sp.pi)
@@ -594,7 +594,7 @@ def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
             r"(e) small-$\sigma$ $\mathbb{E}[f''(0)^2]$",
             r"series vs $12\sigma^6$",
         ),
-        TexCheck(
+        Check(
             "(e) ReLU(sigma u) = sigma ReLU(u)",
             "simplified difference for u > 0 and u < 0",
             float(sum(sp.simplify(relu(sigma * u) - sigma * relu(u)) != 0 for u in (t, -t))),
@@ -602,7 +602,7 @@ def symbolic_checks(d: dict[str, sp.Expr]) -> list[Check]:
             name_tex=r"(e) $\mathrm{ReLU}(\sigma u) = \sigma\,\mathrm{ReLU}(u)$",
             method_tex=r"simplified difference for $u > 0$ and $u < 0$",
         ),
-        TexCheck(
+        Check(
             "(e) P(ReLU kink in [-x_max, x_max])",
             "angle of (w/sigma, b/s_b) uniform: 4 (pi/2 - atan(s_b/(sigma x_max)))/(2 pi), at 5 points",
             max(abs(float((d["kinks_fixed"] / M - by_angle).subs(point))) for point in points),

@@ -24,7 +24,7 @@ import sympy as sp
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from derivations.notation import TexCheck, latex
+from derivations.notation import latex
 from report.checks import Check
 from report.io import load_json, save_json
 
@@ -496,7 +496,7 @@ def flop_checks(
     for size in sizes:
         counted, ours = flop_counts(*size), derived(*size)
         checks += [
-            TexCheck(
+            Check(
                 f"{stage} products, (I,K,L,O) = {size}",
                 "FlopCounterMode FLOPs vs 2 x derived multiply-adds",
                 abs(counted[stage] - 2 * ours[stage]),
@@ -521,7 +521,7 @@ def autograd_cases(seed: int = 0) -> list[tuple[str, tuple[int, int, int, int]]]
 def formula_checks() -> list[Check]:
     """Backward formulas vs autograd (random sizes, each ψ) and sympy.diff, and the MSE rescaling."""
     checks = [
-        TexCheck(
+        Check(
             f"backward, psi = {act}, (I,K,L,O) = {sizes}",
             "literal formulas vs torch.autograd (float64)",
             autograd_error(sizes, act, seed=n),
@@ -533,7 +533,7 @@ def formula_checks() -> list[Check]:
     ]
     return [
         *checks,
-        TexCheck(
+        Check(
             "MSE mean convention",
             "2/O x our gradient vs autograd of MSELoss(mean)",
             autograd_error(MEAN_CASE, "tanh", 7, "mean"),
@@ -541,7 +541,7 @@ def formula_checks() -> list[Check]:
             name_tex="MSE mean convention",
             method_tex=r"$\tfrac{2}{O}\times{}$our gradient vs autograd of \texttt{MSELoss} (mean)",
         ),
-        TexCheck(
+        Check(
             "backward, generic psi, I=K=L=O=2",
             "literal formulas vs sympy.diff (entries differing)",
             symbolic_error(),

@@ -8,14 +8,11 @@ printer is a small :class:`sympy.printing.latex.LatexPrinter` subclass in the wa
 """
 
 import re
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sympy import Basic, Derivative, MatMul, Pow, Symbol
 from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
-
-from report.checks import Check
 
 
 class ReportPrinter(LatexPrinter):
@@ -114,15 +111,6 @@ def latex(expr: Basic, **settings: Any) -> str:
     '2 a b'
     """
     return ReportPrinter(settings).doprint(expr)
-
-
-@dataclass(frozen=True)
-class TexCheck(Check):
-    """A check whose name and method also exist in LaTeX, for the report's appendix; plain text stays for
-    ``--verify``.  TODO: these two fields belong in :class:`report.checks.Check` (the builder's module)."""
-
-    name_tex: str = ""
-    method_tex: str = ""
 
 
 class Notation(NamedTuple):

@@ -122,7 +122,7 @@ def appendix(graph: "Graph") -> dict[str, Any]:
         "tasks": rows,
         "figures": [figure_source(graph, name) for name in graph.figures()],
         "checks": [
-            {  # the LaTeX of a derivation's check (derivations.notation.TexCheck) where it has one
+            {  # a check's LaTeX where it has one
                 "name": Tex(c["name_tex"]) if c.get("name_tex") else c["name"],
                 "method": Tex(c["method_tex"]) if c.get("method_tex") else c["method"],
                 "error": num(c["error"], sig=2),
