@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from report.explain import reason
 from report.latex import LatexError, require_tools
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
 from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
@@ -79,6 +80,12 @@ def main_parser() -> argparse.ArgumentParser:
         help="list the tasks that would run, with their last runtimes, and exit",
     )
     parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each stale task runs (changed configuration fields, source modules, inputs, or no cache"
+        " entry); with --list or --dry-run, in their listing",
+    )
+    parser.add_argument(
         "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
@@ -130,6 +137,8 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         for name, task in graph.tasks.items():
             state = "cached" if graph.is_cached(name) else "stale"
             print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
+            if args.explain and state == "stale":
+                print(f"{'':<28} why: {reason(graph, name)}")
         return 0
 
     targets = args.figure or ["report"]
@@ -147,8 +156,13 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         stale = graph.stale(targets, force)
         for i, name in enumerate(stale, start=1):
             print(f"[{i}/{len(stale)}] {name}{graph.last_time(name)}")
+            if args.explain:
+                print(f"    why: {reason(graph, name, name in force)}")
         print(f"{len(stale)} task(s) would run, {len(graph.closure(targets)) - len(stale)} cached")
         return 0
+    if args.explain:
+        for name in graph.stale(targets, force):
+            print(f"{name} runs: {reason(graph, name, name in force)}")
     start = time.perf_counter()
     try:
         if "report" in graph.closure(targets):

@@ -112,24 +112,34 @@ def versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "sympy", "numpy", "matplotlib")}
 
 
-def task_key(
+def key_basis(
     name: str,
     config: Any,
     modules: Iterable[str],
     files: Iterable[Path],
-    input_keys: Iterable[str],
+    inputs: dict[str, str],
     root: Path = ROOT,
-) -> str:
-    """SHA-256 over everything that determines a task's outputs."""
+) -> dict[str, Any]:
+    """Everything that determines a task's outputs, as a JSON document: the task's name, its
+    configuration, a digest per source file (relative path), its inputs' keys by name, versions."""
     sources = [*source_closure(modules, root), *files]
-    document = {
-        "task": name,
-        "config": config,
-        "sources": {str(p.relative_to(root)): source_digest(p) for p in sorted(set(sources))},
-        "inputs": list(input_keys),
-        "versions": versions(),
-    }
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+    return json.loads(
+        json.dumps(
+            {
+                "task": name,
+                "config": config,
+                "sources": {str(p.relative_to(root)): source_digest(p) for p in sorted(set(sources))},
+                "inputs": inputs,
+                "versions": versions(),
+            },
+            default=str,
+        )
+    )
+
+
+def task_key(basis: dict[str, Any]) -> str:
+    """SHA-256 of a :func:`key_basis` document."""
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
 def _digest_tree(path: Path) -> dict[str, str]:

@@ -121,7 +121,7 @@ class Graph:
                 files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
             )
         )
-        self._keys: dict[str, str] = {}
+        self._bases: dict[str, dict[str, Any]] = {}
 
     def _add(self, task: Task) -> None:
         self.tasks[task.name] = task
@@ -174,12 +174,16 @@ class Graph:
     def figures(self) -> list[str]:
         return [t.name for t in self.tasks.values() if t.kind == "figure"]
 
-    def key(self, name: str) -> str:
-        if name not in self._keys:
+    def basis(self, name: str) -> dict[str, Any]:
+        """What the key of ``name`` hashes (see :func:`report.cache.key_basis`)."""
+        if name not in self._bases:
             t = self.tasks[name]
-            inputs = [self.key(i) for i in t.inputs]
-            self._keys[name] = cache.task_key(t.name, t.config, t.modules, t.files, inputs, self.project)
-        return self._keys[name]
+            inputs = {i: self.key(i) for i in t.inputs}
+            self._bases[name] = cache.key_basis(t.name, t.config, t.modules, t.files, inputs, self.project)
+        return self._bases[name]
+
+    def key(self, name: str) -> str:
+        return cache.task_key(self.basis(name))
 
     def is_cached(self, name: str) -> bool:
         return cache.is_valid(self.manifest(name), self.key(name), self.tasks[name].outputs)
@@ -233,7 +237,7 @@ class Graph:
                 self.manifest(name),
                 self.key(name),
                 task.outputs,
-                {"seconds": round(seconds, 2), "seed": task.seed},
+                {"seconds": round(seconds, 2), "seed": task.seed, "basis": self.basis(name)},
             )
             outcomes.append(Outcome(name, ran=True, seconds=seconds))
         return outcomes

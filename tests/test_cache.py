@@ -16,7 +16,10 @@ def test_source_closure_follows_project_imports_transitively(toy_project):
 
 def test_the_key_changes_with_config_source_and_inputs_only(toy_project):
     def key(config=1, inputs=("k",)):
-        return cache.task_key("t", {"n": config}, ["toypkg.compute"], [], inputs, toy_project)
+        inputs = dict(enumerate(inputs))
+        return cache.task_key(
+            cache.key_basis("t", {"n": config}, ["toypkg.compute"], [], inputs, toy_project)
+        )
 
     base = key()
     assert key() == base
@@ -54,7 +57,7 @@ def test_is_valid_needs_the_recorded_key_and_unchanged_outputs(tmp_path):
 
 def test_the_key_ignores_docstrings_comments_and_layout(toy_project):
     def key():
-        return cache.task_key("t", {}, ["toypkg.compute"], [], [], toy_project)
+        return cache.task_key(cache.key_basis("t", {}, ["toypkg.compute"], [], {}, toy_project))
 
     base = key()
     compute = toy_project / "toypkg" / "compute.py"
