@@ -53,6 +53,12 @@ def main_parser() -> argparse.ArgumentParser:
         default="full",
         help="configuration size: 'full' for the submission, 'quick' for tests and fast iteration (default: full)",
     )
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TASK",
+        help="tasks to bring up to date, with what they need (default: report); names as in --list",
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
         "--verify",
@@ -141,10 +147,11 @@ def main(cli_args: Sequence[str] | None = None) -> int:
                 print(f"{'':<28} why: {reason(graph, name)}")
         return 0
 
-    targets = args.figure or ["report"]
-    unknown = sorted(set(targets) - set(graph.figures()))
-    if args.figure and unknown:
+    if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
         parser.error(_unknown("figure", unknown, graph.figures()))
+    if unknown := sorted(set(args.targets) - set(graph.tasks)):
+        parser.error(_unknown("task", unknown, list(graph.tasks)))
+    targets = [*args.targets, *(args.figure or ())] or ["report"]
     force = set(args.figure or ())
     if args.force is not None:
         bad = sorted(set(args.force) - set(graph.tasks))
@@ -195,7 +202,12 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         return 1
     print(_summary(outcomes, time.perf_counter() - start))
     for name in targets:
-        print(f"wrote {graph.tasks[name].outputs[0]}")
+        print(f"wrote {_relative(graph.tasks[name].outputs[0])}")
+    report_pdf = graph.tasks["report"].outputs[0]
+    if "report" not in targets and report_pdf.exists():
+        print(
+            f"note: {_relative(report_pdf)} was not updated (build without targets or --figure to update it)"
+        )
     if "verification" in graph.closure(targets):
         failed = failed_checks(graph)
         for check in failed:

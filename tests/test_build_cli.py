@@ -38,6 +38,7 @@ def cli(toy_project, toy_stage, monkeypatch):
         pytest.param(
             ["--figure", "toy-fig"], "unknown figure(s) toy-fig; did you mean toy_fig?", id="near-miss"
         ),
+        pytest.param(["toy_fgi"], "unknown task(s) toy_fgi; did you mean toy_fig?", id="near-miss-target"),
         pytest.param(["--profile", "huge"], "invalid choice: 'huge'", id="unknown-profile"),
         pytest.param(["--verify", "--list"], "not allowed with argument", id="exclusive"),
     ],
@@ -184,3 +185,13 @@ def test_progress_counts_tasks_and_dry_run_shows_last_times(cli, capsys):
     assert lines[0].startswith("[1/2] toy (~") and lines[0].endswith(" s last time)")
     assert lines[-1] == "2 task(s) would run, 0 cached"
     assert manifest.stat().st_mtime_ns == before  # nothing ran
+
+
+def test_a_positional_target_builds_only_what_it_needs_and_says_the_pdf_was_kept(cli, capsys):
+    assert build.main(["--profile", "quick", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "1 task(s) ran, 0 cached" in out
+    assert not (cli / "build" / "figures" / "toy_fig.pdf").exists()
+    (cli / "build" / "report.pdf").write_bytes(b"%PDF-old")
+    assert build.main(["--profile", "quick", "toy_fig"]) == 0
+    assert "report.pdf was not updated" in capsys.readouterr().out
