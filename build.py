@@ -92,6 +92,11 @@ def main_parser() -> argparse.ArgumentParser:
         " entry); with --list or --dry-run, in their listing",
     )
     parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="when a task fails, still run every task that does not depend on it; list the failures at the end",
+    )
+    parser.add_argument(
         "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
@@ -100,8 +105,14 @@ def main_parser() -> argparse.ArgumentParser:
 
 def _summary(outcomes: list[Outcome], seconds: float) -> str:
     ran = [o for o in outcomes if o.ran]
+    failed = [o for o in outcomes if o.error]
+    skipped = [o for o in outcomes if o.skipped]
     lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
-    lines.append(f"{len(ran)} task(s) ran, {len(outcomes) - len(ran)} cached, {seconds:.1f} s in total")
+    lines += [f"  FAILED  {o.task:<28} {o.error.splitlines()[0]}" for o in failed]
+    lines += [f"  skipped {o.task:<28} (an input failed)" for o in skipped]
+    cached = len(outcomes) - len(ran) - len(failed) - len(skipped)
+    tail = f", {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
+    lines.append(f"{len(ran)} task(s) ran, {cached} cached{tail}, {seconds:.1f} s in total")
     return "\n".join(lines)
 
 
@@ -175,7 +186,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         if "report" in graph.closure(targets):
             require_tools()  # before minutes of computation, not after
         with build_lock(graph.root, wait=args.wait), stop_on_signals():
-            outcomes = graph.run(targets, force=force)
+            outcomes = graph.run(targets, force=force, keep_going=args.keep_going)
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind",
@@ -201,6 +212,8 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         )
         return 1
     print(_summary(outcomes, time.perf_counter() - start))
+    if any(o.error or o.skipped for o in outcomes):
+        return 1
     for name in targets:
         print(f"wrote {_relative(graph.tasks[name].outputs[0])}")
     report_pdf = graph.tasks["report"].outputs[0]

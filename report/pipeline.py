@@ -72,6 +72,8 @@ class Outcome:
     task: str
     ran: bool
     seconds: float
+    error: str | None = None  # why it failed (with --keep-going); None when it succeeded
+    skipped: bool = False  # not attempted because an input failed
 
 
 class Graph:
@@ -211,36 +213,63 @@ class Graph:
         return [name for name in self.tasks if name in needed]
 
     def run(
-        self, targets: Iterable[str], force: Iterable[str] = (), log: Callable[[str], None] = print
+        self,
+        targets: Iterable[str],
+        force: Iterable[str] = (),
+        log: Callable[[str], None] = print,
+        keep_going: bool = False,
     ) -> list[Outcome]:
-        """Bring ``targets`` up to date; tasks in ``force`` run even when cached."""
+        """Bring ``targets`` up to date; tasks in ``force`` run even when cached.  With ``keep_going``
+        a failing task is recorded and the tasks that do not depend on it still run."""
         forced = set(force)
         stale = self.stale(targets, forced)
-        outcomes = []
+        outcomes: list[Outcome] = []
+        broken: set[str] = set()  # failed or skipped
         for name in self.closure(targets):
             _stop_if_signalled()
             if name not in stale:
                 outcomes.append(Outcome(name, ran=False, seconds=0.0))
                 continue
-            log(f"[{len(stale[: stale.index(name)]) + 1}/{len(stale)}] {name}{self.last_time(name)}")
             task = self.tasks[name]
+            if broken.intersection(task.inputs):
+                broken.add(name)
+                outcomes.append(Outcome(name, ran=False, seconds=0.0, skipped=True))
+                continue
+            log(f"[{stale.index(name) + 1}/{len(stale)}] {name}{self.last_time(name)}")
             start = time.perf_counter()
             try:
-                task.action()
-            except (LatexError, TemplateError, OSError):
-                raise  # already one clear sentence (an OSError names its path)
-            except Exception as err:
-                raise TaskError(name, err, self.project) from err
-            _stop_if_signalled()  # a task that swallowed the interrupt may be incomplete: record nothing
-            seconds = time.perf_counter() - start
-            cache.write_manifest(
-                self.manifest(name),
-                self.key(name),
-                task.outputs,
-                {"seconds": round(seconds, 2), "seed": task.seed, "basis": self.basis(name)},
-            )
-            outcomes.append(Outcome(name, ran=True, seconds=seconds))
+                self._run_task(name)
+            except (TaskError, LatexError, TemplateError) as err:
+                if not keep_going:
+                    raise
+                log(f"error: {err}")
+                broken.add(name)
+                outcomes.append(Outcome(name, ran=False, seconds=time.perf_counter() - start, error=str(err)))
+                continue
+            outcomes.append(Outcome(name, ran=True, seconds=time.perf_counter() - start))
         return outcomes
+
+    def _run_task(self, name: str) -> None:
+        """Run one task and record its manifest (only when it finished and no stop was asked for)."""
+        task = self.tasks[name]
+        start = time.perf_counter()
+        try:
+            task.action()
+        except (LatexError, TemplateError, OSError):
+            raise  # already one clear sentence (an OSError names its path)
+        except Exception as err:
+            raise TaskError(name, err, self.project) from err
+        _stop_if_signalled()  # a task that swallowed the interrupt may be incomplete: record nothing
+        cache.write_manifest(
+            self.manifest(name),
+            self.key(name),
+            task.outputs,
+            {
+                "seconds": round(time.perf_counter() - start, 2),
+                "seed": task.seed,
+                "basis": self.basis(name),
+            },
+        )
 
 
 def _stop_if_signalled() -> None:

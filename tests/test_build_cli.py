@@ -195,3 +195,15 @@ def test_a_positional_target_builds_only_what_it_needs_and_says_the_pdf_was_kept
     (cli / "build" / "report.pdf").write_bytes(b"%PDF-old")
     assert build.main(["--profile", "quick", "toy_fig"]) == 0
     assert "report.pdf was not updated" in capsys.readouterr().out
+
+
+def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, capsys):
+    present = cli / "toypkg" / "present.py"
+    present.write_text(present.read_text().replace("    ax.legend()\n", "    ax.legend()\n    1 / 0\n"))
+    assert build.main(["--figure", "toy_fig"]) == 1  # without --keep-going the first failure stops the build
+    assert build.main(["--keep-going", "toy_fig", "verification"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED  toy_fig" in out and "ZeroDivisionError" in out
+    assert "1 task(s) ran, 1 cached, 1 failed, 0 skipped" in out  # verification ran, toy was cached
+    outcomes = build.Graph("quick").run(["report"], keep_going=True, log=lambda _: None)  # no TeX needed
+    assert {o.task for o in outcomes if o.skipped} == {"report"}
