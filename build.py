@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from report.explain import reason
+from report.export import write_bundle
 from report.latex import LatexError, require_tools
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
 from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
@@ -90,6 +91,12 @@ def main_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="say why each stale task runs (changed configuration fields, source modules, inputs, or no cache"
         " entry); with --list or --dry-run, in their listing",
+    )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
+        " beside it, and the built PDF (for a course system, Overleaf or arXiv)",
     )
     parser.add_argument(
         "--keep-going",
@@ -163,6 +170,8 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
         parser.error(_unknown("task", unknown, list(graph.tasks)))
     targets = [*args.targets, *(args.figure or ())] or ["report"]
+    if args.export and "report" not in targets:
+        parser.error("--export bundles the report: use it without targets other than report, or --figure")
     force = set(args.figure or ())
     if args.force is not None:
         bad = sorted(set(args.force) - set(graph.tasks))
@@ -216,6 +225,8 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         return 1
     for name in targets:
         print(f"wrote {_relative(graph.tasks[name].outputs[0])}")
+    if args.export:
+        print(f"wrote {_relative(write_bundle(graph.root, graph.root / 'submission.zip'))}")
     report_pdf = graph.tasks["report"].outputs[0]
     if "report" not in targets and report_pdf.exists():
         print(

@@ -3,12 +3,15 @@
 import math
 import re
 import shutil
+import subprocess
+import zipfile
 
 import pytest
 from pypdf import PdfReader
 
 import build
 from report import pipeline
+from report.export import write_bundle
 from report.stages import STAGES
 
 pytestmark = [pytest.mark.latex, pytest.mark.slow]
@@ -70,3 +73,25 @@ def test_the_exercise_1_gradient_in_the_pdf_is_the_true_one(quick_build):
     dz_db = (1 / b) / denominator - math.log(b) * 2 * b / denominator**2
     answers = [float(x.replace(" ", "")) for x in re.findall(r"≈ ?(-?\d[\d. ]*\d)", text)]
     assert answers[:2] == pytest.approx([dz_da, dz_db], rel=1e-9)
+
+
+def test_the_submission_bundle_compiles_alone_to_the_same_text(quick_build, tmp_path):
+    graph, _ = quick_build
+    bundle = write_bundle(graph.root, tmp_path / "submission.zip")
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(bundle) as archive:
+        assert all("/" not in name for name in archive.namelist())  # one flat directory
+        archive.extractall(unpacked)
+    source = (unpacked / "report.tex").read_text()
+    assert source.startswith("\\pdfoutput=1") and "../" not in source and "\\input{" not in source
+    subprocess.run(
+        ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+        cwd=unpacked,
+        check=True,
+        capture_output=True,
+    )
+
+    def text(pdf):
+        return [page.extract_text() for page in PdfReader(pdf).pages]
+
+    assert text(unpacked / "report.pdf") == text(graph.root / "report.pdf")
