@@ -19,12 +19,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from report import settings
 from report.explain import reason
 from report.export import write_bundle
 from report.latex import LatexError, require_tools
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
+from report.overrides import OverrideError, describe, merge
+from report.overrides import parse as parse_overrides
 from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
 from report.render import TemplateError
+from report.settings import SettingsError
 
 PROFILES = ("full", "quick")
 
@@ -93,6 +97,14 @@ def main_parser() -> argparse.ArgumentParser:
         " entry); with --list or --dry-run, in their listing",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STAGE.FIELD=VALUE",
+        help="override one configuration field (repeatable), e.g. --set double_descent.seeds=20; values are"
+        " TOML; also [overrides.<stage>] tables in settings.toml; checked against the stage's Config",
+    )
+    parser.add_argument(
         "--export",
         action="store_true",
         help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
@@ -152,7 +164,13 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     args = parser.parse_args(cli_args)
     if args.force is not None and (args.list or args.verify):
         parser.error("--force has no effect with --list or --verify (they never compute)")
-    graph = Graph(args.profile)
+    try:
+        overrides = merge(settings.load().overrides, parse_overrides(args.set))
+        graph = Graph(args.profile, overrides=overrides)
+    except (OverrideError, SettingsError) as err:
+        parser.error(str(err))
+    for line in describe(graph.overrides):
+        print(f"override: {line}")
 
     if args.verify:
         return _verify(graph)

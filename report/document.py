@@ -17,6 +17,7 @@ from report import cache, settings
 from report.figures import GEOMETRY
 from report.fmt import Tex, integer, num
 from report.latex import check_pdf, log_warnings, run_latexmk
+from report.overrides import describe
 from report.render import latex_escape, render
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def appendix(graph: "Graph") -> dict[str, Any]:
     checks = json.loads((graph.root / "data" / "verification.json").read_text())
     return {
         "profile": graph.profile,
+        "overrides": describe(graph.overrides),  # stage.field = value, from --set or settings.toml
         "git": graph.tasks["report"].config["git"],
         "python": platform.python_version(),
         "versions": cache.versions(),

@@ -25,6 +25,7 @@ from report import cache
 from report.checks import Check
 from report.latex import LatexError
 from report.lock import Stop
+from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.render import TemplateError
 from report.settings import SETTINGS_FILE
@@ -86,6 +87,7 @@ class Graph:
         project: Path = ROOT,
         out: Path | None = None,
         templates: Path = TEMPLATES,
+        overrides: Overrides | None = None,
     ) -> None:
         """Tasks of ``profile`` for ``stages``; ``project``, ``out`` and ``templates`` exist for tests."""
         from report import document  # the document task needs the graph; imported late to avoid a cycle
@@ -95,6 +97,8 @@ class Graph:
         self.project = project
         self.root = out or build_dir(profile)
         self.templates = templates
+        self.overrides = dict(overrides or {})
+        check_stages(self.overrides, [s.stem for s in stages])
         self.tasks: dict[str, Task] = {}
         for stage in stages:
             self._add_stage(stage)
@@ -134,7 +138,7 @@ class Graph:
             raise KeyError(
                 f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(profiles)})"
             )
-        config = profiles[self.profile]
+        config = apply(stage.stem, profiles[self.profile], self.overrides.get(stage.stem, {}))
         data_dir = self.data_dir(stage.stem)
         self._add(
             Task(

@@ -13,8 +13,9 @@ import datetime
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from report.paths import ROOT
 
@@ -46,6 +47,8 @@ class Settings:
     author: str = ""  # empty: the title page names no one
     student_number: str = ""
     date: str | datetime.date = ""  # empty: SOURCE_DATE_EPOCH's day, else no date
+    # [overrides.<stage>] tables: configuration fields to change (report.overrides checks them)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def parse(text: str, source: str = "settings.toml") -> Settings:
@@ -62,6 +65,10 @@ def parse(text: str, source: str = "settings.toml") -> Settings:
     for key, value in data.items():
         if key not in known:
             raise SettingsError(f"{source}: unknown key {key!r}; the keys are {', '.join(known)}")
+        if key == "overrides":
+            if not (isinstance(value, dict) and all(isinstance(table, dict) for table in value.values())):
+                raise SettingsError(f"{source}: 'overrides' must hold [overrides.<stage>] tables of fields")
+            continue
         allowed = (str, datetime.date) if key == "date" else (str,)
         if not isinstance(value, allowed) or isinstance(value, datetime.datetime):
             wanted = "a string or a date (2024-04-08)" if key == "date" else "a string"

@@ -13,9 +13,10 @@ from report.pipeline import Graph, TaskError
 def cli(toy_project, toy_stage, monkeypatch):
     """``build.main`` wired to the toy project instead of the real stages."""
 
-    def graph(profile):
+    def graph(profile, overrides=None):
         return Graph(
             profile,
+            overrides=overrides,
             stages=(toy_stage,),
             project=toy_project,
             out=toy_project / "build",
