@@ -33,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from experiments import batched_mlp, effective_params
 from experiments.data import DataProcess, make_data, optimal_test_error, teacher
 from experiments.jacobian_rank import balanced_point, jacobian_rank
 from experiments.optimizers import LBFGS, lbfgs
-from report import io
+from report import io, progress
 from report.checks import Check
 
 
@@ -165,7 +164,9 @@ def sweep(
         model = batched_mlp.init(
             [w for w, _ in pairs], inits, config.hidden_layers, X.shape[1], Y.shape[1], X.dtype, X.device
         )
-        with tqdm(desc=f"N={len(X)} M={group[0]}..{group[-1]}", position=position, leave=False) as bar:
+        with progress.bar(
+            desc=f"N={len(X)} M={group[0]}..{group[-1]}", position=position, leave=False
+        ) as bar:
             outcome = lbfgs(model, X, Y, config.optimizer, bar)
         rows = [widths.index(w) for w in group]
         with torch.no_grad():
