@@ -105,6 +105,11 @@ def main_parser() -> argparse.ArgumentParser:
         " TOML; also [overrides.<stage>] tables in settings.toml; checked against the stage's Config",
     )
     parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="build, then rebuild whenever a source, template or settings.toml changes (Ctrl-C stops)",
+    )
+    parser.add_argument(
         "--export",
         action="store_true",
         help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
@@ -162,6 +167,11 @@ def _verify(graph: Graph) -> int:
 def main(cli_args: Sequence[str] | None = None) -> int:
     parser = main_parser()
     args = parser.parse_args(cli_args)
+    if args.watch:
+        from report.watch import watch
+
+        argv = list(sys.argv[1:] if cli_args is None else cli_args)
+        return watch([a for a in argv if a != "--watch"])
     if args.force is not None and (args.list or args.verify):
         parser.error("--force has no effect with --list or --verify (they never compute)")
     try:
