@@ -256,11 +256,11 @@ def _wd_context(results: Results) -> dict:
             "note": Tex(note), "best": bold,
         }  # fmt: skip
 
-    rows = [row(sel, "selected on validation", bold=True)]
+    rows = [row(sel, "best on validation", bold=True)]
     if by_test != sel:
-        rows.append(row(by_test, "selected on test"))
+        rows.append(row(by_test, "best on test"))
     if sel[2] != zero:
-        rows.append(row(base, r"$\lambda=0$, same stopping"))
+        rows.append(row(base, r"$\lambda=0$, same rule"))
     for dm, note in [(-1, r"smaller $\lambda$"), (1, r"larger $\lambda$")]:
         m = sel[2] + dm
         if 0 <= m < len(c.wd_lambdas) and m != zero:
@@ -301,7 +301,7 @@ def _wd_context(results: Results) -> dict:
     ctx["implicit_row"] = {
         "B": integer(c.batch_size), "mu": setting(c.lrs[best]), "lam": setting(0.0),
         "train": num(results.train_loss[best][ok[best]].mean()), "test": pm(*mean_se(results.test_loss[best], ok[best])),
-        "note": Tex(r"(b), to the target"), "best": False,
+        "note": Tex(r"(b), to target"), "best": False,
     }  # fmt: skip
     ctx["implicit_mu"] = setting(c.lrs[best])
     return ctx
