@@ -289,6 +289,8 @@ def _wd_context(results: Results) -> dict:
         j, es_base = c.lrs.index(mu_sel), (c.wd_batch_sizes.index(c.batch_size), sel[1], zero)
         effects["es"] = _paired(results.wd_test_loss[es_base], np.where(ok[j], results.test_loss[j], np.nan))
         ctx["es_mu"], ctx["es_B"] = setting(mu_sel), integer(c.batch_size)
+        # Identical runs: the λ = 0 models reach the target before the stall rule or the cap acts.
+        ctx["es_identical"] = bool(np.array_equal(results.wd_test_loss[es_base], results.test_loss[j]))
     for key, (mean, se) in effects.items():
         ctx[f"{key}_effect"] = pm(mean, se)
         ctx[f"{key}_gain"] = pm(-mean, se)
