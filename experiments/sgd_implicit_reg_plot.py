@@ -94,7 +94,9 @@ def plot_grad_norms(results: Results) -> Figure:
                       label=label)  # fmt: skip
     for ax, title in zip(axes, ("$G$ at loss $J$", "$V$ at loss $J$", "at the end"), strict=True):
         ax.set_yscale("log")
-        _mu_axis(ax, mus_all[rows] if ax is axes[2] else mus_all[:: max(1, len(mus_all) // 4)])
+        _mu_axis(
+            ax, (mus_all[rows] if ax is axes[2] else mus_all)[::2]
+        )  # every other μ: labels do not collide
         ax.set(xlabel=r"$\mu$", title=title)
         ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
