@@ -74,7 +74,8 @@ def gradients(
 def gradient_stats(
     model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(G, V)``, each of shape (n_models,): ‖∇J‖² and (1/N_b) Σ_b ‖∇J_b − ∇J‖².
+    """Return ``(G, V_fixed)``, each of shape (n_models,): ‖∇J‖² and (1/N_b) Σ_b ‖∇J_b − ∇J‖²
+    over the fixed split into consecutive mini-batches.
 
     Arguments as in :func:`gradients`.  Padded hidden units of narrower models get zero
     gradient, so they add nothing to either norm.
@@ -86,3 +87,49 @@ def gradient_stats(
         for g, gb in zip(full, per_batch, strict=True)
     )  # (n_models,)
     return G, V
+
+
+def partition_factor(n: int, batch_size: int) -> float:
+    """(N − B) / (B (N − 1)): E‖∇J_b − ∇J‖² over a uniformly random B-subset, per unit of the
+    per-sample gradient variance (1/N) Σ_i ‖∇ℓ_i − ∇J‖² (sampling without replacement)."""
+    return (n - batch_size) / (batch_size * (n - 1)) if n > 1 else 0.0
+
+
+def expected_variation(
+    model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor, batch_size: int, chunk: int = 8
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return ``(G, V, V_fixed)``, each (n_models,), with V the expectation of the mini-batch
+    variation over the random partitions that training draws every epoch.
+
+    Each mini-batch of a uniformly random partition is a uniformly random B-subset, so
+    ``V = partition_factor(N, B) · (1/N) Σ_i ‖∇ℓ_i − ∇J‖²`` exactly, with ℓ_i the loss of
+    sample i; a Monte Carlo average over reshuffles agrees within its standard error
+    (``tests/test_grad_stats.py``).  ``V_fixed`` is the consecutive split of
+    :func:`gradient_stats`, kept as a cross-check.  Models are processed ``chunk`` at a time
+    to bound memory (N copies of each).
+    """
+    n = X.shape[1]
+    if n % batch_size:
+        raise ValueError(f"batch size {batch_size} does not divide N = {n}")
+    out = []
+    for start in range(0, model.n_models, chunk):
+        keep = slice(start, start + chunk)
+        part = batched_mlp.BatchedMLP(
+            [w[keep] for w in model.weights], [b[keep] for b in model.biases], model.mask[keep],
+            model.widths[keep],
+        )  # fmt: skip
+        full, per_sample = gradients(part, X[keep], Y[keep], 1)
+        G = sum(g.flatten(1).square().sum(1) for g in full)
+        spread = sum(
+            (gs - g.unsqueeze(1)).flatten(2).square().sum(2).mean(1)
+            for g, gs in zip(full, per_sample, strict=True)
+        )
+        # Consecutive mini-batch gradients are means of their samples' gradients.
+        fixed = sum(
+            (gs.reshape(gs.shape[0], n // batch_size, batch_size, *gs.shape[2:]).mean(2) - g.unsqueeze(1))
+            .flatten(2).square().sum(2).mean(1)
+            for g, gs in zip(full, per_sample, strict=True)
+        )  # fmt: skip
+        out.append(torch.stack([G, partition_factor(n, batch_size) * spread, fixed]))
+    G, V, V_fixed = torch.cat(out, dim=1)
+    return G, V, V_fixed

@@ -7,10 +7,14 @@ draws new training data and a new initialisation; models of one run share data,
 initialisation and mini-batch order, so only μ differs between them.  A model stops
 once its full training MSE is below ``target_loss``; it is marked diverged if the loss
 blows up and stalled if it stops improving.
-(c) At the final parameters: G = ‖∇J‖² and V = (1/N_b) Σ_b ‖∇J_b − ∇J‖²
-(:mod:`experiments.grad_stats`), and the test MSE.
+(c) G = ‖∇J‖², V = (1/N_b) Σ_b ‖∇J_b − ∇J‖² (expected over the random partitions that
+training draws; the fixed consecutive split as a cross-check, :mod:`experiments.grad_stats`)
+and J where each model first crosses each of ``loss_levels`` (comparison at equal loss) and
+at the final parameters, with the validation and test MSE.
 (d) The same with weight decay λ (as ``torch.optim.SGD(weight_decay=λ)``) over a grid of
-(B, μ, λ), each model stopping when its loss stalls or ``wd_max_epochs`` is reached.
+(B, μ, λ) that includes λ = 0, every model under one stopping rule (stall or
+``wd_max_epochs``), so early stopping and weight decay are separated; settings are
+selected on a validation set from the same process.
 
 Run through the report builder (``python build.py``), or directly::
 
@@ -32,7 +36,7 @@ from tqdm import tqdm
 
 from experiments import batched_mlp
 from experiments.data import DataProcess, make_data, optimal_test_error
-from experiments.grad_stats import gradient_stats
+from experiments.grad_stats import expected_variation
 from report.io import load_arrays, load_json, save_arrays, save_json
 
 
@@ -43,25 +47,19 @@ class Config:
     n_train: int = 100  # N, freshly sampled in every run
     n_test: int = 10_000  # one shared test set; its MSE has standard error ~1 %
     batch_size: int = 20  # B; must divide n_train
-    lrs: tuple[float, ...] = (
-        0.04,
-        0.08,
-        0.16,
-        0.32,
-        0.64,
-        1.28,
-        2.56,
-    )  # μ grid of (b); 0.02 needs > 12k epochs
-    n_runs: int = 5  # runs with newly sampled training data and initialisation (error bars)
+    lrs: tuple[float, ...] = (0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)  # μ grid of (b)
+    n_runs: int = 10  # runs with newly sampled training data and initialisation (error bars)
+    n_val: int = 1_000  # validation set (same process) that selects the settings of (d)
     target_loss: float = 1e-5  # a model stops once its training MSE is below this
+    loss_levels: tuple[float, ...] = (1e-3, 1e-4, 1e-5)  # G, V, J recorded where a model first crosses each
     max_epochs: int = 12_000
     check_every: int = 10  # epochs between full-data loss evaluations (history, stopping)
     stall_epochs: int = 2_000  # stalled: best loss improved by < 1 % over this many epochs
     diverge_factor: float = 100.0  # diverged: loss non-finite or this many times the initial loss
-    wd_batch_sizes: tuple[int, ...] = (20,)  # B grid of (d)
-    wd_lrs: tuple[float, ...] = (0.32, 0.64, 1.28)  # μ grid of (d): around the best μ without weight decay
-    wd_lambdas: tuple[float, ...] = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # weight-decay grid of (d); 1e-2 collapses
-    wd_max_epochs: int = 3_000
+    wd_batch_sizes: tuple[int, ...] = (20, 50)  # B grid of (d)
+    wd_lrs: tuple[float, ...] = (0.32, 0.64)  # μ grid of (d): around the best μ without weight decay
+    wd_lambdas: tuple[float, ...] = (0.0, 1e-3, 2e-3, 4e-3, 8e-3)  # λ grid of (d); λ = 0 is the baseline
+    wd_max_epochs: int = 3_000  # (d) stopping rule, the same for every λ including 0
     wd_stall_epochs: int = 500  # with weight decay the loss settles on a plateau above zero
     seed: int = 0
 
@@ -71,13 +69,16 @@ PROFILES = {
     "quick": Config(
         width=16,
         n_test=500,
+        n_val=200,
         lrs=(0.32, 0.64, 1.28),
         n_runs=2,
         target_loss=0.45,  # reachable in a few dozen epochs, so every code path runs
+        loss_levels=(0.6, 0.45),
         max_epochs=100,
         stall_epochs=40,
         wd_lrs=(0.32, 0.64),
-        wd_lambdas=(1e-3, 1e-2),
+        wd_batch_sizes=(20,),
+        wd_lambdas=(0.0, 1e-2),
         wd_max_epochs=30,
         wd_stall_epochs=20,
     ),
@@ -100,6 +101,9 @@ class Trajectory:
     history: np.ndarray  # (n_checks, n_models) training MSE every check_every epochs; NaN after the stop
     status: np.ndarray  # (n_models,) Status codes
     stop_epoch: np.ndarray  # (n_models,)
+    at_level: dict[
+        str, np.ndarray
+    ]  # "epoch", "J", "G", "V": (n_models, n_levels) at each loss level; NaN if never
 
 
 @dataclass
@@ -113,12 +117,19 @@ class Results:
     status: np.ndarray  # (n_lr, n_runs) Status codes
     stop_epoch: np.ndarray  # (n_lr, n_runs)
     train_loss: np.ndarray  # (n_lr, n_runs) at the final parameters
+    val_loss: np.ndarray  # (n_lr, n_runs)
     test_loss: np.ndarray  # (n_lr, n_runs)
-    grad_norm: np.ndarray  # (n_lr, n_runs) G = ‖∇J‖²
-    grad_var: np.ndarray  # (n_lr, n_runs) V = (1/N_b) Σ_b ‖∇J_b − ∇J‖²
+    grad_norm: np.ndarray  # (n_lr, n_runs) G = ‖∇J‖² at the final parameters
+    grad_var: np.ndarray  # (n_lr, n_runs) V: E over random partitions of (1/N_b) Σ_b ‖∇J_b − ∇J‖²
+    grad_var_fixed: np.ndarray  # (n_lr, n_runs) the same over the fixed consecutive split
+    level_epoch: np.ndarray  # (n_lr, n_runs, n_levels) first check below each loss level
+    level_loss: np.ndarray  # (n_lr, n_runs, n_levels) J there
+    level_grad_norm: np.ndarray  # (n_lr, n_runs, n_levels) G there
+    level_grad_var: np.ndarray  # (n_lr, n_runs, n_levels) expected V there
     wd_status: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_stop_epoch: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_train_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
+    wd_val_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_test_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     seconds: dict  # wall-clock time per phase
 
@@ -152,6 +163,7 @@ def train(
     stall_epochs: int,
     diverge_factor: float,
     order_seed: int,
+    levels: tuple[float, ...] = (),
     desc: str = "SGD",
 ) -> Trajectory:
     """Train every model of ``model`` by SGD with its own learning rate and weight decay.
@@ -179,6 +191,9 @@ def train(
         Stopping rules, as in :class:`Config`.
     order_seed
         Seed of the mini-batch shuffling.
+    levels
+        Training-loss levels: at the first check where a model's loss is below a level,
+        its J, G and expected V (:func:`~experiments.grad_stats.expected_variation`) are recorded.
     desc
         Label of the progress bar.
 
@@ -199,6 +214,7 @@ def train(
     best = np.full(n_models, np.inf)  # best training MSE so far
     best_epoch = np.zeros(n_models, dtype=int)  # epoch of its last 1 % improvement
     initial = np.full(n_models, np.nan)
+    at_level = {k: np.full((n_models, len(levels)), np.nan) for k in ("epoch", "J", "G", "V")}
 
     active = torch.arange(n_models)  # indices of the models still training
     sets = data_index.to(dev)
@@ -231,6 +247,17 @@ def train(
         history[epoch // check_every, ids] = loss
         if epoch == 0:
             initial[ids] = loss
+        crossing = (loss[:, None] < np.array(levels)) & np.isnan(
+            at_level["epoch"][ids]
+        )  # (n_active, n_levels)
+        if crossing.any():
+            rows = np.flatnonzero(crossing.any(1))
+            sel = torch.from_numpy(rows).to(dev)
+            G, V, _ = expected_variation(_select(model, sel), X[sets[sel]], Y[sets[sel]], batch_size)
+            for key, value in [("epoch", epoch), ("J", loss[rows, None]), ("G", G.double().cpu().numpy()[:, None]),
+                               ("V", V.double().cpu().numpy()[:, None])]:  # fmt: skip
+                block = at_level[key][ids[rows]]
+                at_level[key][ids[rows]] = np.where(crossing[rows], value, block)
         improved = loss < (1 - STALL_IMPROVEMENT) * best[ids]
         best[ids] = np.where(improved, loss, best[ids])
         best_epoch[ids] = np.where(improved, epoch, best_epoch[ids])
@@ -255,21 +282,19 @@ def train(
         if len(active) == 0:
             break
     progress.close()
-    return Trajectory(model=final, history=history, status=status, stop_epoch=stop_epoch)
+    return Trajectory(model=final, history=history, status=status, stop_epoch=stop_epoch, at_level=at_level)
 
 
 def _evaluate(
     model: batched_mlp.BatchedMLP,
     X: torch.Tensor,
     Y: torch.Tensor,
-    X_test: torch.Tensor,
-    Y_test: torch.Tensor,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training MSE (per-model sets X, Y: (n_models, N, dim)) and test MSE (shared set)."""
+    *shared: tuple[torch.Tensor, torch.Tensor],
+) -> list[np.ndarray]:
+    """Training MSE (per-model sets X, Y: (n_models, N, dim)), then the MSE on each shared (X, Y) set."""
     with torch.no_grad():
-        train = batched_mlp.mse(batched_mlp.forward(model, X), Y)
-        test = batched_mlp.mse(batched_mlp.forward(model, X_test), Y_test)
-    return train.double().cpu().numpy(), test.double().cpu().numpy()
+        losses = [batched_mlp.mse(batched_mlp.forward(model, x), y) for x, y in [(X, Y), *shared]]
+    return [loss.double().cpu().numpy() for loss in losses]
 
 
 def run(config: Config) -> Results:
@@ -293,7 +318,8 @@ def _run(config: Config) -> Results:
     sets = [make_data(config.n_train, config.seed + 1 + r, process) for r in range(config.n_runs)]
     X = torch.stack([x for x, _ in sets]).to(dev)  # (n_runs, N, dim)
     Y = torch.stack([y for _, y in sets]).to(dev)
-    X_test, Y_test = (t.to(dev) for t in make_data(config.n_test, config.seed + 100_000, process))
+    test = tuple(t.to(dev) for t in make_data(config.n_test, config.seed + 100_000, process))
+    val = tuple(t.to(dev) for t in make_data(config.n_val, config.seed + 300_000, process))
     init_seeds = [config.seed + 200_000 + r for r in range(config.n_runs)]
     common = {
         "target_loss": config.target_loss,
@@ -321,32 +347,32 @@ def _run(config: Config) -> Results:
     model, per_model = grid([(mu, 0.0) for mu in config.lrs])
     traj = train(
         model, X, Y, **per_model, batch_size=config.batch_size, max_epochs=config.max_epochs,
-        stall_epochs=config.stall_epochs, desc="(b) μ grid", **common,
+        stall_epochs=config.stall_epochs, levels=config.loss_levels, desc="(b) μ grid", **common,
     )  # fmt: skip
     seconds["lr_grid"] = time.perf_counter() - start
 
     start = time.perf_counter()
     X_m, Y_m = X[per_model["data_index"]], Y[per_model["data_index"]]  # (n_models, N, dim)
-    G, V = gradient_stats(traj.model, X_m, Y_m, config.batch_size)
+    G, V, V_fixed = expected_variation(traj.model, X_m, Y_m, config.batch_size)
     seconds["grad_stats"] = time.perf_counter() - start
-    train_loss, test_loss = _evaluate(traj.model, X_m, Y_m, X_test, Y_test)
+    train_loss, val_loss, test_loss = _evaluate(traj.model, X_m, Y_m, val, test)
 
     start = time.perf_counter()
     hyper = [(mu, lam) for mu in config.wd_lrs for lam in config.wd_lambdas]
     wd_shape = (len(config.wd_batch_sizes), len(config.wd_lrs), len(config.wd_lambdas), config.n_runs)
-    wd = {k: np.zeros(wd_shape) for k in ("status", "stop_epoch", "train_loss", "test_loss")}
+    wd = {k: np.zeros(wd_shape) for k in ("status", "stop_epoch", "train_loss", "val_loss", "test_loss")}
     for i, batch_size in enumerate(config.wd_batch_sizes):
         model, per_model = grid(hyper)
         wd_traj = train(
             model, X, Y, **per_model, batch_size=batch_size, max_epochs=config.wd_max_epochs,
             stall_epochs=config.wd_stall_epochs, desc=f"(d) weight decay, B={batch_size}", **common,
         )  # fmt: skip
-        wd_train, wd_test = _evaluate(
-            wd_traj.model, X[per_model["data_index"]], Y[per_model["data_index"]], X_test, Y_test
+        wd_train, wd_val, wd_test = _evaluate(
+            wd_traj.model, X[per_model["data_index"]], Y[per_model["data_index"]], val, test
         )
         for key, values in [
             ("status", wd_traj.status), ("stop_epoch", wd_traj.stop_epoch),
-            ("train_loss", wd_train), ("test_loss", wd_test),
+            ("train_loss", wd_train), ("val_loss", wd_val), ("test_loss", wd_test),
         ]:  # fmt: skip
             wd[key][i] = values.reshape(wd_shape[1:])
     seconds["weight_decay"] = time.perf_counter() - start
@@ -362,12 +388,19 @@ def _run(config: Config) -> Results:
         status=traj.status.reshape(shape),
         stop_epoch=traj.stop_epoch.reshape(shape),
         train_loss=train_loss.reshape(shape),
+        val_loss=val_loss.reshape(shape),
         test_loss=test_loss.reshape(shape),
         grad_norm=G.double().cpu().numpy().reshape(shape),
         grad_var=V.double().cpu().numpy().reshape(shape),
+        grad_var_fixed=V_fixed.double().cpu().numpy().reshape(shape),
+        level_epoch=traj.at_level["epoch"].reshape(*shape, -1),
+        level_loss=traj.at_level["J"].reshape(*shape, -1),
+        level_grad_norm=traj.at_level["G"].reshape(*shape, -1),
+        level_grad_var=traj.at_level["V"].reshape(*shape, -1),
         wd_status=wd["status"].astype(int),
         wd_stop_epoch=wd["stop_epoch"].astype(int),
         wd_train_loss=wd["train_loss"],
+        wd_val_loss=wd["val_loss"],
         wd_test_loss=wd["test_loss"],
         seconds=seconds,
     )

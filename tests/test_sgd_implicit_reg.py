@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
+from experiments.grad_stats import expected_variation
 from experiments.sgd_implicit_reg import PROFILES, Status, minibatch_orders, train
 from report.render import render
 
@@ -96,6 +97,30 @@ def test_stopping_rules():
     assert np.isnan(traj.history[converged_at + 1 :, 0]).all()
 
 
+def test_records_gradient_statistics_where_each_level_is_first_crossed():
+    model, X, Y = _problem(2)
+    data_index, lr = torch.tensor([0, 1]), torch.tensor([0.05, 0.1], dtype=torch.float64)
+    args = {"batch_size": B, "max_epochs": 20, "target_loss": 0.0, **STOP}
+    zero = torch.zeros(2, dtype=torch.float64)
+    plain = train(model, X, Y, data_index, lr, zero, **args)
+    levels = (
+        2.0 * plain.history[0].max(),
+        (1 + 1e-9) * plain.history[10].max(),
+        0.0,
+    )  # at once, by epoch 10, never
+    traj = train(model, X, Y, data_index, lr, zero, levels=levels, **args)
+    at = traj.at_level
+    assert (at["epoch"][:, 0] == 0).all()
+    assert np.isnan(at["epoch"][:, 2]).all()
+    for i in range(2):
+        epoch = int(at["epoch"][i, 1])
+        assert at["J"][i, 1] == traj.history[epoch, i] < levels[1]
+        assert (traj.history[:epoch, i] >= levels[1]).all()
+    G0, V0, _ = expected_variation(model, X[data_index], Y[data_index], B)
+    np.testing.assert_allclose(at["G"][:, 0], G0.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(at["V"][:, 0], V0.numpy(), rtol=1e-10)
+
+
 def test_rejects_batch_size_not_dividing_n():
     model, X, Y = _problem(1)
     with pytest.raises(ValueError, match="does not divide"):
@@ -112,8 +137,9 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
     r = quick_results
     n_lr, n_runs = len(r.config.lrs), r.config.n_runs
     assert r.history.shape == (n_lr, n_runs, r.config.max_epochs // r.config.check_every + 1)
-    for field in ("status", "stop_epoch", "train_loss", "test_loss", "grad_norm", "grad_var"):
+    for field in ("status", "stop_epoch", "train_loss", "val_loss", "test_loss", "grad_norm", "grad_var"):
         assert getattr(r, field).shape == (n_lr, n_runs)
+    assert r.level_grad_var.shape == (n_lr, n_runs, len(r.config.loss_levels))
     assert np.isfinite(r.test_loss).all()
     assert (r.grad_norm > 0).all()
     assert (r.grad_var > 0).all()
@@ -134,7 +160,7 @@ def _fake_results() -> sgd_implicit_reg.Results:
     """Hand-made results: larger μ gives smaller gradient norms and lower test error; μ = 1 diverged."""
     config = dataclasses.replace(
         PROFILES["quick"], lrs=(0.1, 0.2, 0.4, 1.0), n_runs=3, max_epochs=100, check_every=10,
-        wd_lrs=(0.2, 0.4), wd_lambdas=(1e-4, 1e-3, 1e-2),
+        wd_lrs=(0.2, 0.4), wd_lambdas=(0.0, 1e-3, 1e-2), loss_levels=(0.1, 0.01),
     )  # fmt: skip
     rng = np.random.default_rng(0)
     mu = np.array(config.lrs)[:, None]  # (n_lr, 1)
@@ -144,11 +170,18 @@ def _fake_results() -> sgd_implicit_reg.Results:
     status[3] = Status.DIVERGED
     wd_test = 0.5 + 0.05 * rng.random((1, 2, 3, 3))
     wd_test[0, 1, 1] -= 0.1  # best: μ = 0.4, λ = 1e-3
+    grad_norm = 1e-6 / mu * (1 + 0.1 * rng.random((4, 3)))
+    levels = np.stack([grad_norm * 100, grad_norm * 10], axis=-1)  # (n_lr, n_runs, n_levels): falling with μ
     return sgd_implicit_reg.Results(
         config=config, process={"noise_std": 0.5}, noise_var=0.25, n_params=1234, epochs=epochs,
         history=history, status=status, stop_epoch=np.full((4, 3), 100),
         train_loss=history[..., -1], test_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
-        grad_norm=1e-6 / mu * (1 + 0.1 * rng.random((4, 3))), grad_var=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
+        val_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
+        grad_norm=grad_norm, grad_var=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
+        grad_var_fixed=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
+        level_epoch=np.where(status[..., None] == Status.DIVERGED, np.nan, 10.0) * np.ones((1, 1, 2)),
+        level_loss=np.array([0.09, 0.009]) * np.ones((4, 3, 1)), level_grad_norm=levels, level_grad_var=levels * 3,
+        wd_val_loss=wd_test + 0.001 * rng.random((1, 2, 3, 3)),
         wd_status=np.full((1, 2, 3, 3), Status.STALLED), wd_stop_epoch=np.full((1, 2, 3, 3), 50),
         wd_train_loss=np.full((1, 2, 3, 3), 0.1), wd_test_loss=wd_test, seconds={"lr_grid": 1.0},
     )  # fmt: skip
@@ -168,9 +201,9 @@ def test_convergence_figure_has_one_labelled_series_per_lr():
 def test_gradient_norm_figures_skip_unconverged_lrs():
     results = _fake_results()
     fig = sgd_implicit_reg_plot.FIGURES["sgd_grad_norms"](results)
-    (ax,) = fig.axes
-    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
-    assert len(ax.get_legend().get_texts()) == 2  # G and V
+    assert len(fig.axes) == 3  # G and V at matched loss, G/J and V/J at the end
+    assert all((ax.get_xscale(), ax.get_yscale()) == ("log", "log") for ax in fig.axes)
+    assert len(fig.axes[0].get_legend().get_texts()) == 2  # one series per loss level
     fig = sgd_implicit_reg_plot.FIGURES["sgd_test_vs_grad"](results)
     assert len(fig.axes) == 2
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
@@ -180,19 +213,16 @@ def test_gradient_norm_figures_skip_unconverged_lrs():
 def test_context_follows_the_data():
     results = _fake_results()
     ctx = sgd_implicit_reg_plot.context(results)
-    assert ctx["grad_norm_shape"] == "decreasing"
+    assert ctx["all_G_hold"] and ctx["all_V_hold"]
+    assert ctx["levels"][0]["G"].startswith("a clear decrease")
     assert ctx["test_shape"] == "decreasing"
     assert ctx["diverged_lrs"] == r"\num{1}"
     assert ctx["wd_verdict"] == "wd_better"
     assert ctx["wd_best"]["lam"] == r"\num{0.001}"
-    flipped = dataclasses.replace(results, grad_norm=results.grad_norm[::-1].copy())
-    assert sgd_implicit_reg_plot.context(flipped)["grad_norm_shape"] == "increasing"
-    hump = results.grad_norm.copy()
-    hump[1] *= 100  # μ = 0.2 far above both ends
-    assert (
-        sgd_implicit_reg_plot.context(dataclasses.replace(results, grad_norm=hump))["grad_norm_shape"]
-        == "peak"
-    )
+    assert ctx["wd_best"]["best"]
+    flipped = dataclasses.replace(results, level_grad_norm=results.level_grad_norm[::-1].copy())
+    assert not sgd_implicit_reg_plot.context(flipped)["levels_G_hold"]
+    assert sgd_implicit_reg_plot.context(flipped)["levels"][0]["G"].startswith("a clear increase")
     no_gain = dataclasses.replace(results, wd_test_loss=results.wd_test_loss + 1.0)
     assert sgd_implicit_reg_plot.context(no_gain)["wd_verdict"] == "implicit_better"
 
@@ -207,4 +237,4 @@ def test_section_renders_for_the_fake_results():
         },
     )
     assert r"\label{sec:sgd_implicit_reg}" in text
-    assert "smaller gradient norm" in text  # the sentence chosen for falling G and V
+    assert "falls with the learning rate at every loss level" in text  # chosen for V falling at matched loss
