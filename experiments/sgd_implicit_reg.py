@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from experiments import batched_mlp
 from experiments.data import DataProcess, make_data, optimal_test_error
 from experiments.grad_stats import expected_variation
+from report import progress
 from report.io import load_arrays, load_json, save_arrays, save_json
 
 
@@ -221,7 +221,7 @@ def train(
     lr_a = lr.to(dev, X.dtype)  # (n_active,)
     shrink = (1 - lr * weight_decay).view(-1, 1, 1).to(dev, X.dtype)  # (n_active, 1, 1)
     decaying = bool((weight_decay != 0).any())
-    progress = tqdm(total=max_epochs, desc=desc, unit="epoch", leave=False, mininterval=1.0)
+    bar = progress.bar(total=max_epochs, desc=desc, unit="epoch", leave=False, mininterval=1.0)
     for epoch in range(max_epochs + 1):
         if epoch > 0:
             order = minibatch_orders(generator, n_sets, n).to(dev)[sets]  # (n_active, N)
@@ -238,7 +238,7 @@ def train(
                         if decaying:
                             p.mul_(shrink)  # θ(1 − μλ) − μ∇J = θ − μ(∇J + λθ)
                         p.sub_(step)
-            progress.update()
+            bar.update()
         if epoch % check_every:
             continue
         with torch.no_grad():
@@ -278,10 +278,10 @@ def train(
             active, sets = active[keep], sets[keep.to(dev)]
             lr_a, shrink = lr_a[keep.to(dev)], shrink[keep.to(dev)]
             model = _select(model, torch.nonzero(keep).flatten().to(dev))
-            progress.set_postfix(training=len(active))
+            bar.set_postfix(training=len(active))
         if len(active) == 0:
             break
-    progress.close()
+    bar.close()
     return Trajectory(model=final, history=history, status=status, stop_epoch=stop_epoch, at_level=at_level)
 
 
