@@ -221,7 +221,7 @@ def train(
     lr_a = lr.to(dev, X.dtype)  # (n_active,)
     shrink = (1 - lr * weight_decay).view(-1, 1, 1).to(dev, X.dtype)  # (n_active, 1, 1)
     decaying = bool((weight_decay != 0).any())
-    bar = progress.bar(total=max_epochs, desc=desc, unit="epoch", leave=False, mininterval=1.0)
+    bar = progress.bar(total=max_epochs, desc=desc, unit="epoch", leave=False)
     for epoch in range(max_epochs + 1):
         if epoch > 0:
             order = minibatch_orders(generator, n_sets, n).to(dev)[sets]  # (n_active, N)

@@ -36,4 +36,4 @@ def bar(stream: TextIO | None = None, **kwargs: Any) -> tqdm:
     if stream.isatty():
         return tqdm(file=stream, **kwargs)
     kwargs.pop("position", None)  # stacked bars need a terminal
-    return tqdm(file=_Lines(stream), **kwargs | {"mininterval": LOG_INTERVAL, "ascii": True, "leave": True})
+    return tqdm(file=_Lines(stream), mininterval=LOG_INTERVAL, ascii=True, **kwargs | {"leave": True})
