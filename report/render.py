@@ -77,7 +77,11 @@ def _string(value: Any) -> str:
 
 
 def _join(values: Any, separator: str = "") -> str:
-    return separator.join(_string(v) for v in values)
+    """Jinja's ``join``, refusing raw floats; LaTeX items (:class:`Tex`) stay LaTeX."""
+    items = [_no_raw_number(v) for v in values]
+    if items and all(isinstance(v, Tex) for v in items):
+        return Tex(latex_escape(separator).join(items))
+    return separator.join(jinja2.filters.soft_str(v) for v in items)
 
 
 def _format(template: str, *args: Any, **kwargs: Any) -> str:

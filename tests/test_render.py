@@ -72,3 +72,9 @@ def test_a_syntax_error_names_file_and_line(tmp_path):
     (tmp_path / "bad.tex.j2").write_text("ok\n\\BLOCK{if}\n")
     with pytest.raises(TemplateError, match=r"bad\.tex\.j2:2: template syntax error"):
         render("bad.tex.j2", {}, tmp_path)
+
+
+def test_joined_latex_stays_latex_and_joined_text_is_escaped(tmp_path):
+    (tmp_path / "t.tex.j2").write_text('\\VAR{tex|join(", ")} \\VAR{text|join("_")}\n')
+    context = {"tex": [Tex(r"\num{1e-05}"), Tex(r"\num{1e-04}")], "text": ["a", "b"]}
+    assert render("t.tex.j2", context, tmp_path) == r"\num{1e-05}, \num{1e-04} a\_b" + "\n"
