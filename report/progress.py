@@ -7,6 +7,7 @@ it is not, the same counter as one plain line every ``LOG_INTERVAL`` seconds.
 
 import re
 import sys
+import time
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -16,15 +17,25 @@ _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r")  # cursor movements and carri
 
 
 class _Lines:
-    """A file for tqdm that turns each redraw into one line and drops the control sequences."""
+    """A file for tqdm that writes a redraw as one plain line, at most every ``LOG_INTERVAL`` s.
+
+    The interval is kept here, not by tqdm's ``mininterval``, because ``set_postfix`` and
+    ``refresh`` redraw at once whatever ``mininterval`` says.  The final redraw (100 %) is kept.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.last = -LOG_INTERVAL
+        self.counter = ""  # the last written line up to its timing part, e.g. "sweep: 100%|###| 3/3"
 
     def write(self, text: str) -> None:
         line = _CONTROL.sub("", text).strip()
-        if line:
+        counter = line.split(" [")[0]
+        now = time.monotonic()
+        finished = "100%" in counter and counter != self.counter  # once, not again on close
+        if line and (now - self.last >= LOG_INTERVAL or finished):
             self.stream.write(line + "\n")
+            self.last, self.counter = now, counter
 
     def flush(self) -> None:
         self.stream.flush()
@@ -36,4 +47,4 @@ def bar(stream: TextIO | None = None, **kwargs: Any) -> tqdm:
     if stream.isatty():
         return tqdm(file=stream, **kwargs)
     kwargs.pop("position", None)  # stacked bars need a terminal
-    return tqdm(file=_Lines(stream), mininterval=LOG_INTERVAL, ascii=True, **kwargs | {"leave": True})
+    return tqdm(file=_Lines(stream), **kwargs | {"mininterval": LOG_INTERVAL, "ascii": True, "leave": True})
