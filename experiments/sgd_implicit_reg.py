@@ -148,7 +148,8 @@ class Results:
     wd_train_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_val_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_test_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
-    wd_es_test_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs) at the lowest validation MSE
+    wd_es_epoch: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs) epoch of the lowest validation MSE
+    wd_es_test_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs) test MSE there
     seconds: dict  # CPU seconds per shard
 
 
@@ -366,6 +367,12 @@ def cpu_time() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def order_seed(seed: int, run: int) -> int:
+    """Seed of run ``run``'s mini-batch shuffling (its data and initialisation use ``seed + 1 + run``
+    and ``seed + 200_000 + run``)."""
+    return seed + 400_000 + run
+
+
 def _shared_sets(spec: dict, process: DataProcess, dev: torch.device) -> tuple[tuple, tuple]:
     """The test and validation sets every run shares."""
     test = tuple(t.to(dev) for t in make_data(spec["n_test"], spec["seed"] + 100_000, process))
@@ -401,7 +408,7 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
     lr, wd = (torch.tensor([h[k] for h in hyper]).repeat_interleave(len(runs)) for k in (0, 1))
     traj = train(
         model, X, Y, data_index, lr, wd, spec["batch_size"], stopping,
-        order_seeds=[seed + 400_000 + r for r in runs], levels=tuple(spec["levels"]), val=val,
+        order_seeds=[order_seed(seed, r) for r in runs], levels=tuple(spec["levels"]), val=val,
         val_every=spec["val_every"], desc=f"B={spec['batch_size']} μ={lrs} λ={lambdas}",
     )  # fmt: skip
     X_m, Y_m = X[data_index], Y[data_index]  # (n_models, N, dim)
@@ -478,6 +485,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         wd_train_loss=wd_grid("train_loss"),
         wd_val_loss=wd_grid("val_loss"),
         wd_test_loss=wd_grid("test_loss"),
+        wd_es_epoch=wd_grid("es_epoch").astype(int),
         wd_es_test_loss=wd_grid("es_test_loss"),
         seconds={name: float(part["cpu_seconds"]) for name, part in parts.items()},
     )

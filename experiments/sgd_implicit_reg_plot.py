@@ -159,6 +159,8 @@ def plot_weight_decay(results: Results) -> Figure:
     best = implicit_best(results, results.val_loss)
     mean, se = mean_se(results.test_loss[best], converged(results)[best])
     x = np.arange(len(c.wd_lambdas))
+    exponent = int(np.floor(np.log10(max(c.wd_lambdas))))  # λ in units of 10^exponent: short tick labels
+    unit = 10.0**exponent
     zero = c.wd_lambdas.index(0.0)
     colours = sequential(len(c.wd_lrs), cmap="plasma") if len(c.wd_lrs) > 2 else ["C0", "C3"]
     for i, (ax, batch_size) in enumerate(zip(axes[0], c.wd_batch_sizes, strict=True)):
@@ -171,8 +173,8 @@ def plot_weight_decay(results: Results) -> Figure:
             es_mean, es_se = mean_se(results.wd_es_test_loss[i, k, zero])
             ax.errorbar(x[zero] + 0.15 * (k + 1), es_mean, yerr=es_se, marker="o", ms=4, mfc="white", capsize=2,
                         color=colour, label="early-stopped" if k == 0 else None)  # fmt: skip
-        ax.set_xticks(x, ["0" if lam == 0 else power_label(lam) for lam in c.wd_lambdas], rotation=45)
-        ax.set(xlabel=r"weight decay $\lambda$")
+        ax.set_xticks(x, [f"{lam / unit:g}" for lam in c.wd_lambdas])
+        ax.set(xlabel=rf"weight decay $\lambda$ / $10^{{{exponent}}}$")
         ax.set_title(f"$B = {batch_size}$", fontsize=9)
     axes[0, 0].set_ylabel("test MSE")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right center")

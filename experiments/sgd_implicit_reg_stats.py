@@ -323,8 +323,8 @@ def _wd_context(results: Results) -> dict:
     for key, (mean, se) in effects.items():
         ctx[f"{key}_effect"] = pm(mean, se)
         ctx[f"{key}_verdict"] = _verdict(mean, se)
-    ctx["es_median_epoch"] = integer(np.median(results.es_epoch[best]))
-    ctx["es_median_stop"] = integer(np.median(results.stop_epoch[best]))
+    ctx["es_median_epoch"] = integer(np.median(results.wd_es_epoch[base]))
+    ctx["es_median_stop"] = integer(np.median(results.wd_stop_epoch[base]))
     ctx["wd_verdict"] = {"lower": "wd_better", "higher": "implicit_better", "tie": "tie"}[
         ctx["total_verdict"]
     ]

@@ -267,6 +267,7 @@ def _fake_results() -> sgd_implicit_reg.Results:
         wd_val_loss=wd_test + 0.001 * rng.random((1, 2, 3, 3)),
         wd_status=np.full((1, 2, 3, 3), Status.STALLED), wd_stop_epoch=np.full((1, 2, 3, 3), 50),
         wd_train_loss=np.full((1, 2, 3, 3), 0.1), wd_test_loss=wd_test, wd_es_test_loss=wd_test + 0.02,
+        wd_es_epoch=np.full((1, 2, 3, 3), 20),
         seconds={"b-mu0.1-r0..2": 1.0},
     )  # fmt: skip
 
