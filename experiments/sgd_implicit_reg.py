@@ -11,7 +11,7 @@ diverged, or at the epoch budget.
 training draws; the fixed consecutive split as a cross-check, :mod:`experiments.grad_stats`)
 and J where each model first crosses each of ``loss_levels`` (comparison at equal loss) and
 at the final parameters, with the validation and test MSE.  Along every trajectory the
-validation MSE is checked every ``val_every`` epochs; the parameters where it was lowest
+validation MSE is checked (:func:`on_val_schedule`); the parameters where it was lowest
 give the early-stopped validation and test MSE.
 (d) The same with weight decay λ (as ``torch.optim.SGD(weight_decay=λ)``) over a grid of
 (B, μ, λ) that includes λ = 0 and (b)'s B, under the same :class:`Stopping` as (b), so
@@ -74,8 +74,8 @@ class Config:
     n_runs: int = 10  # runs with newly sampled training data and initialisation (error bars)
     loss_levels: tuple[float, ...] = (1e-3, 1e-4, 1e-5)  # G, V, J recorded where a model first crosses each
     stopping: Stopping = Stopping()  # for (b) and (d) alike
-    val_every: int = 50  # epochs between validation checks along a trajectory (early-stopping point)
-    wd_batch_sizes: tuple[int, ...] = (10, 20, 50)  # B grid of (d); includes (b)'s B
+    val_every: int = 50  # epochs between validation checks after the first val_every (every check before)
+    wd_batch_sizes: tuple[int, ...] = (20, 50)  # B grid of (d); includes (b)'s B (B = 10 doubles the cost)
     wd_lrs: tuple[float, ...] = (0.32, 0.64)  # μ grid of (d): around the best μ without weight decay
     wd_lambdas: tuple[float, ...] = (0.0, 5e-4, 2e-3, 4e-3, 8e-3)  # λ grid of (d); λ = 0 is the baseline
     seed: int = 0
@@ -168,6 +168,12 @@ def _select(model: batched_mlp.BatchedMLP, keep: torch.Tensor) -> batched_mlp.Ba
     )
 
 
+def on_val_schedule(epoch: int, check_every: int, val_every: int) -> bool:
+    """Whether the validation MSE is checked at ``epoch``: at every check up to ``val_every``
+    (early stopping often lands there), then every ``val_every`` epochs."""
+    return epoch % (check_every if epoch <= val_every else val_every) == 0
+
+
 def _copy_into(target: batched_mlp.BatchedMLP, rows: torch.Tensor, source: batched_mlp.BatchedMLP,
                pick: torch.Tensor) -> None:  # fmt: skip
     """target[rows] ← source[pick] for every parameter."""
@@ -220,8 +226,8 @@ def train(
         Training-loss levels: at the first check where a model's loss is below a level,
         its J, G and expected V (:func:`~experiments.grad_stats.expected_variation`) are recorded.
     val, val_every
-        A shared validation set, checked every ``val_every`` epochs (a multiple of
-        ``check_every``) and at the stop; the parameters with the lowest validation MSE are kept.
+        A shared validation set, checked on :func:`on_val_schedule` (``val_every`` a multiple
+        of ``check_every``) and at the stop; the parameters with the lowest validation MSE are kept.
     desc
         Label of the progress bar.
     """
@@ -292,11 +298,11 @@ def train(
         done[loss < s.target_loss] = Status.CONVERGED
         done[~np.isfinite(loss) | (loss > s.diverge_factor * initial[ids])] = Status.DIVERGED
         finished = (done != Status.MAX_EPOCHS) | (epoch == s.max_epochs)
-        if val is not None and (epoch % val_every == 0 or finished.any()):
+        if val is not None and (on_val_schedule(epoch, s.check_every, val_every) or finished.any()):
             with torch.no_grad():
                 v = batched_mlp.mse(batched_mlp.forward(model, val[0]), val[1]).double().cpu().numpy()
             # Off the schedule only models stopping now are checked, so no model depends on its batch mates.
-            checked = finished | (epoch % val_every == 0)
+            checked = finished | on_val_schedule(epoch, s.check_every, val_every)
             better = (v < best_val[ids]) & checked & (done != Status.DIVERGED)
             if better.any():
                 best_val[ids[better]], early_epoch[ids[better]] = v[better], epoch

@@ -311,7 +311,7 @@ def _wd_context(results: Results) -> dict:
         "wd_n_max_epochs": integer((results.wd_status[:, :, decayed] == Status.MAX_EPOCHS).sum()),
         "wd_n_decayed": integer(results.wd_status[:, :, decayed].size),
         "wd_best_interpolates": bool(results.wd_train_loss[sel].mean() < 10 * c.stopping.target_loss),
-        "wd_shares_b": c.batch_size in c.wd_batch_sizes and 0.0 in c.wd_lambdas,
+        "wd_shares_b": c.batch_size in c.wd_batch_sizes and 0.0 in c.wd_lambdas and set(c.wd_lrs) <= set(c.lrs),
         "n_val": integer(c.n_val),
     }  # fmt: skip
     effects = {

@@ -159,14 +159,16 @@ def test_early_stopping_keeps_the_parameters_of_the_lowest_validation_loss():
         **args,
     )
     for i in range(2):
-        curve = []  # validation MSE at every third epoch, from a rerun stopped there
-        for epoch in range(0, 31, 3):
+        curve = []  # validation MSE on the schedule, from a rerun stopped there
+        schedule = [e for e in range(31) if sgd_implicit_reg.on_val_schedule(e, 1, 3)]
+        assert schedule[:5] == [0, 1, 2, 3, 6]
+        for epoch in schedule:
             again = train(
                 model, X, Y, data_index, lr, torch.zeros(2), stopping=_stop(max_epochs=epoch), **args
             )
             out = batched_mlp.forward(again.model, val[0])
             curve.append(batched_mlp.mse(out, val[1])[i].item())
-        assert traj.early_epoch[i] == 3 * int(np.argmin(curve))
+        assert traj.early_epoch[i] == schedule[int(np.argmin(curve))]
         early = batched_mlp.mse(batched_mlp.forward(traj.early, val[0]), val[1])[i].item()
         assert early == pytest.approx(min(curve), rel=1e-10)
 
