@@ -197,7 +197,7 @@ def _level_context(results: Results) -> dict:
             }  # fmt: skip
             levels.append(entry)
     ok = converged(results)
-    ctx = {"levels": levels, "n_levels": integer(len(levels))}
+    ctx = {"levels": levels}
     ctx["G_peaks"] = any(e["G_shape"] == "peak" and not e["G_holds"] for e in levels)
     for key in ("G", "V"):
         hold = [e["value"] for e in levels if e[f"{key}_holds"]]
@@ -239,8 +239,7 @@ def _test_context(results: Results) -> dict:
                 "above": bool(gap > APART_SE * np.hypot(test_se[i], test_se[k]))}  # fmt: skip
 
     ctx = {
-        "n_usable": integer(len(rows)), "usable_set": in_set(r"\mu", mus), "first_mu": setting(mus[0]),
-        "last_mu": setting(mus[-1]), "test_shape": shape(mus, test, test_se),
+        "usable_set": in_set(r"\mu", mus), "test_shape": shape(mus, test, test_se),
         "test_min_interior": bool(0 < k < len(mus) - 1), "test_left": side(0), "test_right": side(len(mus) - 1),
         "test_other": side(len(mus) - 1 if k == 0 else 0),
         "test_vs_G": relation(spearman(logG, test)), "test_vs_V": relation(spearman(logV, test)),
@@ -303,7 +302,7 @@ def _wd_context(results: Results) -> dict:
     ctx = {
         "wd_rows": rows, "wd_best": rows[0], "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas),
         "wd_lr_set": in_set(r"\mu", c.wd_lrs), "wd_B_set": in_set("B", c.wd_batch_sizes),
-        "wd_test_selected_differs": by_test != sel, "wd_selected_lambda_zero": sel[2] == zero,
+        "wd_test_selected_differs": by_test != sel,
         "wd_best_lambda_at_edge": bool(sel[2] == len(c.wd_lambdas) - 1 or (sel[2] == 1 and zero == 0)),
         "wd_any_diverged": bool((results.wd_status == Status.DIVERGED).any()),
         "wd_median_epochs": integer(np.median(results.wd_stop_epoch[:, :, decayed])),
