@@ -159,7 +159,10 @@ def _status_context(results: Results) -> dict:
         ]
         parts = [f"{integer(n)} {word}" for n, word in counts if n]
         done = ~ok[j] & (results.status[j] != Status.DIVERGED)
-        loss = num(np.median(results.train_loss[j][done])) if done.any() else None
+        loss = None
+        if done.any():
+            whose = "of the others " if (results.status[j] == Status.DIVERGED).any() else ""
+            loss = Tex(f"median final training MSE {whose}{num(np.median(results.train_loss[j][done]))}")
         notes.append({"mu": in_set(r"\mu", [mus[j]]), "what": Tex(" and ".join(parts)), "loss": loss})
     return {
         "status_notes": notes,
