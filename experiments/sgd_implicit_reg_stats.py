@@ -158,6 +158,7 @@ def _status_context(results: Results) -> dict:
             ]
         ]
         parts = [f"{integer(n)} {word}" for n, word in counts if n]
+        parts[0] = parts[0].replace(" ", f" of the {integer(results.config.n_runs)} runs ", 1)
         done = ~ok[j] & (results.status[j] != Status.DIVERGED)
         loss = None
         if done.any():

@@ -307,7 +307,7 @@ def test_context_follows_the_data():
     assert ctx["levels"][0]["G"].startswith("a clear decrease")
     assert ctx["test_shape"] == "decreasing"
     assert ctx["status_notes"][0]["mu"] == r"\mu=\num{1}"
-    assert ctx["status_notes"][0]["what"] == r"\num{3} diverged"
+    assert ctx["status_notes"][0]["what"] == r"\num{3} of the \num{3} runs diverged"
     assert ctx["wd_verdict"] == "wd_better"
     assert ctx["wd_best"]["lam"] == r"\num{0.001}"
     assert ctx["wd_best"]["best"]
