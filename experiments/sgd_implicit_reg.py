@@ -525,6 +525,7 @@ def load(directory: Path) -> Results:
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(1)  # tiny matrices: one thread per process (the build's engine sets it for shards)
     results = run(PROFILES[sys.argv[1] if len(sys.argv) > 1 else "quick"])
     for mu, status, epoch, test, G, V in zip(
         results.config.lrs, results.status, results.stop_epoch, results.test_loss,
