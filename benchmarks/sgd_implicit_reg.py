@@ -20,7 +20,7 @@ from torch import nn
 from experiments import batched_mlp
 from experiments.data import make_data
 from experiments.grad_stats import gradient_stats
-from experiments.sgd_implicit_reg import PROFILES, Config, minibatch_orders, train
+from experiments.sgd_implicit_reg import PROFILES, Config, Stopping, minibatch_orders, order_seed, train
 
 
 def train_naive(
@@ -35,9 +35,9 @@ def train_naive(
     """Train each network alone with torch.optim.SGD, in the batched trainer's mini-batch order."""
     for net, lr, r in zip(nets, lrs, runs, strict=True):
         optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(order_seed(config.seed, r))
         for _ in range(epochs):
-            order = minibatch_orders(generator, config.n_runs, config.n_train)[r]
+            order = minibatch_orders([generator], config.n_train)[0]
             for start in range(0, config.n_train, config.batch_size):
                 idx = order[start : start + config.batch_size]
                 optimizer.zero_grad()
@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     naive = time.perf_counter() - start
     start = time.perf_counter()
     trained = train(
-        model, X, Y, torch.tensor(runs), torch.tensor(lrs), torch.zeros(len(lrs)), batch_size=config.batch_size,
-        max_epochs=args.epochs, target_loss=0.0, check_every=args.epochs, stall_epochs=args.epochs + 1,
-        diverge_factor=float("inf"), order_seed=config.seed,
+        model, X, Y, torch.tensor(runs), torch.tensor(lrs), torch.zeros(len(lrs)), config.batch_size,
+        Stopping(target_loss=0.0, max_epochs=args.epochs, check_every=args.epochs, stall_epochs=args.epochs + 1,
+                 diverge_factor=float("inf")),
+        order_seeds=[order_seed(config.seed, r) for r in range(config.n_runs)],
     ).model  # fmt: skip
     batched = time.perf_counter() - start
     print(f"training   naive {naive:7.2f} s   batched {batched:7.2f} s   speed-up {naive / batched:6.1f}x")

@@ -1,14 +1,15 @@
 """Figures of the implicit-regularization stage (computer assignment 2).
 
-Reads the :class:`experiments.sgd_implicit_reg.Results` the compute module saved; the
-builder calls ``FIGURES`` and ``context`` (from :mod:`experiments.sgd_implicit_reg_stats`)
-and fills ``templates/sections/sgd_implicit_reg.tex.j2``.
+The stage's present module: ``FIGURES`` (here) and ``context`` (the statistics that choose
+the prose, from :mod:`experiments.sgd_implicit_reg_stats`), both reading the
+:class:`experiments.sgd_implicit_reg.Results` the compute module saved.
 """
 
 from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -25,81 +26,107 @@ from report.figures import figsize, sequential
 
 __all__ = ["FIGURES", "context"]
 
-G_LABEL = r"$G=\|\nabla J\|^2$"
-V_LABEL = r"$V$"
+G_LABEL = r"$G=\Vert\nabla J\Vert^{2}$"
 
 
-def _sci(x: float, _position: int) -> str:
-    """Tick label m x 10^e in mathtext, e.g. 2e-05 -> $2\\times10^{-5}$."""
+def power_label(x: float) -> str:
+    """A positive number in mathtext as m x 10^e, e.g. 1e-05 -> $10^{-5}$, 2e-05 -> $2\\times10^{-5}$."""
     exponent = int(np.floor(np.log10(x) + 1e-9))
-    return rf"${x / 10**exponent:.0f}\times10^{{{exponent}}}$"
+    mantissa = round(x / 10**exponent, 1)
+    if mantissa == 1:
+        return rf"$10^{{{exponent}}}$"
+    return rf"${mantissa:g}\times10^{{{exponent}}}$"
+
+
+def _log_ticks(ax: Axes, axis: str = "y") -> None:
+    """Log-axis ticks labelled m x 10^e, with mantissas 1, 2, 5 (or 1, 3) when the data span few decades."""
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = np.log10(hi / lo)
+    subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 3 else (1.0,)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda x, _pos: power_label(x)))
+    target.set_minor_formatter(NullFormatter())
 
 
 def _mu_label(mu: float) -> str:
     return rf"$\mu = {mu:g}$"
 
 
-def _geo_errorbar(ax, x: np.ndarray, values: list[np.ndarray], **kwargs) -> None:
+def _geo_errorbar(ax: Axes, x: np.ndarray, values: list[np.ndarray], **kwargs) -> None:
     """Geometric means of ``values`` (one array per x) with one-standard-error bars of the logarithm."""
     gm, factor = np.array([geo_mean_factor(v) for v in values]).reshape(-1, 2).T
     ax.errorbar(x, gm, yerr=[gm - gm / factor, gm * factor - gm], capsize=3, **kwargs)
 
 
-def _mu_axis(ax, mus: np.ndarray) -> None:
+def _mu_axis(ax: Axes, mus: np.ndarray) -> None:
     ax.set_xscale("log")
     ax.set_xticks(mus, [f"{m:g}" for m in mus])
     ax.minorticks_off()
+    ax.set_xlabel(r"learning rate $\mu$")
 
 
 # --- figures -----------------------------------------------------------------------------
 
 
 def plot_convergence(results: Results) -> Figure:
-    """Training MSE against epochs for every μ and run (log-log), with the target loss."""
-    fig, ax = plt.subplots(figsize=figsize(3.6), layout="constrained")
+    """Training MSE against epochs for every μ and run (log-log), with the target loss; legend outside."""
+    fig, ax = plt.subplots(figsize=figsize(3.4), layout="constrained")
     epochs = results.epochs[1:]
     colours = sequential(len(results.config.lrs))
     for mu, colour, runs in zip(results.config.lrs, colours, results.history, strict=True):
         for r, history in enumerate(runs):
             ax.plot(
-                epochs, history[1:], color=colour, lw=0.8, alpha=0.8, label=_mu_label(mu) if r == 0 else None
+                epochs, history[1:], color=colour, lw=0.7, alpha=0.7, label=_mu_label(mu) if r == 0 else None
             )
-    ax.axhline(results.config.target_loss, color="k", ls="--", lw=0.8, label="target")
+    ax.axhline(results.config.stopping.target_loss, color="k", ls="--", lw=0.8, label="target")
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training MSE")
-    ax.legend(ncols=2, fontsize=8, loc="lower left")
+    fig.legend(loc="outside right center")
     return fig
 
 
 def plot_grad_norms(results: Results) -> Figure:
-    """G and V against μ where each run first crosses each loss level (left, middle), and
-    G/J, V/J at the end (right): geometric means over runs with one-standard-error bars."""
-    fig, axes = plt.subplots(1, 3, figsize=figsize(2.9), layout="constrained")
+    """G (left) and V (right) against μ where each run first crosses each loss level:
+    geometric means over runs with one-standard-error bars, one colour per level."""
+    fig, axes = plt.subplots(1, 2, figsize=figsize(3.0), layout="constrained")
     mus_all = np.array(results.config.lrs)
     levels = results.config.loss_levels
     for k, (level, colour) in enumerate(zip(levels, sequential(len(levels)), strict=True)):
         reached = np.isfinite(results.level_epoch[..., k])
         rows = np.flatnonzero(usable(reached))
-        for ax, values in zip(axes[:2], (results.level_grad_norm, results.level_grad_var), strict=True):
+        for ax, values in zip(axes, (results.level_grad_norm, results.level_grad_var), strict=True):
             if len(rows):
                 _geo_errorbar(ax, mus_all[rows], [values[j, reached[j], k] for j in rows], marker="o", ms=3,
-                              color=colour, label=f"$J = {level:g}$")  # fmt: skip
+                              color=colour, label=f"$J = ${power_label(level)}")  # fmt: skip
+    for ax, title in zip(axes, ("gradient norm $G$", "mini-batch variation $V$"), strict=True):
+        ax.set_yscale("log")
+        _log_ticks(ax)
+        _mu_axis(ax, mus_all[::2])  # every other μ: labels do not collide
+        ax.set_title(f"{title} at training loss $J$", fontsize=9)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center")
+    return fig
+
+
+def plot_final_grads(results: Results) -> Figure:
+    """Final G and V of the converged runs against μ (left), and G/J, V/J (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.9), layout="constrained")
+    mus_all = np.array(results.config.lrs)
     ok = converged(results)
     rows = np.flatnonzero(usable(ok))
-    for values, marker, colour, label in [
-        (results.grad_norm, "o", "C0", "$G/J$"),
-        (results.grad_var, "s", "C1", "$V/J$"),
+    for values, marker, colour, name in [
+        (results.grad_norm, "o", "C0", "G"),
+        (results.grad_var, "s", "C1", "V"),
     ]:
-        ratio = values / results.train_loss
-        _geo_errorbar(axes[2], mus_all[rows], [ratio[j][ok[j]] for j in rows], marker=marker, ms=3, color=colour,
-                      label=label)  # fmt: skip
-    for ax, title in zip(axes, ("$G$ at loss $J$", "$V$ at loss $J$", "at the end"), strict=True):
+        for ax, scale, label in [(axes[0], 1.0, f"${name}$"), (axes[1], results.train_loss, f"${name}/J$")]:
+            ratio = values / scale
+            _geo_errorbar(ax, mus_all[rows], [ratio[j][ok[j]] for j in rows], marker=marker, ms=3, color=colour,
+                          label=label)  # fmt: skip
+    for ax, title in zip(axes, ("at the end", "at the end, per unit of training loss"), strict=True):
         ax.set_yscale("log")
-        _mu_axis(
-            ax, (mus_all[rows] if ax is axes[2] else mus_all)[::2]
-        )  # every other μ: labels do not collide
-        ax.set(xlabel=r"$\mu$", title=title)
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=8)
+        _log_ticks(ax)
+        _mu_axis(ax, mus_all[rows])
+        ax.set_title(title, fontsize=9)
+        ax.legend()
     return fig
 
 
@@ -108,9 +135,7 @@ def plot_test_vs_grad(results: Results) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=figsize(3.2), sharey=True, layout="constrained")
     ok = converged(results)
     colours = sequential(len(results.config.lrs))
-    for ax, values, label in zip(
-        axes, (results.grad_norm, results.grad_var), (G_LABEL, V_LABEL), strict=True
-    ):
+    for ax, values, label in zip(axes, (results.grad_norm, results.grad_var), (G_LABEL, "$V$"), strict=True):
         for j in np.flatnonzero(usable(ok)):
             x, y = values[j][ok[j]], results.test_loss[j][ok[j]]
             ax.scatter(x, y, s=10, color=colours[j], alpha=0.4, lw=0)
@@ -119,47 +144,47 @@ def plot_test_vs_grad(results: Results) -> Figure:
             ax.errorbar(gm, mean, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=se, marker="o",
                         color=colours[j], capsize=2, label=_mu_label(results.config.lrs[j]) if ax is axes[0] else None)  # fmt: skip
         ax.set(xscale="log", xlabel=f"final {label}")
-        # The data span one or two decades: label a few mantissas instead of (colliding) minor ticks.
-        decades = np.log10(np.nanmax(values[ok]) / np.nanmin(values[ok]))
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 1 else (1.0, 3.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(_sci))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_ticks(ax, "x")
     axes[0].set_ylabel("test MSE")
-    fig.legend(loc="outside right center", fontsize=8)
+    fig.legend(loc="outside right center")
     return fig
 
 
 def plot_weight_decay(results: Results) -> Figure:
-    """Test MSE against μ for each λ (one panel per B), beside the no-weight-decay result of (b)."""
+    """Test MSE against λ (evenly spaced) for each μ, one panel per B; open markers: λ = 0
+    early-stopped; band: the validation-selected μ of (b) without weight decay, to the target."""
     c = results.config
-    fig, axes = plt.subplots(1, len(c.wd_batch_sizes), figsize=figsize(3.0), sharey=True, layout="constrained",
+    fig, axes = plt.subplots(1, len(c.wd_batch_sizes), figsize=figsize(2.9), sharey=True, layout="constrained",
                              squeeze=False)  # fmt: skip
     best = implicit_best(results, results.val_loss)
     mean, se = mean_se(results.test_loss[best], converged(results)[best])
+    x = np.arange(len(c.wd_lambdas))
+    exponent = int(np.floor(np.log10(max(c.wd_lambdas))))  # λ in units of 10^exponent: short tick labels
+    unit = 10.0**exponent
+    zero = c.wd_lambdas.index(0.0)
+    colours = sequential(len(c.wd_lrs), cmap="plasma") if len(c.wd_lrs) > 2 else ["C0", "C3"]
     for i, (ax, batch_size) in enumerate(zip(axes[0], c.wd_batch_sizes, strict=True)):
-        for m, (lam, colour) in enumerate(zip(c.wd_lambdas, sequential(len(c.wd_lambdas)), strict=True)):
-            stats = np.array([mean_se(results.wd_test_loss[i, k, m]) for k in range(len(c.wd_lrs))])
-            ax.errorbar(c.wd_lrs, stats[:, 0], yerr=stats[:, 1], marker="o", ms=3, capsize=2, color=colour,
-                        label=rf"$\lambda = {lam:g}$" if i == 0 else None)  # fmt: skip
         ax.axhspan(mean - se, mean + se, color="0.85")
-        ax.axhline(
-            mean,
-            color="k",
-            ls="--",
-            lw=0.8,
-            label=f"(b): $\\mu = {c.lrs[best]:g}$, to target" if i == 0 else None,
-        )
-        _mu_axis(ax, np.array(c.wd_lrs))
-        ax.set(xlabel=r"$\mu$", title=f"$B = {batch_size}$")
-        ax.title.set_fontsize(9)
+        ax.axhline(mean, color="k", ls="--", lw=0.8, label=f"(b): $\\mu = {c.lrs[best]:g}$, $\\lambda=0$")
+        for k, (mu, colour) in enumerate(zip(c.wd_lrs, colours, strict=True)):
+            stats = np.array([mean_se(results.wd_test_loss[i, k, m]) for m in range(len(c.wd_lambdas))])
+            ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], marker="o", ms=3, capsize=2, color=colour,
+                        label=_mu_label(mu))  # fmt: skip
+            es_mean, es_se = mean_se(results.wd_es_test_loss[i, k, zero])
+            ax.errorbar(x[zero] + 0.15 * (k + 1), es_mean, yerr=es_se, marker="o", ms=4, mfc="white", capsize=2,
+                        color=colour, label="early-stopped" if k == 0 else None)  # fmt: skip
+        ax.set_xticks(x, [f"{lam / unit:g}" for lam in c.wd_lambdas])
+        ax.set(xlabel=rf"weight decay $\lambda$ / $10^{{{exponent}}}$")
+        ax.set_title(f"$B = {batch_size}$", fontsize=9)
     axes[0, 0].set_ylabel("test MSE")
-    fig.legend(loc="outside right center", fontsize=8)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right center")
     return fig
 
 
 FIGURES: dict[str, Callable[[Results], Figure]] = {
     "sgd_convergence": plot_convergence,
     "sgd_grad_norms": plot_grad_norms,
+    "sgd_final_grads": plot_final_grads,
     "sgd_test_vs_grad": plot_test_vs_grad,
     "sgd_weight_decay": plot_weight_decay,
 }

@@ -10,7 +10,7 @@ that chooses a word (``CLEAR``, ``WEAK``, ``APART_SE``) is printed in the report
 
 import numpy as np
 
-from experiments.sgd_implicit_reg import STALL_IMPROVEMENT, Results, Status
+from experiments.sgd_implicit_reg import Results, Status
 from report.fmt import Tex, integer, num
 
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
@@ -97,6 +97,14 @@ def num_list(values) -> Tex:
     return Tex(r",\allowbreak ".join(setting(v) for v in values))
 
 
+def in_set(symbol: str, values) -> Tex:
+    """Inline math without dollars: ``μ = 2.56`` for one value, ``μ ∈ {0.32, 0.64}`` for several."""
+    values = list(values)
+    if len(values) == 1:
+        return Tex(rf"{symbol}={setting(values[0])}")
+    return Tex(rf"{symbol}\in\{{{num_list(values)}\}}")
+
+
 def log_series(values: np.ndarray, reached: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Usable-μ indices and, per usable μ, mean and standard error of log ``values`` over the ``reached`` runs."""
     rows = np.flatnonzero(usable(reached))
@@ -137,24 +145,34 @@ def _lr_rows(results: Results) -> list[dict]:
 
 
 def _status_context(results: Results) -> dict:
-    """Which μ diverged, stalled or ran out of epochs."""
-    mus = np.array(results.config.lrs)
-    ctx = {}
-    for name, status in [
-        ("diverged", Status.DIVERGED),
-        ("stalled", Status.STALLED),
-        ("unfinished", Status.MAX_EPOCHS),
-    ]:
-        hit = results.status == status
-        ctx[f"{name}_lrs"] = num_list(mus[hit.any(axis=1)])
-        ctx[f"any_{name}"] = bool(hit.any())
-        ctx[f"n_{name}"] = integer(hit.sum())
-        ctx[f"{name}_loss"] = num(np.median(results.train_loss[hit])) if hit.any() else Tex("--")
-    ok = converged(results)
-    ctx["all_converged"] = bool(ok.all())
-    ctx["n_converged"] = integer(ok.sum())
-    ctx["n_total"] = integer(results.status.size)
-    return ctx
+    """Per learning rate with unconverged runs: how many stalled, diverged or ran out of epochs."""
+    mus, ok = np.array(results.config.lrs), converged(results)
+    notes = []
+    for j in np.flatnonzero(~ok.all(axis=1)):
+        counts = [
+            (int((results.status[j] == status).sum()), word)
+            for status, word in [
+                (Status.STALLED, "stalled"),
+                (Status.DIVERGED, "diverged"),
+                (Status.MAX_EPOCHS, "were still improving at the budget"),
+            ]
+        ]
+        parts = [f"{integer(n)} {word}" for n, word in counts if n]
+        parts[0] = parts[0].replace(" ", f" of the {integer(results.config.n_runs)} runs ", 1)
+        done = ~ok[j] & (results.status[j] != Status.DIVERGED)
+        loss = None
+        if done.any():
+            whose = "of the others " if (results.status[j] == Status.DIVERGED).any() else ""
+            loss = Tex(f"median final training MSE {whose}{num(np.median(results.train_loss[j][done]))}")
+        notes.append({"mu": in_set(r"\mu", [mus[j]]), "what": Tex(" and ".join(parts)), "loss": loss})
+    return {
+        "status_notes": notes,
+        "all_converged": bool(ok.all()),
+        "n_converged": integer(ok.sum()),
+        "n_total": integer(results.status.size),
+        "any_stalled": bool((results.status == Status.STALLED).any()),
+        "any_diverged": bool((results.status == Status.DIVERGED).any()),
+    }
 
 
 def _level_context(results: Results) -> dict:
@@ -166,7 +184,12 @@ def _level_context(results: Results) -> dict:
         rows, logG, seG = log_series(results.level_grad_norm[..., k], reached)
         _, logV, _ = log_series(results.level_grad_var[..., k], reached)
         mus = mus_all[rows]
-        entry = {"level": setting(level), "n_usable": integer(len(rows)), "lrs": num_list(mus)}
+        entry = {
+            "level": setting(level),
+            "value": level,
+            "n_usable": integer(len(rows)),
+            "lrs": in_set(r"\mu", mus),
+        }
         if len(rows) >= 2:
             rho_G, rho_V = spearman(mus, logG), spearman(mus, logV)
             entry |= {
@@ -178,11 +201,12 @@ def _level_context(results: Results) -> dict:
             }  # fmt: skip
             levels.append(entry)
     ok = converged(results)
-    ctx = {"levels": levels, "n_levels": integer(len(levels))}
-    ctx["levels_G_hold"] = [e["level"] for e in levels if e["G_holds"]]
-    ctx["levels_V_hold"] = [e["level"] for e in levels if e["V_holds"]]
-    ctx["all_V_hold"] = bool(levels) and len(ctx["levels_V_hold"]) == len(levels)
-    ctx["all_G_hold"] = bool(levels) and len(ctx["levels_G_hold"]) == len(levels)
+    ctx = {"levels": levels}
+    ctx["G_peaks"] = any(e["G_shape"] == "peak" and not e["G_holds"] for e in levels)
+    for key in ("G", "V"):
+        hold = [e["value"] for e in levels if e[f"{key}_holds"]]
+        ctx[f"levels_{key}_hold"] = in_set("J", hold) if hold else None
+        ctx[f"all_{key}_hold"] = bool(levels) and len(hold) == len(levels)
     for key, values in [("G", results.grad_norm), ("V", results.grad_var)]:
         rows, log_ratio, _ = log_series(values / results.train_loss, ok)
         ctx[f"end_{key}_per_J"] = relation(spearman(mus_all[rows], log_ratio))
@@ -201,7 +225,7 @@ def _level_context(results: Results) -> dict:
 
 
 def _test_context(results: Results) -> dict:
-    """Test MSE over μ and against the final G and V; epochs to the target."""
+    """Test MSE over μ (its minimiser and both sides) and against the final G and V; epochs to the target."""
     ok = converged(results)
     rows = np.flatnonzero(usable(ok))
     mus = np.array(results.config.lrs)[rows]
@@ -210,13 +234,21 @@ def _test_context(results: Results) -> dict:
     _, logG, _ = log_series(results.grad_norm, ok)
     _, logV, _ = log_series(results.grad_var, ok)
     best = implicit_best(results, results.test_loss)
+    k = int(np.argmin(test))  # the minimiser among the usable μ
+
+    def side(i: int) -> dict:
+        """An end of the usable grid against the minimum: value and whether it is clearly higher."""
+        gap = test[i] - test[k]
+        return {"mu": setting(mus[i]), "test": pm(test[i], test_se[i]),
+                "above": bool(gap > APART_SE * np.hypot(test_se[i], test_se[k]))}  # fmt: skip
+
     ctx = {
-        "n_usable": integer(len(rows)), "usable_lrs": num_list(mus), "first_mu": setting(mus[0]),
-        "last_mu": setting(mus[-1]), "test_shape": shape(mus, test, test_se), "test_rel": relation(spearman(mus, test)),
+        "usable_set": in_set(r"\mu", mus), "test_shape": shape(mus, test, test_se),
+        "test_min_interior": bool(0 < k < len(mus) - 1), "test_left": side(0), "test_right": side(len(mus) - 1),
+        "test_other": side(len(mus) - 1 if k == 0 else 0),
         "test_vs_G": relation(spearman(logG, test)), "test_vs_V": relation(spearman(logV, test)),
         "best_mu": setting(results.config.lrs[best]), "best_test": pm(*mean_se(results.test_loss[best], ok[best])),
         "best_test_over_noise": num(results.test_loss[best][ok[best]].mean() / results.noise_var, sig=2),
-        "last_test": pm(test[-1], test_se[-1]),
     }  # fmt: skip
     epochs = np.array([np.median(results.stop_epoch[j][ok[j]]) for j in rows])
     fastest = int(np.argmin(epochs))
@@ -240,7 +272,8 @@ def _verdict(mean: float, se: float) -> str:
 
 
 def _wd_context(results: Results) -> dict:
-    """Settings of (d) selected on validation and on test, and the paired effects of early stopping and weight decay."""
+    """Settings of (d) selected on validation and on test, and the paired effects of weight decay
+    and of early stopping (λ = 0, lowest validation MSE) at the selected (B, μ)."""
     c = results.config
     val, test = results.wd_val_loss.mean(-1), results.wd_test_loss.mean(-1)  # (n_B, n_wd_lr, n_lambda)
     sel = np.unravel_index(np.nanargmin(val), val.shape)
@@ -248,12 +281,13 @@ def _wd_context(results: Results) -> dict:
     zero = c.wd_lambdas.index(0.0)
     base = (sel[0], sel[1], zero)  # λ = 0 under the same stopping rule at the selected (B, μ)
 
-    def row(idx: tuple, note: str, bold: bool = False) -> dict:
+    def row(idx: tuple, note: str, bold: bool = False, early: bool = False) -> dict:
         i, k, m = idx
+        test_loss = (results.wd_es_test_loss if early else results.wd_test_loss)[idx]
         return {
             "B": integer(c.wd_batch_sizes[i]), "mu": setting(c.wd_lrs[k]), "lam": setting(c.wd_lambdas[m]),
-            "train": num(results.wd_train_loss[idx].mean()), "test": pm(*mean_se(results.wd_test_loss[idx])),
-            "note": Tex(note), "best": bold,
+            "train": Tex("--") if early else num(results.wd_train_loss[idx].mean()),
+            "test": pm(*mean_se(test_loss)), "note": Tex(note), "best": bold,
         }  # fmt: skip
 
     rows = [row(sel, "best on validation", bold=True)]
@@ -261,45 +295,44 @@ def _wd_context(results: Results) -> dict:
         rows.append(row(by_test, "best on test"))
     if sel[2] != zero:
         rows.append(row(base, r"$\lambda=0$, same rule"))
+    rows.append(row(base, r"$\lambda=0$, early-stopped", early=True))
     for dm, note in [(-1, r"smaller $\lambda$"), (1, r"larger $\lambda$")]:
         m = sel[2] + dm
         if 0 <= m < len(c.wd_lambdas) and m != zero:
             rows.append(row((sel[0], sel[1], m), note))
     ok = converged(results)
-    best = implicit_best(results, results.val_loss)  # no-weight-decay μ selected on validation
+    best = implicit_best(results, results.val_loss)  # no-weight-decay μ of (b) selected on validation
+    decayed = np.array(c.wd_lambdas) != 0
     ctx = {
-        "wd_rows": rows, "wd_best": rows[0], "wd_lambdas": num_list(c.wd_lambdas), "wd_lrs": num_list(c.wd_lrs),
-        "wd_batch_sizes": num_list(c.wd_batch_sizes), "wd_single_B": len(c.wd_batch_sizes) == 1,
-        "wd_test_selected_differs": by_test != sel, "wd_selected_lambda_zero": sel[2] == zero,
+        "wd_rows": rows, "wd_best": rows[0], "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas),
+        "wd_lr_set": in_set(r"\mu", c.wd_lrs), "wd_B_set": in_set("B", c.wd_batch_sizes),
+        "wd_test_selected_differs": by_test != sel,
         "wd_best_lambda_at_edge": bool(sel[2] == len(c.wd_lambdas) - 1 or (sel[2] == 1 and zero == 0)),
         "wd_any_diverged": bool((results.wd_status == Status.DIVERGED).any()),
-        "wd_median_epochs": integer(np.median(results.wd_stop_epoch)),
-        "wd_n_max_epochs": integer((results.wd_status == Status.MAX_EPOCHS).sum()),
-        "wd_n_total": integer(results.wd_status.size),
-        "wd_best_interpolates": bool(results.wd_train_loss[sel].mean() < 10 * c.target_loss),
+        "wd_median_epochs": integer(np.median(results.wd_stop_epoch[:, :, decayed])),
+        "wd_n_stalled": integer((results.wd_status[:, :, decayed] == Status.STALLED).sum()),
+        "wd_n_max_epochs": integer((results.wd_status[:, :, decayed] == Status.MAX_EPOCHS).sum()),
+        "wd_n_decayed": integer(results.wd_status[:, :, decayed].size),
+        "wd_best_interpolates": bool(results.wd_train_loss[sel].mean() < 10 * c.stopping.target_loss),
+        "wd_shares_b": c.batch_size in c.wd_batch_sizes and 0.0 in c.wd_lambdas and set(c.wd_lrs) <= set(c.lrs),
         "n_val": integer(c.n_val),
     }  # fmt: skip
-    effects = {"wd": _paired(results.wd_test_loss[sel], results.wd_test_loss[base])}
-    total = _paired(results.wd_test_loss[sel], np.where(ok[best], results.test_loss[best], np.nan))
-    effects["total"] = total
-    # Early stopping alone: λ = 0 under the (d) rule against the same μ and B trained to the target in (b).
-    mu_sel = c.wd_lrs[sel[1]]
-    ctx["es_available"] = mu_sel in c.lrs and c.batch_size in c.wd_batch_sizes
-    if ctx["es_available"]:
-        j, es_base = c.lrs.index(mu_sel), (c.wd_batch_sizes.index(c.batch_size), sel[1], zero)
-        effects["es"] = _paired(results.wd_test_loss[es_base], np.where(ok[j], results.test_loss[j], np.nan))
-        ctx["es_mu"], ctx["es_B"] = setting(mu_sel), integer(c.batch_size)
-        # Identical runs: the λ = 0 models reach the target before the stall rule or the cap acts.
-        ctx["es_identical"] = bool(np.array_equal(results.wd_test_loss[es_base], results.test_loss[j]))
+    effects = {
+        "wd": _paired(results.wd_test_loss[sel], results.wd_test_loss[base]),
+        "es": _paired(results.wd_es_test_loss[base], results.wd_test_loss[base]),
+        "wd_vs_es": _paired(results.wd_test_loss[sel], results.wd_es_test_loss[base]),
+        "total": _paired(results.wd_test_loss[sel], np.where(ok[best], results.test_loss[best], np.nan)),
+    }
     for key, (mean, se) in effects.items():
         ctx[f"{key}_effect"] = pm(mean, se)
-        ctx[f"{key}_gain"] = pm(-mean, se)
         ctx[f"{key}_verdict"] = _verdict(mean, se)
+    ctx["es_median_epoch"] = integer(np.median(results.wd_es_epoch[base]))
+    ctx["es_median_stop"] = integer(np.median(results.wd_stop_epoch[base]))
     ctx["wd_verdict"] = {"lower": "wd_better", "higher": "implicit_better", "tie": "tie"}[
         ctx["total_verdict"]
     ]
     implicit_test = results.test_loss[best][ok[best]].mean()
-    ctx["gap_closed"] = integer(round(100 * -total[0] / (implicit_test - results.noise_var)))
+    ctx["gap_closed"] = integer(round(100 * -effects["total"][0] / (implicit_test - results.noise_var)))
     ctx["implicit_row"] = {
         "B": integer(c.batch_size), "mu": setting(c.lrs[best]), "lam": setting(0.0),
         "train": num(results.train_loss[best][ok[best]].mean()), "test": pm(*mean_se(results.test_loss[best], ok[best])),
@@ -311,15 +344,15 @@ def _wd_context(results: Results) -> dict:
 
 def context(results: Results) -> dict:
     """Values for ``templates/sections/sgd_implicit_reg.tex.j2``."""
-    c = results.config
+    c, stop = results.config, results.config.stopping
     ctx = {
         "M": integer(c.width), "B": integer(c.batch_size), "layers": integer(c.hidden_layers),
         "N": integer(c.n_train), "n_batches": integer(c.n_train // c.batch_size), "n_params": integer(results.n_params),
-        "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": setting(c.target_loss),
-        "max_epochs": integer(c.max_epochs), "check_every": integer(c.check_every),
-        "stall_epochs": integer(c.stall_epochs), "stall_percent": num(100 * STALL_IMPROVEMENT, sig=1),
-        "diverge_factor": setting(c.diverge_factor), "wd_max_epochs": integer(c.wd_max_epochs),
-        "wd_stall_epochs": integer(c.wd_stall_epochs), "lrs": num_list(c.lrs), "loss_levels": num_list(c.loss_levels),
+        "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": setting(stop.target_loss),
+        "max_epochs": integer(stop.max_epochs), "check_every": integer(stop.check_every),
+        "stall_epochs": integer(stop.stall_epochs), "stall_percent": num(100 * stop.stall_improvement, sig=1),
+        "diverge_factor": setting(stop.diverge_factor), "val_every": integer(c.val_every),
+        "lr_set": in_set(r"\mu", c.lrs), "level_set": in_set("J", c.loss_levels),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
         "lr_rows": _lr_rows(results), "min_percent": integer(round(100 * MIN_FRACTION)),
         "rho_clear": num(CLEAR, sig=2), "rho_weak": num(WEAK, sig=2), "apart_se": num(APART_SE, sig=2),

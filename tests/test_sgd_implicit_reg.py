@@ -1,4 +1,4 @@
-"""The batched SGD trainer against torch.optim.SGD, its stopping rules, the stage round trip and the plots."""
+"""The batched SGD trainer against torch.optim.SGD, its stopping rules, the shards, the stage round trip and the plots."""
 
 import dataclasses
 
@@ -10,11 +10,15 @@ from torch import nn
 
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
 from experiments.grad_stats import expected_variation
-from experiments.sgd_implicit_reg import PROFILES, Status, minibatch_orders, train
+from experiments.sgd_implicit_reg import PROFILES, Status, Stopping, minibatch_orders, train
 from report.render import render
 
 N, B, DIM = 12, 4, 3
-STOP = {"check_every": 1, "stall_epochs": 1_000, "diverge_factor": 100.0, "order_seed": 7}
+SEEDS = {"order_seeds": [7, 8]}  # one mini-batch order per training set
+
+
+def _stop(**changes) -> Stopping:
+    return Stopping(**{"target_loss": 0.0, "check_every": 1, "stall_epochs": 1_000, **changes})
 
 
 def _problem(
@@ -37,16 +41,14 @@ def test_one_model_of_the_batch_matches_torch_sgd():
     lr = torch.tensor([0.05, 0.2, 0.1], dtype=torch.float64)
     weight_decay = torch.tensor([0.0, 0.05, 0.01], dtype=torch.float64)
     epochs = 4
-    traj = train(
-        model, X, Y, data_index, lr, weight_decay, batch_size=B, max_epochs=epochs, target_loss=0.0, **STOP
-    )
+    traj = train(model, X, Y, data_index, lr, weight_decay, B, _stop(max_epochs=epochs), **SEEDS)
     i = 1
     net = batched_mlp.to_sequential(model, i)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr[i].item(), weight_decay=weight_decay[i].item())
-    generator = torch.Generator().manual_seed(STOP["order_seed"])
+    generator = torch.Generator().manual_seed(SEEDS["order_seeds"][data_index[i]])
     x, y = X[data_index[i]], Y[data_index[i]]
     for _ in range(epochs):
-        order = minibatch_orders(generator, 2, N)[data_index[i]]
+        order = minibatch_orders([generator], N)[0]
         for start in range(0, N, B):
             idx = order[start : start + B]
             optimizer.zero_grad()
@@ -61,7 +63,7 @@ def test_one_model_of_the_batch_matches_torch_sgd():
 
 def test_model_does_not_depend_on_its_batch_mates():
     model, X, Y = _problem(3)
-    args = {"batch_size": B, "max_epochs": 3, "target_loss": 0.0, **STOP}
+    args = {"batch_size": B, "stopping": _stop(max_epochs=3), **SEEDS}
     zero = torch.zeros(1, dtype=torch.float64)
     together = train(
         model, X, Y, torch.tensor([0, 1, 1]), torch.tensor([0.05, 0.2, 0.1]), zero.repeat(3), **args
@@ -85,10 +87,8 @@ def test_stopping_rules():
     lr = torch.tensor([0.1, 10.0, 0.0, 0.003], dtype=torch.float64)
     initial = batched_mlp.mse(batched_mlp.forward(model, X[0]), Y[0]).detach()
     target = 0.95 * initial[0].item()  # reached by the first model within 6 epochs, not by the slow last one
-    stop = {**STOP, "stall_epochs": 5}
-    traj = train(
-        model, X, Y, data_index, lr, torch.zeros(4), batch_size=B, max_epochs=6, target_loss=target, **stop
-    )
+    stop = _stop(stall_epochs=5, max_epochs=6, target_loss=target)
+    traj = train(model, X, Y, data_index, lr, torch.zeros(4), B, stop, **SEEDS)
     assert list(traj.status) == [Status.CONVERGED, Status.DIVERGED, Status.STALLED, Status.MAX_EPOCHS]
     assert traj.stop_epoch[2] == 5
     assert traj.stop_epoch[3] == 6
@@ -100,7 +100,7 @@ def test_stopping_rules():
 def test_records_gradient_statistics_where_each_level_is_first_crossed():
     model, X, Y = _problem(2)
     data_index, lr = torch.tensor([0, 1]), torch.tensor([0.05, 0.1], dtype=torch.float64)
-    args = {"batch_size": B, "max_epochs": 20, "target_loss": 0.0, **STOP}
+    args = {"batch_size": B, "stopping": _stop(max_epochs=20), **SEEDS}
     zero = torch.zeros(2, dtype=torch.float64)
     plain = train(model, X, Y, data_index, lr, zero, **args)
     levels = (
@@ -124,20 +124,103 @@ def test_records_gradient_statistics_where_each_level_is_first_crossed():
 def test_rejects_batch_size_not_dividing_n():
     model, X, Y = _problem(1)
     with pytest.raises(ValueError, match="does not divide"):
-        train(model, X, Y, torch.tensor([0]), torch.tensor([0.1]), torch.zeros(1), batch_size=5, max_epochs=1,
-              target_loss=0.0, **STOP)  # fmt: skip
+        train(
+            model,
+            X,
+            Y,
+            torch.tensor([0]),
+            torch.tensor([0.1]),
+            torch.zeros(1),
+            5,
+            _stop(max_epochs=1),
+            **SEEDS,
+        )
+
+
+def test_early_stopping_keeps_the_parameters_of_the_lowest_validation_loss():
+    model, X, Y = _problem(2)
+    gen = torch.Generator().manual_seed(1)
+    val = (
+        torch.randn(30, DIM, generator=gen, dtype=torch.float64),
+        torch.randn(30, DIM, generator=gen, dtype=torch.float64),
+    )
+    data_index, lr = torch.tensor([0, 1]), torch.tensor([0.05, 0.3], dtype=torch.float64)
+    args = {"batch_size": B, **SEEDS}
+    traj = train(
+        model,
+        X,
+        Y,
+        data_index,
+        lr,
+        torch.zeros(2),
+        stopping=_stop(max_epochs=30),
+        val=val,
+        val_every=3,
+        **args,
+    )
+    for i in range(2):
+        curve = []  # validation MSE on the schedule, from a rerun stopped there
+        schedule = [e for e in range(31) if sgd_implicit_reg.on_val_schedule(e, 1, 3)]
+        assert schedule[:5] == [0, 1, 2, 3, 6]
+        for epoch in schedule:
+            again = train(
+                model, X, Y, data_index, lr, torch.zeros(2), stopping=_stop(max_epochs=epoch), **args
+            )
+            out = batched_mlp.forward(again.model, val[0])
+            curve.append(batched_mlp.mse(out, val[1])[i].item())
+        assert traj.early_epoch[i] == schedule[int(np.argmin(curve))]
+        early = batched_mlp.mse(batched_mlp.forward(traj.early, val[0]), val[1])[i].item()
+        assert early == pytest.approx(min(curve), rel=1e-10)
+
+
+def test_shards_grow_with_the_config_and_keep_their_specs():
+    small = PROFILES["quick"]
+    more = dataclasses.replace(small, lrs=(*small.lrs, 2.56), wd_lambdas=(*small.wd_lambdas, 0.1))
+    a, b = sgd_implicit_reg.shards(small), sgd_implicit_reg.shards(more)
+    assert set(a) < set(b)
+    assert all(a[name] == b[name] for name in a)
+    assert not any(name.startswith(f"d-B{small.batch_size}-lam0-") for name in b)  # that block is (b)'s
+    many = dataclasses.replace(small, n_runs=sgd_implicit_reg.RUN_BLOCK + 2)
+    blocks = {spec["runs"][0] for spec in sgd_implicit_reg.shards(many).values()}
+    assert blocks == {0, sgd_implicit_reg.RUN_BLOCK}
 
 
 @pytest.fixture(scope="module")
 def quick_results() -> sgd_implicit_reg.Results:
+    torch.set_num_threads(1)  # as the engine runs the shards
     return sgd_implicit_reg.run(PROFILES["quick"])
+
+
+def test_more_runs_reproduce_the_shared_runs(quick_results):
+    """A config with one more run (so every shard holds another model) gives the same results for the old runs:
+    a model's trajectory depends only on its own seeds.  Batched float32 arithmetic over a different number of
+    models may round differently, so losses are compared to a relative 1e-4, not bit for bit."""
+    small = quick_results
+    big = sgd_implicit_reg.run(dataclasses.replace(small.config, n_runs=small.config.n_runs + 1))
+    n = small.config.n_runs
+    np.testing.assert_array_equal(big.status[:, :n], small.status)
+    np.testing.assert_array_equal(big.stop_epoch[:, :n], small.stop_epoch)
+    for field in ("test_loss", "es_test_loss", "grad_norm", "grad_var", "wd_test_loss", "wd_es_test_loss"):
+        np.testing.assert_allclose(
+            getattr(big, field)[..., :n], getattr(small, field), rtol=1e-4, err_msg=field
+        )
 
 
 def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
     r = quick_results
     n_lr, n_runs = len(r.config.lrs), r.config.n_runs
-    assert r.history.shape == (n_lr, n_runs, r.config.max_epochs // r.config.check_every + 1)
-    for field in ("status", "stop_epoch", "train_loss", "val_loss", "test_loss", "grad_norm", "grad_var"):
+    stop = r.config.stopping
+    assert r.history.shape == (n_lr, n_runs, stop.max_epochs // stop.check_every + 1)
+    for field in (
+        "status",
+        "stop_epoch",
+        "train_loss",
+        "val_loss",
+        "test_loss",
+        "es_test_loss",
+        "grad_norm",
+        "grad_var",
+    ):
         assert getattr(r, field).shape == (n_lr, n_runs)
     assert r.level_grad_var.shape == (n_lr, n_runs, len(r.config.loss_levels))
     assert np.isfinite(r.test_loss).all()
@@ -148,6 +231,7 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
     sgd_implicit_reg.save(r, tmp_path)
     loaded = sgd_implicit_reg.load(tmp_path)
     assert loaded.config == r.config
+    assert isinstance(loaded.config.stopping, Stopping)
     for field in dataclasses.fields(r):
         a, b = getattr(r, field.name), getattr(loaded, field.name)
         if isinstance(a, np.ndarray):
@@ -159,7 +243,7 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
 def _fake_results() -> sgd_implicit_reg.Results:
     """Hand-made results: larger μ gives smaller gradient norms and lower test error; μ = 1 diverged."""
     config = dataclasses.replace(
-        PROFILES["quick"], lrs=(0.1, 0.2, 0.4, 1.0), n_runs=3, max_epochs=100, check_every=10,
+        PROFILES["quick"], lrs=(0.1, 0.2, 0.4, 1.0), n_runs=3, stopping=Stopping(max_epochs=100, check_every=10),
         wd_lrs=(0.2, 0.4), wd_lambdas=(0.0, 1e-3, 1e-2), loss_levels=(0.1, 0.01),
     )  # fmt: skip
     rng = np.random.default_rng(0)
@@ -177,13 +261,16 @@ def _fake_results() -> sgd_implicit_reg.Results:
         history=history, status=status, stop_epoch=np.full((4, 3), 100),
         train_loss=history[..., -1], test_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
         val_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
+        es_epoch=np.full((4, 3), 50), es_val_loss=np.full((4, 3), 0.55), es_test_loss=np.full((4, 3), 0.55),
         grad_norm=grad_norm, grad_var=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
         grad_var_fixed=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
         level_epoch=np.where(status[..., None] == Status.DIVERGED, np.nan, 10.0) * np.ones((1, 1, 2)),
         level_loss=np.array([0.09, 0.009]) * np.ones((4, 3, 1)), level_grad_norm=levels, level_grad_var=levels * 3,
         wd_val_loss=wd_test + 0.001 * rng.random((1, 2, 3, 3)),
         wd_status=np.full((1, 2, 3, 3), Status.STALLED), wd_stop_epoch=np.full((1, 2, 3, 3), 50),
-        wd_train_loss=np.full((1, 2, 3, 3), 0.1), wd_test_loss=wd_test, seconds={"lr_grid": 1.0},
+        wd_train_loss=np.full((1, 2, 3, 3), 0.1), wd_test_loss=wd_test, wd_es_test_loss=wd_test + 0.02,
+        wd_es_epoch=np.full((1, 2, 3, 3), 20),
+        seconds={"b-mu0.1-r0..2": 1.0},
     )  # fmt: skip
 
 
@@ -193,7 +280,7 @@ def test_convergence_figure_has_one_labelled_series_per_lr():
     (ax,) = fig.axes
     assert ax.get_xscale() == "log"
     assert ax.get_yscale() == "log"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels[:4] == ["$\\mu = 0.1$", "$\\mu = 0.2$", "$\\mu = 0.4$", "$\\mu = 1$"]
     assert len(ax.get_lines()) == 4 * 3 + 1  # every run, plus the target line
 
@@ -201,9 +288,12 @@ def test_convergence_figure_has_one_labelled_series_per_lr():
 def test_gradient_norm_figures_skip_unconverged_lrs():
     results = _fake_results()
     fig = sgd_implicit_reg_plot.FIGURES["sgd_grad_norms"](results)
-    assert len(fig.axes) == 3  # G and V at matched loss, G/J and V/J at the end
+    assert len(fig.axes) == 2  # G and V at matched loss
     assert all((ax.get_xscale(), ax.get_yscale()) == ("log", "log") for ax in fig.axes)
-    assert len(fig.axes[0].get_legend().get_texts()) == 2  # one series per loss level
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["$J = $$10^{-1}$", "$J = $$10^{-2}$"]
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_final_grads"](results)
+    assert [len(ax.get_legend().get_texts()) for ax in fig.axes] == [2, 2]  # G and V; G/J and V/J
+    assert all(len(ax.get_yticks()) >= 3 for ax in fig.axes)
     fig = sgd_implicit_reg_plot.FIGURES["sgd_test_vs_grad"](results)
     assert len(fig.axes) == 2
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
@@ -216,7 +306,8 @@ def test_context_follows_the_data():
     assert ctx["all_G_hold"] and ctx["all_V_hold"]
     assert ctx["levels"][0]["G"].startswith("a clear decrease")
     assert ctx["test_shape"] == "decreasing"
-    assert ctx["diverged_lrs"] == r"\num{1}"
+    assert ctx["status_notes"][0]["mu"] == r"\mu=\num{1}"
+    assert ctx["status_notes"][0]["what"] == r"\num{3} of the \num{3} runs diverged"
     assert ctx["wd_verdict"] == "wd_better"
     assert ctx["wd_best"]["lam"] == r"\num{0.001}"
     assert ctx["wd_best"]["best"]
