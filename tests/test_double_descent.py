@@ -23,7 +23,9 @@ def test_buckets_cover_widths_within_ratio():
 
 
 def test_quick_run_saves_and_loads(tmp_path):
-    config = replace(dd.PROFILES["quick"], n_test=200, optimizer=LBFGS(window=20, max_iters=60))
+    config = replace(
+        dd.PROFILES["quick"], n_test=200, optimizer=LBFGS(window=20, max_iters=60), rank_widths=(2, 4)
+    )
     results = dd.run(config)
     assert results.r_t == pytest.approx(results.process.noise_std**2)
     first = results.sweeps[0]
@@ -107,8 +109,7 @@ def hand_made_results() -> dd.Results:
         ),
         curves=curves,
         ranks=ranks,
-        seconds=12.0,
-        cpu_seconds=20.0,
+        shard_seconds={"n100-m4..100-s0..1": (12.0, 20.0)},
     )
 
 
@@ -164,3 +165,47 @@ def test_figures_draw_every_iteration_bands_and_thresholds():
     assert [line.get_xdata()[0] for line in bottom.lines if line.get_linestyle() == ":"] == [20, 50]
     assert any("M^{2} + 18 M + 8" in child.get_xlabel() for child in top.child_axes)
     plt.close("all")
+
+
+def test_more_seeds_add_shards_and_leave_the_shared_seeds_unchanged():
+    # seeds 0, 1 form block 0 in both runs: the same shard spec, the same batch, identical results
+    small = replace(
+        dd.PROFILES["quick"],
+        widths=(3, 6),
+        seeds=(0, 1),
+        seed_block=2,
+        n_train=(30, 40),
+        n_test=50,
+        curve_widths=(6,),
+        over_width=6,
+        optimizer=LBFGS(window=10, max_iters=40),
+        rank_widths=(2,),
+        rank_samples=20,
+    )
+    big = replace(small, seeds=(0, 1, 2))
+    small_specs, big_specs = dd.shards(small), dd.shards(big)
+    assert small_specs.items() <= big_specs.items()
+    assert set(big_specs) - set(small_specs) == {"n30-m3..6-s2", "n40-m3..6-s2", "ranks-s2"}
+    a, b = dd.run(small), dd.run(big)
+    for sa, sb in zip(a.sweeps, b.sweeps, strict=True):
+        for key in ("train", "test", "iterations", "stop"):
+            np.testing.assert_array_equal(getattr(sa, key), getattr(sb, key)[:, :2])
+    assert b.curves.shape[1] == 3
+    np.testing.assert_array_equal(a.curves, b.curves[:, :2, : a.curves.shape[2]])
+    np.testing.assert_array_equal(a.ranks.default, b.ranks.default[:, :2])
+    assert not np.array_equal(b.sweeps[0].test[:, 2], b.sweeps[0].test[:, 0])  # seed 2 is a new network
+
+
+def test_shard_specs_are_json_and_cover_every_model_once():
+    config = dd.PROFILES["full"]
+    specs = dd.shards(config)
+    json.dumps(specs)
+    for n in config.n_train:
+        models = [
+            (w, s)
+            for spec in specs.values()
+            if spec.get("n") == n
+            for w in spec["widths"]
+            for s in spec["seeds"]
+        ]
+        assert sorted(models) == sorted((w, s) for w in config.widths for s in config.seeds)
