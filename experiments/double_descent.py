@@ -86,7 +86,13 @@ class Sweep:
     train: np.ndarray  # (n_widths, n_seeds) final training MSE
     test: np.ndarray  # (n_widths, n_seeds) test MSE
     iterations: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations until the model stopped
+    evaluations: (
+        np.ndarray
+    )  # (n_widths, n_seeds) loss-and-gradient evaluations until then (line search included)
     stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.optimizers.Stop
+
+
+SWEEP_ARRAYS = ("train", "test", "iterations", "evaluations", "stop")  # the array fields of Sweep, in order
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,7 @@ def _train(spec: dict) -> dict[str, np.ndarray]:
         "train": history[ran, np.arange(len(pairs))].reshape(shape),
         "test": test.cpu().numpy().reshape(shape),
         "iterations": ran.reshape(shape),
+        "evaluations": outcome.evaluations.cpu().numpy().reshape(shape),
         "stop": outcome.stop.cpu().numpy().reshape(shape),
     }
     for w in spec["curve_widths"]:
@@ -271,7 +278,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
     """Assemble :class:`Results` from the parts of every shard of ``config``."""
     specs, process = shards(config), DataProcess()
     widths, seeds = list(config.widths), list(config.seeds)
-    keys = ("train", "test", "iterations", "stop")
+    keys = SWEEP_ARRAYS
     full = {
         (n, k): np.zeros((len(widths), len(seeds)), dtype=np.int64 if k in keys[2:] else float)
         for n in config.n_train
@@ -361,7 +368,7 @@ def check() -> list[Check]:
 def save(results: Results, directory: Path) -> None:
     arrays = {"curves": results.curves} | {f"ranks_{k}": v for k, v in asdict(results.ranks).items()}
     for s in results.sweeps:
-        arrays |= {f"{key}_{s.n}": getattr(s, key) for key in ("train", "test", "iterations", "stop")}
+        arrays |= {f"{key}_{s.n}": getattr(s, key) for key in SWEEP_ARRAYS}
     io.save_arrays(arrays, directory)
     meta = {
         "config": asdict(results.config),
@@ -381,10 +388,7 @@ def load(directory: Path) -> Results:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "optimizer"},
         optimizer=LBFGS(**raw["optimizer"]),
     )
-    sweeps = tuple(
-        Sweep(n, *(arrays[f"{key}_{n}"] for key in ("train", "test", "iterations", "stop")))
-        for n in config.n_train
-    )
+    sweeps = tuple(Sweep(n, *(arrays[f"{key}_{n}"] for key in SWEEP_ARRAYS)) for n in config.n_train)
     return Results(
         config=config,
         process=DataProcess(**meta["process"]),

@@ -104,8 +104,8 @@ def hand_made_results() -> dd.Results:
         r_t_empirical=0.251,
         signal_var=0.46,
         sweeps=(
-            dd.Sweep(100, train100, test100, iterations, stop100),
-            dd.Sweep(200, train200, test200, iterations, stop200),
+            dd.Sweep(100, train100, test100, iterations, iterations + 3, stop100),
+            dd.Sweep(200, train200, test200, iterations, iterations + 5, stop200),
         ),
         curves=curves,
         ranks=ranks,
@@ -131,10 +131,17 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert not first["second_below_first"]  # 0.6 at M=100 vs 0.4 at M=4
     assert [row["reached"] for row in ctx["curve_rows"]] == [False, True, True]
     assert [row["steps"] for row in ctx["curve_rows"]][1:] == [r"\num{2}", r"\num{2}"]
+    assert ctx["curve_rows"][1]["steps_q"] == (r"\num{2}", r"\num{3}")  # quartiles of 2 and 3
+    assert ctx["curve_rows"][0]["evaluations"] == r"\num{103}"
+    assert (ctx["gap_min"], ctx["gap_max"]) == (r"\num{13}", r"\num{14}")
     assert ctx["speed_trend"] == "mixed"
     threshold, over = ctx["more_data"]
     assert threshold["helps"] and not threshold["hurts"]  # 2.5 -> 0.7 for both seeds
     assert not over["hurts"] and over["helps"]  # 0.6 -> 0.5
+    assert (threshold["test1"], threshold["se1"]) == (
+        r"\num{2.50}",
+        r"\num{0.50}",
+    )  # mean and s.e. of 3.0, 2.0
     assert ctx["hurt_widths"] == "50"  # 0.8 -> 2.0 and 2.1
     assert ctx["deficit_seeds"] == r"\num{1}"
     assert ctx["rank_never_above"] and ctx["rank_all_full"]
@@ -154,7 +161,7 @@ def test_figures_draw_every_iteration_bands_and_thresholds():
     assert ax.get_xscale() == ax.get_yscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [label.split("$")[1] for label in labels[:3]] == ["M=10", "M=50", "M=100"]
-    assert len(ax.lines) == 3 * 2 + 2  # a line per width and seed, the 1e-3 and R_t levels
+    assert len(ax.lines) == 3 * 2 + 1  # a line per width and seed, and the 1e-3 target
     np.testing.assert_array_equal(ax.lines[2].get_xdata(), [1, 2, 3])  # every iteration, from the first
     fig = plot.FIGURES["dd_curve"](results)
     top, bottom = fig.axes[:2]
