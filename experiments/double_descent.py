@@ -86,13 +86,22 @@ class Sweep:
     train: np.ndarray  # (n_widths, n_seeds) final training MSE
     test: np.ndarray  # (n_widths, n_seeds) test MSE
     iterations: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations until the model stopped
-    evaluations: (
-        np.ndarray
-    )  # (n_widths, n_seeds) loss-and-gradient evaluations until then (line search included)
+    evaluations: np.ndarray  # (n_widths, n_seeds) loss-and-gradient evaluations (line search included)
+    slowest: np.ndarray  # (n_widths, n_seeds) largest ratio of the optimizer's rate test on the way
     stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.optimizers.Stop
 
 
-SWEEP_ARRAYS = ("train", "test", "iterations", "evaluations", "stop")  # the array fields of Sweep, in order
+SWEEP_ARRAYS = (
+    "train",
+    "test",
+    "iterations",
+    "evaluations",
+    "slowest",
+    "stop",
+)  # the array fields of Sweep, in order
+
+
+COUNTS = ("iterations", "evaluations", "stop")  # the integer ones
 
 
 @dataclass(frozen=True)
@@ -230,6 +239,7 @@ def _train(spec: dict) -> dict[str, np.ndarray]:
         "test": test.cpu().numpy().reshape(shape),
         "iterations": ran.reshape(shape),
         "evaluations": outcome.evaluations.cpu().numpy().reshape(shape),
+        "slowest": outcome.slowest.cpu().numpy().reshape(shape),
         "stop": outcome.stop.cpu().numpy().reshape(shape),
     }
     for w in spec["curve_widths"]:
@@ -280,7 +290,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
     widths, seeds = list(config.widths), list(config.seeds)
     keys = SWEEP_ARRAYS
     full = {
-        (n, k): np.zeros((len(widths), len(seeds)), dtype=np.int64 if k in keys[2:] else float)
+        (n, k): np.zeros((len(widths), len(seeds)), dtype=np.int64 if k in COUNTS else float)
         for n in config.n_train
         for k in keys
     }

@@ -347,6 +347,10 @@ def context(results: Results) -> dict:
         "halvings": integer(opt.halvings),
         "armijo": num(opt.armijo, sig=1),
         "max_iters": integer(opt.max_iters),
+        "slow_factor": num(opt.slow_factor, sig=2),
+        "slowest_interp": num(
+            max(s.slowest[s.stop == Stop.INTERPOLATED].max(initial=0) for s in results.sweeps), sig=2
+        ),
         "target": tex(power_of_ten(TARGET)),
         "curve_widths": Tex(",".join(str(w) for w in config.curve_widths)),
         "width_list": Tex(r",\allowbreak ".join(str(w) for w in widths)),

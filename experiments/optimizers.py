@@ -60,10 +60,9 @@ class Outcome:
     """Per model: iterations run, why it stopped, and its training MSE before every iteration."""
 
     iterations: torch.Tensor  # (n_models,) long
-    evaluations: (
-        torch.Tensor
-    )  # (n_models,) long: full-batch loss-and-gradient evaluations, line search included
+    evaluations: torch.Tensor  # (n_models,) long: loss-and-gradient evaluations, line search included
     stop: torch.Tensor  # (n_models,) long, values of Stop
+    slowest: torch.Tensor  # (n_models,) the largest ratio of the rate test (see the module docstring)
     history: torch.Tensor  # (iterations_run + 1, n_models); entry k is the MSE after k iterations
 
 
@@ -103,6 +102,7 @@ def lbfgs(
     gamma = torch.full((n,), settings.first_step, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
     iterations = torch.zeros(n, dtype=torch.long, device=dev)
     evaluations = torch.ones(n, dtype=torch.long, device=dev)
+    slowest = torch.zeros(n, dtype=x.dtype, device=dev)  # the largest ratio of the rate test seen
     history = [f_all.clone()]
     for k in range(1, settings.max_iters + 1):
         active = stop[live] < 0
@@ -161,12 +161,20 @@ def lbfgs(
             before = history[-1 - settings.window]
             stalled = f_all > (1 - settings.min_decrease) * before
             # too slow: at the log-rate of the window, tol needs more than slow_factor * k further iterations
-            to_go = settings.window * torch.log(f_all / settings.tol)
-            slow = to_go > settings.slow_factor * k * torch.log(before / f_all)
-            stop = torch.where(moved & (stop < 0) & (stalled | slow), Stop.STALLED, stop)
+            ratio = settings.window * torch.log(f_all / settings.tol) / (k * torch.log(before / f_all))
+            ratio = torch.where(f_all < before, ratio, torch.inf)
+            judged = moved & (stop < 0)
+            slowest = torch.where(judged, torch.maximum(slowest, ratio), slowest)
+            stop = torch.where(judged & (stalled | (ratio > settings.slow_factor)), Stop.STALLED, stop)
         if progress is not None:
             progress.update(1)
     x_all[live] = x
     stop = torch.where(stop < 0, Stop.UNCERTIFIED, stop)
     batched_mlp.unflatten(model, x_all)
-    return Outcome(iterations=iterations, evaluations=evaluations, stop=stop, history=torch.stack(history))
+    return Outcome(
+        iterations=iterations,
+        evaluations=evaluations,
+        stop=stop,
+        slowest=slowest,
+        history=torch.stack(history),
+    )

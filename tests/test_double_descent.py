@@ -104,8 +104,8 @@ def hand_made_results() -> dd.Results:
         r_t_empirical=0.251,
         signal_var=0.46,
         sweeps=(
-            dd.Sweep(100, train100, test100, iterations, iterations + 3, stop100),
-            dd.Sweep(200, train200, test200, iterations, iterations + 5, stop200),
+            dd.Sweep(100, train100, test100, iterations, iterations + 3, np.full((5, 2), 2.0), stop100),
+            dd.Sweep(200, train200, test200, iterations, iterations + 5, np.full((5, 2), 3.5), stop200),
         ),
         curves=curves,
         ranks=ranks,
@@ -133,6 +133,7 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert [row["steps"] for row in ctx["curve_rows"]][1:] == [r"\num{2}", r"\num{2}"]
     assert ctx["curve_rows"][1]["steps_q"] == (r"\num{2}", r"\num{3}")  # quartiles of 2 and 3
     assert ctx["curve_rows"][0]["evaluations"] == r"\num{103}"
+    assert ctx["slowest_interp"] == r"\num{3.5}"
     assert (ctx["gap_min"], ctx["gap_max"]) == (r"\num{13}", r"\num{14}")
     assert ctx["speed_trend"] == "mixed"
     threshold, over = ctx["more_data"]
