@@ -64,9 +64,9 @@ def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 
 def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
-    """Median, first and third quartile of ``values``, formatted."""
+    """Median, first and third quartile of ``values``, formatted with two significant digits."""
     q1, mid, q3 = np.quantile(values, [0.25, 0.5, 0.75])
-    return num(mid), num(q1), num(q3)
+    return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
 
 
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
