@@ -12,7 +12,11 @@ The work is split into shards (:func:`shards`, :func:`run_shard`, :func:`gather`
 training-set size, width bucket and block of seeds, plus the Jacobian-rank check.  The models of
 a shard train as one batched computation (:mod:`experiments.batched_mlp`); the optimizer treats
 every model as if it were alone.  A seed's block is fixed by its value (``Config.seed_block``),
-so adding seeds adds shards and leaves the existing ones, and their results, unchanged.
+so adding seeds adds shards and leaves the existing ones, and their results, unchanged (a
+model's result depends on its seed, its width and, through rounding, on its bucket's padded
+width, never on the other seeds).  The costly shards are the near-threshold buckets, where a
+single network may need tens of thousands of iterations to interpolate; blocks of 5 seeds keep
+those shards apart while the cheap buckets do not pay the per-iteration overhead many times.
 
 :func:`check` verifies the effective parameter count: SymPy's P(M) against the networks' own
 count, and the Jacobian rank P - K M at balanced points (:mod:`experiments.jacobian_rank`), with
