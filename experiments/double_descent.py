@@ -8,12 +8,19 @@ training MSE and its MSE on a large independent test set are recorded.  The swee
 training-set size of ``Config.n_train`` (the second answers item (d)).  The training-loss
 histories of the widths ``Config.curve_widths`` answer item (b).
 
-All models of a width bucket train as one batched computation (:mod:`experiments.batched_mlp`);
-the optimizer treats every model as if it were alone.  With ``workers`` > 1 on a CPU the
-training-set sizes run in parallel processes, each on one thread.
+The work is split into shards (:func:`shards`, :func:`run_shard`, :func:`gather`): one per
+training-set size, width bucket and block of seeds, plus the Jacobian-rank check.  The models of
+a shard train as one batched computation (:mod:`experiments.batched_mlp`); the optimizer treats
+every model as if it were alone.  A seed's block is fixed by its value (``Config.seed_block``),
+so adding seeds adds shards and leaves the existing ones, and their results, unchanged (a
+model's result depends on its seed, its width and, through rounding, on its bucket's padded
+width, never on the other seeds).  The costly shards are the near-threshold buckets, where a
+single network may need tens of thousands of iterations to interpolate; blocks of 5 seeds keep
+those shards apart while the cheap buckets do not pay the per-iteration overhead many times.
 
 :func:`check` verifies the effective parameter count: SymPy's P(M) against the networks' own
-count, and the Jacobian rank P - K M at balanced points (:mod:`experiments.jacobian_rank`).
+count, and the Jacobian rank P - K M at balanced points (:mod:`experiments.jacobian_rank`), with
+the full profile's rank settings, which the report's text quotes.
 
 Run alone with ``python -m experiments.double_descent [quick|full]``; the report builder
 calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
@@ -21,14 +28,10 @@ calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
 """
 
 import json
-import multiprocessing
-import resource
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
-from itertools import repeat
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,7 @@ class Config:
         *(45, 50, 60, 80, 100, 140, 200),
     )  # dense around the predicted thresholds M ~ 21 (N = 100) and M ~ 33 (N = 200)
     seeds: tuple[int, ...] = tuple(range(10))  # initialization seeds per width
+    seed_block: int = 5  # a shard trains the seeds b*seed_block .. (b+1)*seed_block-1 of one bucket
     n_train: tuple[int, ...] = (100, 200)  # training-set sizes; the first is the assignment's N
     n_test: int = 10_000  # independent test points
     hidden_layers: int = 2  # K, the assignment's "two hidden layers of M units"
@@ -64,9 +68,6 @@ class Config:
     optimizer: LBFGS = field(default_factory=LBFGS)
     rank_widths: tuple[int, ...] = (2, 4, 6, 8, 12, 16)  # Jacobian-rank check of P_eff at these widths ...
     rank_samples: int = 200  # ... on this many Gaussian inputs (n d >> P)
-    workers: int = field(
-        default=2, metadata={"affects_results": False}
-    )  # processes on a CPU (1: in this one)
     seed: int = 0  # added to every initialization seed (a fresh set of networks on the same data)
 
 
@@ -76,10 +77,7 @@ PROFILES = {
         widths=(4, 10, 20, 50, 100),
         seeds=(0,),
         n_test=1000,
-        workers=1,
         optimizer=LBFGS(window=50, max_iters=150),
-        rank_widths=(4, 8),
-        rank_samples=100,
     ),
 }
 
@@ -92,7 +90,22 @@ class Sweep:
     train: np.ndarray  # (n_widths, n_seeds) final training MSE
     test: np.ndarray  # (n_widths, n_seeds) test MSE
     iterations: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations until the model stopped
+    evaluations: np.ndarray  # (n_widths, n_seeds) loss-and-gradient evaluations (line search included)
+    slowest: np.ndarray  # (n_widths, n_seeds) largest ratio of the optimizer's rate test on the way
     stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.optimizers.Stop
+
+
+SWEEP_ARRAYS = (
+    "train",
+    "test",
+    "iterations",
+    "evaluations",
+    "slowest",
+    "stop",
+)  # the array fields of Sweep, in order
+
+
+COUNTS = ("iterations", "evaluations", "stop")  # the integer ones
 
 
 @dataclass(frozen=True)
@@ -119,8 +132,7 @@ class Results:
         np.ndarray
     )  # (n_curve_widths, n_seeds, T) training MSE after 0..T-1 iterations, NaN after the stop
     ranks: Ranks
-    seconds: float  # wall-clock time of run()
-    cpu_seconds: float  # CPU time of run(), all processes
+    shard_seconds: dict[str, tuple[float, float]]  # shard name -> (wall, CPU) seconds of run_shard
 
 
 def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
@@ -140,112 +152,174 @@ def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[in
     return groups
 
 
-def sweep(
-    widths: Sequence[int],
-    seeds: Sequence[int],
-    data: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    config: Config,
-    position: int = 0,
-) -> tuple[Sweep, dict[int, np.ndarray]]:
-    """Train every (width, seed) on ``data`` bucket by bucket; return final losses and histories.
+def seed_blocks(seeds: Sequence[int], size: int) -> list[list[int]]:
+    """``seeds`` grouped by ``seed // size`` (a seed's block depends on its value alone).
 
-    The histories (keyed by width, each (n_seeds, iterations + 1), NaN after a model's stop) are
-    kept for ``config.curve_widths`` only; ``position`` places the progress bar.
+    >>> seed_blocks([0, 1, 2, 7, 3], 5)
+    [[0, 1, 2, 3], [7]]
     """
-    X, Y = data
+    blocks: dict[int, list[int]] = {}
+    for seed in sorted(set(seeds)):
+        blocks.setdefault(seed // size, []).append(seed)
+    return [blocks[b] for b in sorted(blocks)]
+
+
+def span(values: Sequence[int]) -> str:
+    """``'3'`` or ``'3..7'``: the first and last of ``values`` for a shard name."""
+    return f"{values[0]}" if len(values) == 1 else f"{values[0]}..{values[-1]}"
+
+
+def shards(config: Config) -> dict[str, dict]:
+    """Shard name -> JSON spec: a training set x width bucket x seed block, and the rank check.
+
+    A spec holds everything :func:`run_shard` reads (data process, sample seeds, optimizer, ...),
+    so it is the shard's cache key.  Training shards are named ``n100-m17..22-s0..4``.
+    """
+    process = asdict(DataProcess())
+    common = {"process": process, "hidden_layers": config.hidden_layers, "seed_offset": config.seed}
+    specs: dict[str, dict] = {}
+    blocks = seed_blocks(config.seeds, config.seed_block)
+    for n in config.n_train:
+        for group in buckets(config.widths, config.bucket_ratio, config.bucket_floor):
+            curves = [w for w in group if w in config.curve_widths and n == config.n_train[0]]
+            for block in blocks:
+                specs[f"n{n}-m{span(group)}-s{span(block)}"] = {
+                    "kind": "sweep",
+                    "n": n,
+                    "train_seed": config.sample_seed + n,
+                    "n_test": config.n_test,
+                    "test_seed": config.sample_seed,
+                    "widths": group,
+                    "seeds": block,
+                    "curve_widths": curves,
+                    "optimizer": asdict(config.optimizer),
+                    **common,
+                }
+    rank = {
+        "widths": list(config.rank_widths),
+        "samples": config.rank_samples,
+        "sample_seed": config.sample_seed - 1,
+    }
+    specs["ranks-balanced"] = {"kind": "balanced", **rank, **common}
+    for block in blocks:
+        specs[f"ranks-s{span(block)}"] = {"kind": "ranks", "seeds": block, **rank, **common}
+    return specs
+
+
+def run_shard(spec: dict) -> dict[str, np.ndarray]:
+    """Compute one shard of :func:`shards` (CPU and wall seconds included as ``cpu_seconds``, ``seconds``)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    part = {"sweep": _train, "balanced": _balanced, "ranks": _default_ranks}[spec["kind"]](spec)
+    part["seconds"] = np.array(time.perf_counter() - start)
+    part["cpu_seconds"] = np.array(time.process_time() - cpu)
+    return part
+
+
+def _train(spec: dict) -> dict[str, np.ndarray]:
+    """Train every (width, seed) of the shard as one batch; final losses, stop reasons, histories."""
+    process, dev = DataProcess(**spec["process"]), batched_mlp.device()
+    X, Y = (t.to(dev) for t in make_data(spec["n"], spec["train_seed"], process, torch.float64))
+    X_test, Y_test = (t.to(dev) for t in make_data(spec["n_test"], spec["test_seed"], process, torch.float64))
+    widths, seeds = spec["widths"], spec["seeds"]
+    pairs = [(w, s) for w in widths for s in seeds]
+    model = batched_mlp.init(
+        [w for w, _ in pairs],
+        [spec["seed_offset"] + s for _, s in pairs],
+        spec["hidden_layers"],
+        process.dim,
+        process.dim,
+        torch.float64,
+        dev,
+    )
+    with progress.bar(desc=f"N={spec['n']} M={span(widths)} s={span(seeds)}", leave=False) as bar:
+        outcome = lbfgs(model, X, Y, LBFGS(**spec["optimizer"]), bar)
+    with torch.no_grad():
+        test = batched_mlp.mse(batched_mlp.forward(model, X_test), Y_test)
     shape = (len(widths), len(seeds))
-    train, test_mse = np.zeros(shape), np.zeros(shape)
-    iterations, stop = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    histories: dict[int, np.ndarray] = {}
-    for group in buckets(widths, config.bucket_ratio, config.bucket_floor):
-        pairs = [(w, s) for w in group for s in seeds]
-        inits = [config.seed + s for _, s in pairs]
-        model = batched_mlp.init(
-            [w for w, _ in pairs], inits, config.hidden_layers, X.shape[1], Y.shape[1], X.dtype, X.device
-        )
-        with progress.bar(
-            desc=f"N={len(X)} M={group[0]}..{group[-1]}", position=position, leave=False
-        ) as bar:
-            outcome = lbfgs(model, X, Y, config.optimizer, bar)
-        rows = [widths.index(w) for w in group]
-        with torch.no_grad():
-            final_test = batched_mlp.mse(batched_mlp.forward(model, test[0]), test[1])
-        ran = outcome.iterations.cpu().numpy()
-        train[rows] = outcome.history[ran, np.arange(len(pairs))].view(len(group), len(seeds)).cpu().numpy()
-        test_mse[rows] = final_test.view(len(group), len(seeds)).cpu().numpy()
-        iterations[rows] = ran.reshape(len(group), len(seeds))
-        stop[rows] = outcome.stop.view(len(group), len(seeds)).cpu().numpy()
-        history = outcome.history.cpu().numpy()
-        for j, w in enumerate(group):
-            if w in config.curve_widths:
-                cols = slice(j * len(seeds), (j + 1) * len(seeds))
-                curves = history[:, cols].T.copy()  # (n_seeds, iterations + 1)
-                curves[np.arange(curves.shape[1]) > ran[cols, None]] = np.nan
-                histories[w] = curves
-    return Sweep(n=len(X), train=train, test=test_mse, iterations=iterations, stop=stop), histories
+    ran = outcome.iterations.cpu().numpy()
+    history = outcome.history.cpu().numpy()
+    part = {
+        "train": history[ran, np.arange(len(pairs))].reshape(shape),
+        "test": test.cpu().numpy().reshape(shape),
+        "iterations": ran.reshape(shape),
+        "evaluations": outcome.evaluations.cpu().numpy().reshape(shape),
+        "slowest": outcome.slowest.cpu().numpy().reshape(shape),
+        "stop": outcome.stop.cpu().numpy().reshape(shape),
+    }
+    for w in spec["curve_widths"]:
+        cols = slice(widths.index(w) * len(seeds), (widths.index(w) + 1) * len(seeds))
+        last = int(ran[cols].max())
+        curves = history[: last + 1, cols].T.copy()  # (n_seeds, iterations + 1)
+        curves[np.arange(last + 1) > ran[cols, None]] = np.nan
+        part[f"curve_{w}"] = curves
+    return part
 
 
-def sweep_size(n: int, config: Config, process: DataProcess, position: int = 0) -> tuple[Sweep, dict]:
-    """Draw the training set of size ``n`` and the test set, and run :func:`sweep` on one thread.
-
-    One intra-op thread because every tensor here is small: the loop is bound by per-operation
-    overhead, and two OpenMP threads sharing a core with other work run slower, not faster.
-    The cores are used instead by running the training-set sizes in parallel processes.
-    """
-    torch.set_num_threads(1)
-    dev = batched_mlp.device()
-    test = tuple(t.to(dev) for t in make_data(config.n_test, config.sample_seed, process, torch.float64))
-    data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process, torch.float64))
-    return sweep(list(config.widths), config.seeds, data, test, config, position)
+def _rank_sample(spec: dict) -> tuple[torch.Tensor, int, DataProcess]:
+    process = DataProcess(**spec["process"])
+    X = make_data(spec["samples"], spec["sample_seed"], process, torch.float64)[0]
+    return X, spec["hidden_layers"], process
 
 
-def cpu_time() -> float:
-    """CPU seconds (user + system) of this process and of its finished child processes."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _balanced(spec: dict) -> dict[str, np.ndarray]:
+    """Jacobian rank and singular-value gap at a balanced point of every rank width."""
+    X, K, process = _rank_sample(spec)
+    count = effective_params.effective_count(K, process.dim)
+    points = [
+        jacobian_rank(balanced_point(w, K, X, spec["seed_offset"]), X, int(count.subs(effective_params.M, w)))
+        for w in spec["widths"]
+    ]
+    return {"balanced": np.array([p.rank for p in points]), "gap": np.array([p.gap for p in points])}
 
 
-def ranks(config: Config, process: DataProcess) -> Ranks:
-    """Jacobian ranks at ``config.rank_widths`` (balanced point; default initialization of every seed)."""
-    X = make_data(config.rank_samples, config.sample_seed - 1, process, torch.float64)[0]
-    count = effective_params.effective_count(config.hidden_layers, process.dim)
-    shape = (len(config.rank_widths), len(config.seeds))
-    balanced, gap = np.zeros(shape[0], dtype=np.int64), np.zeros(shape[0])
+def _default_ranks(spec: dict) -> dict[str, np.ndarray]:
+    """Jacobian rank and nearly constant units at nn.Linear's initialization, per rank width and seed."""
+    X, K, process = _rank_sample(spec)
+    count = effective_params.effective_count(K, process.dim)
+    shape = (len(spec["widths"]), len(spec["seeds"]))
     default, inactive = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    for i, width in enumerate(config.rank_widths):
-        expected = int(count.subs(effective_params.M, width))
-        point = jacobian_rank(balanced_point(width, config.hidden_layers, X, config.seed), X, expected)
-        balanced[i], gap[i] = point.rank, point.gap
-        for j, seed in enumerate(config.seeds):
-            model = batched_mlp.init([width], [config.seed + seed], config.hidden_layers, dtype=torch.float64)
-            at_init = jacobian_rank(model, X, expected)
-            default[i, j], inactive[i, j] = at_init.rank, at_init.inactive_units
-    return Ranks(balanced=balanced, gap=gap, default=default, inactive=inactive)
+    for i, width in enumerate(spec["widths"]):
+        for j, seed in enumerate(spec["seeds"]):
+            model = batched_mlp.init(
+                [width], [spec["seed_offset"] + seed], K, process.dim, process.dim, torch.float64
+            )
+            rank = jacobian_rank(model, X, int(count.subs(effective_params.M, width)))
+            default[i, j], inactive[i, j] = rank.rank, rank.inactive_units
+    return {"default": default, "inactive": inactive}
 
 
-def run(config: Config) -> Results:
-    """Run the sweeps for every training-set size of ``config`` (see the module docstring)."""
-    start, cpu, threads, process = time.perf_counter(), cpu_time(), torch.get_num_threads(), DataProcess()
-    sizes = config.n_train
-    try:
-        if config.workers > 1 and batched_mlp.device().type == "cpu":
-            context = multiprocessing.get_context("spawn")  # fork after torch's thread pool started can hang
-            with ProcessPoolExecutor(min(config.workers, len(sizes)), mp_context=context) as pool:
-                outcomes = list(
-                    pool.map(sweep_size, sizes, repeat(config), repeat(process), range(len(sizes)))
-                )
-        else:
-            outcomes = [sweep_size(n, config, process, k) for k, n in enumerate(sizes)]
-        torch.set_num_threads(1)
-        rank_results = ranks(config, process)
-    finally:
-        torch.set_num_threads(threads)
-    histories = outcomes[0][1]  # item (b) uses the first training set
-    length = max(h.shape[1] for h in histories.values())
-    curves = np.full((len(config.curve_widths), len(config.seeds), length), np.nan)
-    for i, w in enumerate(config.curve_widths):
-        curves[i, :, : histories[w].shape[1]] = histories[w]
+def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
+    """Assemble :class:`Results` from the parts of every shard of ``config``."""
+    specs, process = shards(config), DataProcess()
+    widths, seeds = list(config.widths), list(config.seeds)
+    keys = SWEEP_ARRAYS
+    full = {
+        (n, k): np.zeros((len(widths), len(seeds)), dtype=np.int64 if k in COUNTS else float)
+        for n in config.n_train
+        for k in keys
+    }
+    histories: dict[tuple[int, int], np.ndarray] = {}
+    shape = (len(config.rank_widths), len(seeds))
+    default, inactive = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    for name, spec in specs.items():
+        part = parts[name]
+        if spec["kind"] == "balanced":
+            balanced, gap = part["balanced"], part["gap"]
+            continue
+        cols = [seeds.index(s) for s in spec["seeds"]]
+        if spec["kind"] == "ranks":
+            default[:, cols], inactive[:, cols] = part["default"], part["inactive"]
+            continue
+        rows = [widths.index(w) for w in spec["widths"]]
+        for key in keys:
+            full[spec["n"], key][np.ix_(rows, cols)] = part[key]
+        for w in spec["curve_widths"]:
+            for j, c in enumerate(cols):
+                histories[w, c] = part[f"curve_{w}"][j]
+    length = max((len(h) for h in histories.values()), default=0)
+    curves = np.full((len(config.curve_widths), len(seeds), length), np.nan)
+    for (w, c), h in histories.items():
+        curves[config.curve_widths.index(w), c, : len(h)] = h
     X_test, Y_test = make_data(config.n_test, config.sample_seed, process, dtype=torch.float64)
     g = teacher(X_test, process)
     return Results(
@@ -254,18 +328,24 @@ def run(config: Config) -> Results:
         r_t=optimal_test_error(process),
         r_t_empirical=batched_mlp.mse(g, Y_test).item(),
         signal_var=g.var(0).mean().item(),
-        sweeps=tuple(sweep for sweep, _ in outcomes),
+        sweeps=tuple(Sweep(n, *(full[n, k] for k in keys)) for n in config.n_train),
         curves=curves,
-        ranks=rank_results,
-        seconds=time.perf_counter() - start,
-        cpu_seconds=cpu_time() - cpu,
+        ranks=Ranks(balanced=balanced, gap=gap, default=default, inactive=inactive),
+        shard_seconds={k: (float(p["seconds"]), float(p["cpu_seconds"])) for k, p in parts.items()},
     )
 
 
+def run(config: Config) -> Results:
+    """Every shard of ``config`` in turn, gathered (the report's engine runs them concurrently)."""
+    return gather(config, {name: run_shard(spec) for name, spec in shards(config).items()})
+
+
 def check() -> list[Check]:
-    """P(M) from SymPy against the networks' own count; rank J = P - K M at balanced points, never above."""
-    process, widths, samples = DataProcess(), (2, 3, 4, 6, 8, 12), 300
-    config = replace(PROFILES["quick"], seeds=(0, 1, 2), rank_widths=widths, rank_samples=samples)
+    """P(M) from SymPy against the networks' own count; rank J = P - K M at balanced points, never above.
+
+    Uses the full profile's rank widths, sample and seeds: the report's text quotes the same values.
+    """
+    config, process = PROFILES["full"], DataProcess()
     K, d = config.hidden_layers, process.dim
     P, P_eff = effective_params.param_count(K, d), effective_params.effective_count(K, d)
     counted = range(1, 60)
@@ -275,22 +355,26 @@ def check() -> list[Check]:
     checks = [
         Check("P(M) from SymPy", "SymPy count vs the batched network's tensors, M = 1..59", miscount, 0)
     ]
-    result = ranks(config, process)
-    expected = np.array([int(P_eff.subs(effective_params.M, m)) for m in widths])
-    for width, rank, gap, p_eff in zip(widths, result.balanced, result.gap, expected, strict=True):
+    specs = shards(config)
+    balanced = run_shard(specs["ranks-balanced"])
+    expected = np.array([int(P_eff.subs(effective_params.M, m)) for m in config.rank_widths])
+    for width, rank, gap, p_eff in zip(
+        config.rank_widths, balanced["balanced"], balanced["gap"], expected, strict=True
+    ):
         checks.append(
             Check(
                 f"rank of J = P - {K}M = {p_eff} at M = {width}",
-                f"float64 SVD of the {d * samples} x {p_eff + K * width} output Jacobian at a balanced point; "
-                f"retained/discarded singular values {gap:.0f} decades apart",
+                f"float64 SVD of the {d * config.rank_samples} x {p_eff + K * width} output Jacobian at a balanced "
+                f"point; retained/discarded singular values {gap:.0f} decades apart",
                 abs(int(rank) - int(p_eff)),
                 0,
             )
         )
-    excess = int(max(0, (result.default - expected[:, None]).max()))
-    method = (
-        f"the same at nn.Linear's initialization, seeds {', '.join(map(str, config.seeds))} at each width"
+    default = np.concatenate(
+        [run_shard(s)["default"] for s in specs.values() if s["kind"] == "ranks"], axis=1
     )
+    excess = int(max(0, (default - expected[:, None]).max()))
+    method = f"the same at nn.Linear's initialization, seeds {span(config.seeds)} at each width"
     checks.append(Check(f"rank of J never above P - {K}M", method, excess, 0))
     return checks
 
@@ -298,7 +382,7 @@ def check() -> list[Check]:
 def save(results: Results, directory: Path) -> None:
     arrays = {"curves": results.curves} | {f"ranks_{k}": v for k, v in asdict(results.ranks).items()}
     for s in results.sweeps:
-        arrays |= {f"{key}_{s.n}": getattr(s, key) for key in ("train", "test", "iterations", "stop")}
+        arrays |= {f"{key}_{s.n}": getattr(s, key) for key in SWEEP_ARRAYS}
     io.save_arrays(arrays, directory)
     meta = {
         "config": asdict(results.config),
@@ -306,8 +390,7 @@ def save(results: Results, directory: Path) -> None:
         "r_t": results.r_t,
         "r_t_empirical": results.r_t_empirical,
         "signal_var": results.signal_var,
-        "seconds": results.seconds,
-        "cpu_seconds": results.cpu_seconds,
+        "shard_seconds": results.shard_seconds,
     }
     io.save_json(meta, directory)
 
@@ -319,10 +402,7 @@ def load(directory: Path) -> Results:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "optimizer"},
         optimizer=LBFGS(**raw["optimizer"]),
     )
-    sweeps = tuple(
-        Sweep(n, *(arrays[f"{key}_{n}"] for key in ("train", "test", "iterations", "stop")))
-        for n in config.n_train
-    )
+    sweeps = tuple(Sweep(n, *(arrays[f"{key}_{n}"] for key in SWEEP_ARRAYS)) for n in config.n_train)
     return Results(
         config=config,
         process=DataProcess(**meta["process"]),
@@ -332,8 +412,7 @@ def load(directory: Path) -> Results:
         sweeps=sweeps,
         curves=arrays["curves"],
         ranks=Ranks(**{k: arrays[f"ranks_{k}"] for k in ("balanced", "gap", "default", "inactive")}),
-        seconds=meta["seconds"],
-        cpu_seconds=meta["cpu_seconds"],
+        shard_seconds={k: tuple(v) for k, v in meta["shard_seconds"].items()},
     )
 
 
@@ -346,4 +425,4 @@ if __name__ == "__main__":
             print(
                 f"  M={w:4d} train={np.median(tr):.2e} test={np.median(te):.3f} iters={it.tolist()} stop={st.tolist()}"
             )
-    print(json.dumps({"r_t": res.r_t, "seconds": res.seconds, "cpu_seconds": res.cpu_seconds}))
+    print(json.dumps(res.shard_seconds, indent=1))

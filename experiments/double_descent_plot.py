@@ -63,6 +63,22 @@ def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return float(diff.mean()), float(low), float(high)
 
 
+def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
+    """Median, first and third quartile of ``values``, formatted with two significant digits."""
+    q1, mid, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+    return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
+
+
+def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
+    """Median, first and third quartile of integer counts, rounded."""
+    return tuple(integer(round(v)) for v in np.quantile(values, [0.5, 0.25, 0.75]))
+
+
+def mean_se(values: np.ndarray) -> tuple[float, float]:
+    """Mean over seeds and its standard error."""
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
 def plot_training_curves(results: Results) -> Figure:
     fig, ax = plt.subplots(figsize=figsize(2.8), layout="constrained")
     P, _ = counts(results)
@@ -72,9 +88,8 @@ def plot_training_curves(results: Results) -> Figure:
         for s, curve in enumerate(results.curves[i]):
             label = f"$M={width}$ ($P={int(P.subs(effective_params.M, width))}$)" if s == 0 else None
             ax.plot(steps[1:], curve[1:], color=colors[i], lw=0.8, alpha=0.8, label=label)
-    ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=f"${power_of_ten(TARGET)}$")
-    ax.axhline(results.r_t, color="gray", ls="--", lw=1.0, label=r"$R_t=\tau^2$")
-    ax.set(xscale="log", yscale="log", xlabel="iteration (full-batch L-BFGS step)", ylabel="training MSE")
+    ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=f"target ${power_of_ten(TARGET)}$")
+    ax.set(xscale="log", yscale="log", xlabel="L-BFGS iteration (full batch)", ylabel="training MSE")
     ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     return fig
@@ -231,15 +246,24 @@ def context(results: Results) -> dict:
     for i, width in enumerate(config.curve_widths):
         row = widths.index(width)
         reached = bool(np.all(hit[i] >= 0))
+        steps = int_quartiles(hit[i]) if reached else ("", "", "")
+        stop_steps = int_quartiles(first.iterations[row])
+        evaluations = int_quartiles(first.evaluations[row])
+        final = quartiles(first.train[row])
         curve_rows.append(
             {
                 "M": integer(width),
                 "params": integer(P.subs(effective_params.M, width)),
                 "reached": reached,
                 "under": bool(P_eff.subs(effective_params.M, width) < d * first.n),
-                "steps": integer(round(np.median(hit[i]))) if reached else "",
-                "final": num(np.median(first.train[row])),
-                "stop_steps": integer(round(np.median(first.iterations[row]))),
+                "steps": steps[0],
+                "steps_q": steps[1:],
+                "stop_steps": stop_steps[0],
+                "stop_q": stop_steps[1:],
+                "evaluations": evaluations[0],
+                "evaluations_q": evaluations[1:],
+                "final": final[0],
+                "final_q": final[1:],
                 "interpolated": bool(np.all(first.stop[row] == Stop.INTERPOLATED)),
             }
         )
@@ -255,13 +279,16 @@ def context(results: Results) -> dict:
         for role, width in (("threshold", widths[s1["index"]]), ("over", config.over_width)):
             row = widths.index(width)
             mean, low, high = intervals[row]
+            (mean1, se1), (mean2, se2) = mean_se(first.test[row]), mean_se(second.test[row])
             table.append(
                 {
                     "role": role,
                     "M": integer(width),
                     "params": integer(P.subs(effective_params.M, width)),
-                    "test1": num(np.median(first.test[row])),
-                    "test2": num(np.median(second.test[row])),
+                    "test1": num(mean1),
+                    "se1": num(se1, sig=2),
+                    "test2": num(mean2),
+                    "se2": num(se2, sig=2),
                     "diff": num(mean, sig=2),
                     "low": num(low, sig=2),
                     "high": num(high, sig=2),
@@ -320,6 +347,10 @@ def context(results: Results) -> dict:
         "halvings": integer(opt.halvings),
         "armijo": num(opt.armijo, sig=1),
         "max_iters": integer(opt.max_iters),
+        "slow_factor": num(opt.slow_factor, sig=2),
+        "slowest_interp": num(
+            max(s.slowest[s.stop == Stop.INTERPOLATED].max(initial=0) for s in results.sweeps), sig=2
+        ),
         "target": tex(power_of_ten(TARGET)),
         "curve_widths": Tex(",".join(str(w) for w in config.curve_widths)),
         "width_list": Tex(r",\allowbreak ".join(str(w) for w in widths)),
@@ -339,6 +370,9 @@ def context(results: Results) -> dict:
         "rank_rows": rank_rows,
         "rank_samples": integer(config.rank_samples),
         "rank_rows_count": integer(d * config.rank_samples),
+        "gap_min": integer(round(ranks.gap.min())),
+        "gap_max": integer(round(ranks.gap.max())),
+        "rank_widths": widths_text(config.rank_widths),
         "rank_all_full": bool(np.all(ranks.balanced == expected_ranks)),
         "rank_never_above": bool(np.all(deficit_all >= 0)),
         "deficit_seeds": integer((deficit_all > 0).sum()),

@@ -23,7 +23,9 @@ def test_buckets_cover_widths_within_ratio():
 
 
 def test_quick_run_saves_and_loads(tmp_path):
-    config = replace(dd.PROFILES["quick"], n_test=200, optimizer=LBFGS(window=20, max_iters=60))
+    config = replace(
+        dd.PROFILES["quick"], n_test=200, optimizer=LBFGS(window=20, max_iters=60), rank_widths=(2, 4)
+    )
     results = dd.run(config)
     assert results.r_t == pytest.approx(results.process.noise_std**2)
     first = results.sweeps[0]
@@ -102,13 +104,12 @@ def hand_made_results() -> dd.Results:
         r_t_empirical=0.251,
         signal_var=0.46,
         sweeps=(
-            dd.Sweep(100, train100, test100, iterations, stop100),
-            dd.Sweep(200, train200, test200, iterations, stop200),
+            dd.Sweep(100, train100, test100, iterations, iterations + 3, np.full((5, 2), 2.0), stop100),
+            dd.Sweep(200, train200, test200, iterations, iterations + 5, np.full((5, 2), 3.5), stop200),
         ),
         curves=curves,
         ranks=ranks,
-        seconds=12.0,
-        cpu_seconds=20.0,
+        shard_seconds={"n100-m4..100-s0..1": (12.0, 20.0)},
     )
 
 
@@ -130,10 +131,18 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert not first["second_below_first"]  # 0.6 at M=100 vs 0.4 at M=4
     assert [row["reached"] for row in ctx["curve_rows"]] == [False, True, True]
     assert [row["steps"] for row in ctx["curve_rows"]][1:] == [r"\num{2}", r"\num{2}"]
+    assert ctx["curve_rows"][1]["steps_q"] == (r"\num{2}", r"\num{3}")  # quartiles of 2 and 3
+    assert ctx["curve_rows"][0]["evaluations"] == r"\num{103}"
+    assert ctx["slowest_interp"] == r"\num{3.5}"
+    assert (ctx["gap_min"], ctx["gap_max"]) == (r"\num{13}", r"\num{14}")
     assert ctx["speed_trend"] == "mixed"
     threshold, over = ctx["more_data"]
     assert threshold["helps"] and not threshold["hurts"]  # 2.5 -> 0.7 for both seeds
     assert not over["hurts"] and over["helps"]  # 0.6 -> 0.5
+    assert (threshold["test1"], threshold["se1"]) == (
+        r"\num{2.50}",
+        r"\num{0.50}",
+    )  # mean and s.e. of 3.0, 2.0
     assert ctx["hurt_widths"] == "50"  # 0.8 -> 2.0 and 2.1
     assert ctx["deficit_seeds"] == r"\num{1}"
     assert ctx["rank_never_above"] and ctx["rank_all_full"]
@@ -153,7 +162,7 @@ def test_figures_draw_every_iteration_bands_and_thresholds():
     assert ax.get_xscale() == ax.get_yscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [label.split("$")[1] for label in labels[:3]] == ["M=10", "M=50", "M=100"]
-    assert len(ax.lines) == 3 * 2 + 2  # a line per width and seed, the 1e-3 and R_t levels
+    assert len(ax.lines) == 3 * 2 + 1  # a line per width and seed, and the 1e-3 target
     np.testing.assert_array_equal(ax.lines[2].get_xdata(), [1, 2, 3])  # every iteration, from the first
     fig = plot.FIGURES["dd_curve"](results)
     top, bottom = fig.axes[:2]
@@ -164,3 +173,47 @@ def test_figures_draw_every_iteration_bands_and_thresholds():
     assert [line.get_xdata()[0] for line in bottom.lines if line.get_linestyle() == ":"] == [20, 50]
     assert any("M^{2} + 18 M + 8" in child.get_xlabel() for child in top.child_axes)
     plt.close("all")
+
+
+def test_more_seeds_add_shards_and_leave_the_shared_seeds_unchanged():
+    # seeds 0, 1 form block 0 in both runs: the same shard spec, the same batch, identical results
+    small = replace(
+        dd.PROFILES["quick"],
+        widths=(3, 6),
+        seeds=(0, 1),
+        seed_block=2,
+        n_train=(30, 40),
+        n_test=50,
+        curve_widths=(6,),
+        over_width=6,
+        optimizer=LBFGS(window=10, max_iters=40),
+        rank_widths=(2,),
+        rank_samples=20,
+    )
+    big = replace(small, seeds=(0, 1, 2))
+    small_specs, big_specs = dd.shards(small), dd.shards(big)
+    assert small_specs.items() <= big_specs.items()
+    assert set(big_specs) - set(small_specs) == {"n30-m3..6-s2", "n40-m3..6-s2", "ranks-s2"}
+    a, b = dd.run(small), dd.run(big)
+    for sa, sb in zip(a.sweeps, b.sweeps, strict=True):
+        for key in ("train", "test", "iterations", "stop"):
+            np.testing.assert_array_equal(getattr(sa, key), getattr(sb, key)[:, :2])
+    assert b.curves.shape[1] == 3
+    np.testing.assert_array_equal(a.curves, b.curves[:, :2, : a.curves.shape[2]])
+    np.testing.assert_array_equal(a.ranks.default, b.ranks.default[:, :2])
+    assert not np.array_equal(b.sweeps[0].test[:, 2], b.sweeps[0].test[:, 0])  # seed 2 is a new network
+
+
+def test_shard_specs_are_json_and_cover_every_model_once():
+    config = dd.PROFILES["full"]
+    specs = dd.shards(config)
+    json.dumps(specs)
+    for n in config.n_train:
+        models = [
+            (w, s)
+            for spec in specs.values()
+            if spec.get("n") == n
+            for w in spec["widths"]
+            for s in spec["seeds"]
+        ]
+        assert sorted(models) == sorted((w, s) for w in config.widths for s in config.seeds)
