@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from experiments import batched_mlp, effective_params
-from experiments.data import DataProcess, make_data, optimal_test_error, teacher
+from experiments.data import DataProcess, DataSource, draw, summary
 from experiments.jacobian_rank import balanced_point, jacobian_rank
 from experiments.optimizers import LBFGS, lbfgs
 from report import io, progress
@@ -68,6 +68,7 @@ class Config:
         default=2, metadata={"affects_results": False}
     )  # processes on a CPU (1: in this one)
     seed: int = 0  # added to every initialization seed (a fresh set of networks on the same data)
+    data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
 
 
 PROFILES = {
@@ -121,6 +122,7 @@ class Results:
     ranks: Ranks
     seconds: float  # wall-clock time of run()
     cpu_seconds: float  # CPU time of run(), all processes
+    data: dict = field(default_factory=dict)  # experiments.data.summary of the source ({}: built-in)
 
 
 def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
@@ -195,8 +197,10 @@ def sweep_size(n: int, config: Config, process: DataProcess, position: int = 0) 
     """
     torch.set_num_threads(1)
     dev = batched_mlp.device()
-    test = tuple(t.to(dev) for t in make_data(config.n_test, config.sample_seed, process, torch.float64))
-    data = tuple(t.to(dev) for t in make_data(n, config.sample_seed + n, process, torch.float64))
+    test = tuple(
+        t.to(dev) for t in draw(config.data, config.n_test, config.sample_seed, torch.float64, "test")
+    )
+    data = tuple(t.to(dev) for t in draw(config.data, n, config.sample_seed + n, torch.float64))
     return sweep(list(config.widths), config.seeds, data, test, config, position)
 
 
@@ -208,7 +212,7 @@ def cpu_time() -> float:
 
 def ranks(config: Config, process: DataProcess) -> Ranks:
     """Jacobian ranks at ``config.rank_widths`` (balanced point; default initialization of every seed)."""
-    X = make_data(config.rank_samples, config.sample_seed - 1, process, torch.float64)[0]
+    X = draw(config.data, config.rank_samples, config.sample_seed - 1, torch.float64)[0]
     count = effective_params.effective_count(config.hidden_layers, process.dim)
     shape = (len(config.rank_widths), len(config.seeds))
     balanced, gap = np.zeros(shape[0], dtype=np.int64), np.zeros(shape[0])
@@ -246,19 +250,19 @@ def run(config: Config) -> Results:
     curves = np.full((len(config.curve_widths), len(config.seeds), length), np.nan)
     for i, w in enumerate(config.curve_widths):
         curves[i, :, : histories[w].shape[1]] = histories[w]
-    X_test, Y_test = make_data(config.n_test, config.sample_seed, process, dtype=torch.float64)
-    g = teacher(X_test, process)
+    facts = summary(config.data, *draw(config.data, config.n_test, config.sample_seed, torch.float64, "test"))
     return Results(
         config=config,
         process=process,
-        r_t=optimal_test_error(process),
-        r_t_empirical=batched_mlp.mse(g, Y_test).item(),
-        signal_var=g.var(0).mean().item(),
+        r_t=facts["r_t"],
+        r_t_empirical=facts["r_t_empirical"],  # NaN unless built in (the true g is unknown)
+        signal_var=facts["signal_var"],
         sweeps=tuple(sweep for sweep, _ in outcomes),
         curves=curves,
         ranks=rank_results,
         seconds=time.perf_counter() - start,
         cpu_seconds=cpu_time() - cpu,
+        data=facts,
     )
 
 
@@ -308,6 +312,7 @@ def save(results: Results, directory: Path) -> None:
         "signal_var": results.signal_var,
         "seconds": results.seconds,
         "cpu_seconds": results.cpu_seconds,
+        "data": results.data,
     }
     io.save_json(meta, directory)
 
@@ -316,8 +321,13 @@ def load(directory: Path) -> Results:
     arrays, meta = io.load_arrays(directory), io.load_json(directory)
     raw = meta["config"]
     config = Config(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "optimizer"},
+        **{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in raw.items()
+            if k not in ("optimizer", "data")
+        },
         optimizer=LBFGS(**raw["optimizer"]),
+        data=DataSource(**raw["data"]),
     )
     sweeps = tuple(
         Sweep(n, *(arrays[f"{key}_{n}"] for key in ("train", "test", "iterations", "stop")))
@@ -334,6 +344,7 @@ def load(directory: Path) -> Results:
         ranks=Ranks(**{k: arrays[f"ranks_{k}"] for k in ("balanced", "gap", "default", "inactive")}),
         seconds=meta["seconds"],
         cpu_seconds=meta["cpu_seconds"],
+        data=meta["data"],
     )
 
 

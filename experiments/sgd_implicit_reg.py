@@ -26,7 +26,7 @@ Run through the report builder (``python build.py``), or directly::
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from experiments import batched_mlp
-from experiments.data import DataProcess, make_data, optimal_test_error
+from experiments.data import DataProcess, DataSource, draw, noise_variance, summary
 from experiments.grad_stats import expected_variation
 from report import progress
 from report.io import load_arrays, load_json, save_arrays, save_json
@@ -62,6 +62,7 @@ class Config:
     wd_max_epochs: int = 3_000  # (d) stopping rule, the same for every λ including 0
     wd_stall_epochs: int = 500  # with weight decay the loss settles on a plateau above zero
     seed: int = 0
+    data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
 
 
 PROFILES = {
@@ -109,7 +110,7 @@ class Trajectory:
 @dataclass
 class Results:
     config: Config
-    process: dict  # the DataProcess the data came from
+    process: dict  # experiments.data.summary of the data source
     noise_var: float  # R_t: the optimal test MSE
     n_params: int  # weights and biases of one network
     epochs: np.ndarray  # (n_checks,) epochs of the history
@@ -313,13 +314,13 @@ def run(config: Config) -> Results:
 
 
 def _run(config: Config) -> Results:
-    process = DataProcess()
+    process = DataProcess()  # its dim; the data come from config.data
     dev = batched_mlp.device()
-    sets = [make_data(config.n_train, config.seed + 1 + r, process) for r in range(config.n_runs)]
+    sets = [draw(config.data, config.n_train, config.seed + 1 + r) for r in range(config.n_runs)]
     X = torch.stack([x for x, _ in sets]).to(dev)  # (n_runs, N, dim)
     Y = torch.stack([y for _, y in sets]).to(dev)
-    test = tuple(t.to(dev) for t in make_data(config.n_test, config.seed + 100_000, process))
-    val = tuple(t.to(dev) for t in make_data(config.n_val, config.seed + 300_000, process))
+    test = tuple(t.to(dev) for t in draw(config.data, config.n_test, config.seed + 100_000, split="test"))
+    val = tuple(t.to(dev) for t in draw(config.data, config.n_val, config.seed + 300_000, split="val"))
     init_seeds = [config.seed + 200_000 + r for r in range(config.n_runs)]
     common = {
         "target_loss": config.target_loss,
@@ -380,8 +381,8 @@ def _run(config: Config) -> Results:
     shape = (len(config.lrs), config.n_runs)
     return Results(
         config=config,
-        process=dataclasses.asdict(process),
-        noise_var=optimal_test_error(process),
+        process=summary(config.data, *(t.cpu() for t in test)),
+        noise_var=noise_variance(config.data)[0],
         n_params=batched_mlp.n_params(config.width, config.hidden_layers, process.dim, process.dim),
         epochs=np.arange(traj.history.shape[0]) * config.check_every,
         history=traj.history.T.reshape(*shape, -1),
@@ -419,7 +420,11 @@ def save(results: Results, directory: Path) -> None:
 
 def load(directory: Path) -> Results:
     meta = load_json(directory)
-    config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.pop("config").items()})
+    raw = meta.pop("config")
+    config = Config(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "data"},
+        data=DataSource(**raw["data"]),
+    )
     return Results(config=config, **meta, **load_arrays(directory))
 
 
