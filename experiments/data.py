@@ -475,6 +475,7 @@ def context(facts: Mapping[str, Any]) -> dict[str, Any]:
         "var_y": num(facts["var_y"]),
         "rows": {split: integer(count) for split, count in rows.items()},
         "val_from_test": facts.get("val_from_test", False),
+        "whole_test": facts["n_test"] == rows.get("test"),
         "neighbours": integer(GAMMA_NEIGHBOURS),
         "max_rows": integer(GAMMA_MAX_ROWS),
     }
