@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from report.fmt import integer, num
+from report.fmt import Tex, integer, num
 from report.paths import ROOT
+from report.render import latex_escape
 
 
 @dataclass(frozen=True)
@@ -466,7 +467,7 @@ def context(facts: Mapping[str, Any]) -> dict[str, Any]:
     rows = facts.get("rows", {})
     return {
         "kind": kind,
-        "spec": facts["spec"],
+        "spec": Tex(r"/\allowbreak{}".join(latex_escape(part) for part in facts["spec"].split("/"))),
         "digest": facts["digest"][:12],
         "dim": integer(facts["dim"]),
         "r_t": num(facts["r_t"], sig=3),

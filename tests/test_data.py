@@ -3,10 +3,12 @@
 import dataclasses
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from pypdf import PdfReader
 
 from examples.make_npz import write
 from experiments import double_descent as dd
@@ -28,6 +30,7 @@ from experiments.data import (
     teacher,
 )
 from experiments.optimizers import LBFGS
+from report import pipeline
 from report.paths import ROOT
 
 
@@ -243,7 +246,8 @@ def test_both_assignments_run_on_a_named_source_and_keep_it(tmp_path, kind, requ
     (tmp_path / "dd").mkdir()
     dd.save(results, tmp_path / "dd")
     assert dd.load(tmp_path / "dd").config.data == source
-    assert dd_plot.context(results)["data"]["spec"] == source.spec
+    spec = dd_plot.context(results)["data"]["spec"]  # LaTeX, breakable after every slash
+    assert spec.endswith(r"/\allowbreak{}" + source.spec.split("/")[-1].replace("_", r"\_"))
 
     trained = sgd.run(_tiny_sgd(source))
     assert trained.noise_var == r_t and trained.process["kind"] == kind
@@ -264,3 +268,21 @@ def test_fewer_rows_than_a_configuration_draws_is_an_error_before_any_run(npz):
     with pytest.raises(DataError, match=r"double_descent.n_test = 10000 needs 10000 test rows .* has 1000"):
         check_config(npz, config, "double_descent")
     check_config(npz, dd.PROFILES["quick"], "double_descent")  # the quick profile fits the example
+
+
+@pytest.mark.latex
+@pytest.mark.slow
+def test_the_quick_report_says_where_its_data_came_from(tmp_path, npz):
+    """An end-to-end quick build on the example archive: the PDF names it and labels R_t as estimated."""
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    graph = pipeline.Graph("quick", out=tmp_path / "build", data=npz)
+    graph.run(["report"], log=lambda line: None)
+    text = " ".join(page.extract_text() for page in PdfReader(graph.root / "report.pdf").pages)
+    text = re.sub(r"\s+", " ", text)
+    squeezed = text.replace(" ", "")  # a long temporary path stretches its line's spaces beyond pypdf's guess
+    assert f"Thedataarethearraysof{npz.spec}thatsettings.tomlnames(SHA-256{npz.digest[:12]}" in squeezed
+    assert "estimated: the data are fixed arrays" in text
+    assert "The course notebook was not available" not in text  # the abstract follows the source too
+    assert "use the data source that settings.toml names" in text and "estimated from those arrays" in text
+    assert "(from " in text and "rows of the test array" in text  # the SGD setup follows the source
