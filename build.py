@@ -175,8 +175,9 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if args.force is not None and (args.list or args.verify):
         parser.error("--force has no effect with --list or --verify (they never compute)")
     try:
-        overrides = merge(settings.load().overrides, parse_overrides(args.set))
-        graph = Graph(args.profile, overrides=overrides)
+        loaded = settings.load()
+        overrides = merge(loaded.overrides, parse_overrides(args.set))
+        graph = Graph(args.profile, overrides=overrides, data=settings.data_source(loaded))
     except (OverrideError, SettingsError) as err:
         parser.error(str(err))
     for line in describe(graph.overrides):

@@ -1,6 +1,6 @@
-"""The data-generating process shared by both computer assignments.
+"""The data of both computer assignments: the built-in process, or the student's own source.
 
-The course notebook is not available, so the process is defined here, explicitly:
+The course notebook is not available, so the built-in process is defined here, explicitly:
 
     x ~ N(0, I_d),        y = g(x) + eps,        eps ~ N(0, tau^2 I_d),   tau = noise_std,
     g(x) = W2^T tanh(W1^T x),   W1 in R^{d x H}, W1_ij ~ N(0, 1/d),
@@ -12,11 +12,32 @@ MSE averaged over samples *and* the d outputs, so the optimal test error of any
 predictor is the noise variance: R_t = E[(y_j - g_j(x))^2] = tau^2 (see
 :func:`optimal_test_error`).  The report writes the noise variance tau^2, keeping sigma^2
 for the initialization variance of Exercise 3.
+
+A student with the notebook names it in ``settings.toml`` (``[data] source``) instead; see
+:class:`DataSource`.  The experiments carry the source in their ``Config.data``, draw with
+:func:`draw`, take R_t from :func:`noise_variance` and store :func:`summary`'s facts, from which
+:func:`context` fills ``templates/sections/data_source.tex.j2``.
 """
 
-from dataclasses import dataclass
+import hashlib
+import importlib
+import importlib.util
+import math
+import numbers
+import sys
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+
+from report.fmt import Tex, integer, num
+from report.paths import ROOT
+from report.render import latex_escape
 
 
 @dataclass(frozen=True)
@@ -59,3 +80,403 @@ def make_data(
 def optimal_test_error(process: DataProcess) -> float:
     """R_t: the test MSE of the Bayes predictor g itself, i.e. the noise variance tau^2."""
     return process.noise_std**2
+
+
+# --- Bring your own data ------------------------------------------------------------------------
+
+KINDS = ("builtin", "callable", "npz")
+SPLITS = ("train", "test", "val")
+NPZ_KEYS = ("X_train", "Y_train", "X_test", "Y_test")  # required; X_val, Y_val optional (both or neither)
+NPZ_OPTIONAL = ("X_val", "Y_val")
+PROBE_ROWS = 5  # rows the callable is asked for when it is checked
+GAMMA_NEIGHBOURS = 10  # the Gamma test regresses over the 1st..10th nearest neighbours
+GAMMA_MAX_ROWS = 20_000  # ... on at most this many rows (a seeded subset; ~5 s CPU)
+# Configuration fields that say how many rows of a split an experiment draws (the check before a run).
+ROW_FIELDS = {"n_train": "train", "rank_samples": "train", "n_test": "test", "n_val": "val"}
+
+
+class DataError(ValueError):
+    """A data source that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where an experiment's data come from: JSON-serialisable, part of each stage's cache key.
+
+    ``kind`` "builtin": :func:`make_data`.  "callable": ``spec`` is ``module:function`` (importable
+    from the project root) or ``path/file.py:function``, a function ``f(n, seed) -> (X, Y,
+    noise_variance)``.  "npz": ``spec`` is the archive's path with the arrays of ``NPZ_KEYS``.
+    Paths are relative to the project root.  ``digest`` is the SHA-256 of the callable's module
+    source or of the archive, so a changed content changes the cache key.
+    """
+
+    kind: str = "builtin"
+    spec: str = ""
+    digest: str = ""
+
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def as_source(source: "DataSource | Mapping[str, str]") -> DataSource:
+    """``source`` itself, or the :class:`DataSource` of its dict form (as shard specs carry it)."""
+    return source if isinstance(source, DataSource) else DataSource(**source)
+
+
+def _path(spec: str) -> Path:
+    path = Path(spec)
+    return path if path.is_absolute() else ROOT / path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _spec_of(path: Path) -> str:
+    """``path`` relative to the project root when inside it (the cache key then holds no home directory)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def resolve(text: str, root: Path = ROOT) -> DataSource:
+    """The :class:`DataSource` named by ``text`` (the settings' ``[data] source``), checked.
+
+    Relative paths are taken from ``root``.  A source that cannot be used is one :class:`DataError`.
+    """
+    text = text.strip()
+    if text in ("", "builtin"):
+        return DataSource()
+    if text.endswith(".npz"):
+        path = Path(text) if Path(text).is_absolute() else root / text
+        if not path.is_file():
+            raise DataError(f"no such file: {path}")
+        source = DataSource("npz", _spec_of(path), _digest(path))
+        _splits(source)
+        return source
+    module, colon, function = text.rpartition(":")
+    if not (colon and module and function.isidentifier()):
+        raise DataError(
+            f"{text!r} is not a data source; expected 'builtin', 'module:function', "
+            "'path/to/file.py:function' or 'path/to/file.npz'"
+        )
+    if module.endswith(".py"):
+        path = Path(module) if Path(module).is_absolute() else root / module
+        if not path.is_file():
+            raise DataError(f"{text}: no such file: {path}")
+        spec = f"{_spec_of(path)}:{function}"
+    else:
+        spec, path = text, _module_file(module, text)
+    source = DataSource("callable", spec, _digest(path))
+    _probe(source)
+    return source
+
+
+def _module_file(module: str, text: str) -> Path:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as err:
+        raise DataError(f"{text}: module {module!r} not found ({err})") from err
+    if found is None or found.origin is None or not Path(found.origin).is_file():
+        raise DataError(f"{text}: module {module!r} not found (searched the project root and sys.path)")
+    return Path(found.origin)
+
+
+def _current(source: DataSource) -> None:
+    """An error when the file behind ``source`` changed after its digest was taken."""
+    path = _path(source.spec.rpartition(":")[0] if source.kind == "callable" else source.spec)
+    if source.kind == "callable" and not source.spec.rpartition(":")[0].endswith(".py"):
+        path = _module_file(source.spec.rpartition(":")[0], source.spec)
+    if not path.is_file() or _digest(path) != source.digest:
+        raise DataError(f"{source.spec} changed since the settings were read; build again")
+
+
+@cache
+def _function(source: DataSource) -> Callable[..., Any]:
+    module, _, name = source.spec.rpartition(":")
+    try:
+        if module.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(f"data_source_{source.digest[:12]}", _path(module))
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = loaded
+            spec.loader.exec_module(loaded)
+        else:
+            _module_file(module, source.spec)
+            loaded = importlib.import_module(module)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"{source.spec}: importing {module} raised {type(err).__name__}: {err}") from err
+    function = getattr(loaded, name, None)
+    if not callable(function):
+        raise DataError(f"{source.spec}: module {module} has no function {name!r}")
+    return function
+
+
+def _matrix(where: str, value: Any, rows: int | None = None) -> np.ndarray:
+    """``value`` as a finite real 2-D float64 array, or a :class:`DataError` naming what is wrong."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{where} is not an array ({type(value).__name__}: {err})") from err
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{where} has dtype {array.dtype}; expected real numbers (a float or integer array)")
+    if array.ndim != 2:
+        raise DataError(f"{where} has shape {array.shape}; expected (n, d), one row per sample")
+    if rows is not None and array.shape[0] != rows:
+        raise DataError(f"{where} has {array.shape[0]} rows; expected {rows} (one per sample asked for)")
+    if not np.isfinite(array).all():
+        raise DataError(f"{where} contains NaN or infinite values")
+    return array.astype(np.float64)
+
+
+def _pair(where: str, X: Any, Y: Any, rows: int | None = None) -> Split:
+    X, Y = _matrix(f"{where} X", X, rows), _matrix(f"{where} Y", Y, rows)
+    if X.shape[0] != Y.shape[0]:
+        raise DataError(f"{where}: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+    dim = DataProcess().dim
+    if X.shape[1] != dim or Y.shape[1] != dim:
+        raise DataError(
+            f"{where}: X has {X.shape[1]} columns and Y has {Y.shape[1]}; expected {dim} each "
+            f"(the assignment's g: R^{dim} -> R^{dim}, which the networks and the report assume)"
+        )
+    return X, Y
+
+
+def _call(source: DataSource, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``f(n, seed)`` of a callable source, checked: (X, Y) of n rows each and the noise variance."""
+    where = f"{source.spec}({n}, {seed})"
+    try:
+        out = _function(source)(n, seed)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"{where} raised {type(err).__name__}: {err}") from err
+    if not (isinstance(out, tuple | list) and len(out) == 3):
+        got = (
+            f"a {type(out).__name__} of length {len(out)}"
+            if isinstance(out, tuple | list)
+            else type(out).__name__
+        )
+        raise DataError(f"{where} returned {got}; expected a tuple (X, Y, noise_variance)")
+    X, Y = _pair(f"{where} returned", out[0], out[1], rows=n)
+    variance = out[2]
+    if isinstance(variance, np.ndarray | torch.Tensor) and variance.ndim == 0:
+        variance = variance.item()
+    if isinstance(variance, bool) or not isinstance(variance, numbers.Real) or not 0 <= variance < math.inf:
+        raise DataError(f"{where} returned noise variance {variance!r}; expected a finite number >= 0")
+    return X, Y, float(variance)
+
+
+def _probe(source: DataSource) -> float:
+    """Call the source as the experiments will and check it is a function of (n, seed); its noise variance."""
+    X, Y, variance = _call(source, PROBE_ROWS, 0)
+    X2, Y2, _ = _call(source, PROBE_ROWS, 0)
+    if not (np.array_equal(X, X2) and np.array_equal(Y, Y2)):
+        raise DataError(
+            f"{source.spec} returned different data for the same seed; draw from a generator seeded "
+            "by its seed argument, e.g. numpy.random.default_rng(seed)"
+        )
+    X3, _, other = _call(source, PROBE_ROWS, 1)
+    if np.array_equal(X, X3):
+        raise DataError(
+            f"{source.spec} returned the same X for seeds 0 and 1; each seed must draw a new sample"
+        )
+    if other != variance:
+        raise DataError(
+            f"{source.spec} returned noise variances {variance} and {other}; it must not depend on the seed"
+        )
+    return variance
+
+
+@cache
+def _splits(source: DataSource) -> dict[str, Split]:
+    """The (X, Y) arrays of an npz source by split, checked (without X_val the validation split is the test split)."""
+    path = _path(source.spec)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataError(f"{source.spec}: not a readable .npz archive of numeric arrays ({err})") from err
+    missing = [k for k in NPZ_KEYS if k not in arrays]
+    if missing:
+        raise DataError(
+            f"{source.spec}: missing key(s) {', '.join(missing)}; found {', '.join(arrays) or 'none'}; "
+            f"expected {', '.join(NPZ_KEYS)} (and optionally {', '.join(NPZ_OPTIONAL)})"
+        )
+    unknown = [k for k in arrays if k not in NPZ_KEYS + NPZ_OPTIONAL]
+    if unknown:
+        raise DataError(
+            f"{source.spec}: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(NPZ_KEYS + NPZ_OPTIONAL)}"
+        )
+    if ("X_val" in arrays) != ("Y_val" in arrays):
+        raise DataError(f"{source.spec}: X_val and Y_val come together (or neither)")
+    splits = {
+        split: _pair(f"{source.spec}:", arrays[f"X_{split}"], arrays[f"Y_{split}"])
+        for split in SPLITS
+        if f"X_{split}" in arrays
+    }
+    return splits
+
+
+def draw(
+    source: "DataSource | Mapping[str, str]",
+    n: int,
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    split: str = "train",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples ``(X, Y)`` of ``split`` ("train", "test" or "val") for ``seed``, each (n, dim).
+
+    Built-in and callable sources draw a new sample for every seed (``split`` only names it);
+    an npz source returns ``n`` rows of the split's arrays chosen without replacement by ``seed``
+    (the validation split is the test arrays when the archive has no ``X_val``).
+    """
+    source = as_source(source)
+    if source.kind == "builtin":
+        return make_data(n, seed, DataProcess(), dtype)
+    if source.kind not in KINDS:
+        raise DataError(f"unknown data source kind {source.kind!r}; the kinds are {', '.join(KINDS)}")
+    _current(source)
+    if source.kind == "callable":
+        X, Y, _ = _call(source, n, seed)
+    else:
+        splits = _splits(source)
+        X, Y = splits.get(split, splits["test"])
+        rows = len(X)
+        if n > rows:
+            raise DataError(f"{source.spec}: {n} {split} rows asked for, the archive has {rows}")
+        chosen = np.random.default_rng(seed).permutation(rows)[:n]
+        X, Y = X[chosen], Y[chosen]
+    return torch.from_numpy(X).to(dtype), torch.from_numpy(Y).to(dtype)
+
+
+def _rows(source: DataSource) -> dict[str, int]:
+    splits = _splits(source)
+    return {split: len(splits.get(split, splits["test"])[0]) for split in SPLITS}
+
+
+def check_config(source: DataSource, config: Any, stem: str) -> None:
+    """An error before any computation when an npz source has fewer rows than ``config`` draws.
+
+    The sizes are read from the fields of ``ROW_FIELDS`` (an int or a tuple of ints).
+    """
+    if source.kind != "npz":
+        return
+    rows = _rows(source)
+    for name, split in ROW_FIELDS.items():
+        wanted = getattr(config, name, None)
+        largest = max(wanted) if isinstance(wanted, tuple) else wanted
+        if isinstance(largest, int) and largest > rows[split]:
+            raise DataError(
+                f"{stem}.{name} = {largest} needs {largest} {split} rows but {source.spec} has {rows[split]}; "
+                f"set [overrides.{stem}] {name} (or --set {stem}.{name}=...) to at most {rows[split]}"
+            )
+
+
+def gamma_test(X: np.ndarray, Y: np.ndarray, k: int = GAMMA_NEIGHBOURS) -> float:
+    """The Gamma test's estimate of the noise variance per output (Stefansson, Koncar & Jones 1997).
+
+    For y = g(x) + eps with smooth g, half the mean squared difference of the outputs of the p-th
+    nearest neighbours, gamma(p), grows linearly with their mean squared input distance delta(p);
+    the intercept of the line fitted through p = 1..k is the estimate of Var eps (at distance 0).
+    """
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    deltas, gammas = [], []
+    for start in range(0, len(Xt), 2000):
+        block = torch.cdist(Xt[start : start + 2000], Xt)
+        block[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf
+        dist, index = block.topk(k, largest=False)
+        deltas.append(dist**2)
+        gammas.append(((Yt[start : start + 2000, None, :] - Yt[index]) ** 2).mean(-1) / 2)
+    delta, gamma = torch.cat(deltas).mean(0).numpy(), torch.cat(gammas).mean(0).numpy()
+    intercept, _ = np.linalg.lstsq(np.stack([np.ones(k), delta], axis=1), gamma, rcond=None)[0]
+    return max(float(intercept), 0.0)
+
+
+def noise_variance(source: "DataSource | Mapping[str, str]") -> tuple[float, bool]:
+    """R_t, the noise variance, and whether it is estimated (npz) rather than known (built-in, callable).
+
+    An npz source's is the Gamma test's (:func:`gamma_test`) on all its rows (at most
+    ``GAMMA_MAX_ROWS``, a seeded subset), assuming y = g(x) + eps with eps independent of x.
+    """
+    return _noise_variance(as_source(source))
+
+
+@cache
+def _noise_variance(source: DataSource) -> tuple[float, bool]:
+    if source.kind == "builtin":
+        return optimal_test_error(DataProcess()), False
+    _current(source)
+    if source.kind == "callable":
+        return _call(source, PROBE_ROWS, 0)[2], False
+    X, Y = (np.concatenate(parts) for parts in zip(*_splits(source).values(), strict=True))
+    if len(X) > GAMMA_MAX_ROWS:
+        keep = np.random.default_rng(0).permutation(len(X))[:GAMMA_MAX_ROWS]
+        X, Y = X[keep], Y[keep]
+    if len(X) < 4 * GAMMA_NEIGHBOURS:
+        raise DataError(
+            f"{source.spec}: {len(X)} rows in all; the noise estimate needs {4 * GAMMA_NEIGHBOURS}"
+        )
+    return gamma_test(X, Y), True
+
+
+def summary(
+    source: "DataSource | Mapping[str, str]", X_test: torch.Tensor, Y_test: torch.Tensor
+) -> dict[str, Any]:
+    """JSON facts about the data an experiment used, for its results and the report's data paragraph."""
+    source = as_source(source)
+    r_t, estimated = noise_variance(source)
+    X, Y = X_test.double(), Y_test.double()
+    facts: dict[str, Any] = {
+        **asdict(source),
+        "dim": int(Y.shape[1]),
+        "r_t": r_t,
+        "estimated": estimated,
+        "noise_std": math.sqrt(r_t),
+        "n_test": int(Y.shape[0]),
+        "var_y": Y.var(0).mean().item(),
+        "r_t_empirical": math.nan,  # the test MSE of the true g, known only for the built-in process
+        "signal_var": math.nan,
+    }
+    if source.kind == "builtin":
+        process = DataProcess()
+        g = teacher(X, process)
+        facts |= {
+            "noise_std": process.noise_std,
+            "r_t_empirical": ((g - Y) ** 2).mean(dim=(-2, -1)).item(),
+            "signal_var": g.var(0).mean().item(),
+        }
+    if source.kind == "npz":
+        facts["rows"] = _rows(source)
+        facts["val_from_test"] = "val" not in _splits(source)
+    return facts
+
+
+def context(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Values for ``templates/sections/data_source.tex.j2`` from :func:`summary`'s facts.
+
+    The built-in process's paragraph takes its numbers from the stage's own context.
+    """
+    kind = facts.get("kind", "builtin")  # results without facts came from the built-in process
+    if kind == "builtin":
+        return {"kind": kind, "estimated": False}
+    rows = facts.get("rows", {})
+    return {
+        "kind": kind,
+        "spec": Tex(r"/\allowbreak{}".join(latex_escape(part) for part in facts["spec"].split("/"))),
+        "digest": facts["digest"][:12],
+        "dim": integer(facts["dim"]),
+        "r_t": num(facts["r_t"], sig=3),
+        "estimated": facts["estimated"],
+        "noise_std": num(facts["noise_std"], sig=3),
+        "var_y": num(facts["var_y"]),
+        "rows": {split: integer(count) for split, count in rows.items()},
+        "val_from_test": facts.get("val_from_test", False),
+        "whole_test": facts["n_test"] == rows.get("test"),
+        "neighbours": integer(GAMMA_NEIGHBOURS),
+        "max_rows": integer(GAMMA_MAX_ROWS),
+    }

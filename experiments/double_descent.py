@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from experiments import batched_mlp, effective_params
-from experiments.data import DataProcess, make_data, optimal_test_error, teacher
+from experiments.data import DataProcess, DataSource, draw, summary
 from experiments.jacobian_rank import balanced_point, jacobian_rank
 from experiments.optimizers import LBFGS, lbfgs
 from report import io, progress
@@ -69,6 +69,7 @@ class Config:
     rank_widths: tuple[int, ...] = (2, 4, 6, 8, 12, 16)  # Jacobian-rank check of P_eff at these widths ...
     rank_samples: int = 200  # ... on this many Gaussian inputs (n d >> P)
     seed: int = 0  # added to every initialization seed (a fresh set of networks on the same data)
+    data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
 
 
 PROFILES = {
@@ -133,6 +134,7 @@ class Results:
     )  # (n_curve_widths, n_seeds, T) training MSE after 0..T-1 iterations, NaN after the stop
     ranks: Ranks
     shard_seconds: dict[str, tuple[float, float]]  # shard name -> (wall, CPU) seconds of run_shard
+    data: dict = field(default_factory=dict)  # experiments.data.summary of the source
 
 
 def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
@@ -176,7 +178,12 @@ def shards(config: Config) -> dict[str, dict]:
     so it is the shard's cache key.  Training shards are named ``n100-m17..22-s0..4``.
     """
     process = asdict(DataProcess())
-    common = {"process": process, "hidden_layers": config.hidden_layers, "seed_offset": config.seed}
+    common = {
+        "process": process,
+        "data": asdict(config.data),
+        "hidden_layers": config.hidden_layers,
+        "seed_offset": config.seed,
+    }
     specs: dict[str, dict] = {}
     blocks = seed_blocks(config.seeds, config.seed_block)
     for n in config.n_train:
@@ -218,8 +225,10 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
 def _train(spec: dict) -> dict[str, np.ndarray]:
     """Train every (width, seed) of the shard as one batch; final losses, stop reasons, histories."""
     process, dev = DataProcess(**spec["process"]), batched_mlp.device()
-    X, Y = (t.to(dev) for t in make_data(spec["n"], spec["train_seed"], process, torch.float64))
-    X_test, Y_test = (t.to(dev) for t in make_data(spec["n_test"], spec["test_seed"], process, torch.float64))
+    X, Y = (t.to(dev) for t in draw(spec["data"], spec["n"], spec["train_seed"], torch.float64))
+    X_test, Y_test = (
+        t.to(dev) for t in draw(spec["data"], spec["n_test"], spec["test_seed"], torch.float64, "test")
+    )
     widths, seeds = spec["widths"], spec["seeds"]
     pairs = [(w, s) for w in widths for s in seeds]
     model = batched_mlp.init(
@@ -257,7 +266,7 @@ def _train(spec: dict) -> dict[str, np.ndarray]:
 
 def _rank_sample(spec: dict) -> tuple[torch.Tensor, int, DataProcess]:
     process = DataProcess(**spec["process"])
-    X = make_data(spec["samples"], spec["sample_seed"], process, torch.float64)[0]
+    X = draw(spec["data"], spec["samples"], spec["sample_seed"], torch.float64)[0]
     return X, spec["hidden_layers"], process
 
 
@@ -320,18 +329,18 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
     curves = np.full((len(config.curve_widths), len(seeds), length), np.nan)
     for (w, c), h in histories.items():
         curves[config.curve_widths.index(w), c, : len(h)] = h
-    X_test, Y_test = make_data(config.n_test, config.sample_seed, process, dtype=torch.float64)
-    g = teacher(X_test, process)
+    facts = summary(config.data, *draw(config.data, config.n_test, config.sample_seed, torch.float64, "test"))
     return Results(
         config=config,
         process=process,
-        r_t=optimal_test_error(process),
-        r_t_empirical=batched_mlp.mse(g, Y_test).item(),
-        signal_var=g.var(0).mean().item(),
+        r_t=facts["r_t"],
+        r_t_empirical=facts["r_t_empirical"],  # NaN unless built in (the true g is unknown)
+        signal_var=facts["signal_var"],
         sweeps=tuple(Sweep(n, *(full[n, k] for k in keys)) for n in config.n_train),
         curves=curves,
         ranks=Ranks(balanced=balanced, gap=gap, default=default, inactive=inactive),
         shard_seconds={k: (float(p["seconds"]), float(p["cpu_seconds"])) for k, p in parts.items()},
+        data=facts,
     )
 
 
@@ -391,6 +400,7 @@ def save(results: Results, directory: Path) -> None:
         "r_t_empirical": results.r_t_empirical,
         "signal_var": results.signal_var,
         "shard_seconds": results.shard_seconds,
+        "data": results.data,
     }
     io.save_json(meta, directory)
 
@@ -399,8 +409,13 @@ def load(directory: Path) -> Results:
     arrays, meta = io.load_arrays(directory), io.load_json(directory)
     raw = meta["config"]
     config = Config(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "optimizer"},
+        **{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in raw.items()
+            if k not in ("optimizer", "data")
+        },
         optimizer=LBFGS(**raw["optimizer"]),
+        data=DataSource(**raw["data"]),
     )
     sweeps = tuple(Sweep(n, *(arrays[f"{key}_{n}"] for key in SWEEP_ARRAYS)) for n in config.n_train)
     return Results(
@@ -413,6 +428,7 @@ def load(directory: Path) -> Results:
         curves=arrays["curves"],
         ranks=Ranks(**{k: arrays[f"ranks_{k}"] for k in ("balanced", "gap", "default", "inactive")}),
         shard_seconds={k: tuple(v) for k, v in meta["shard_seconds"].items()},
+        data=meta["data"],
     )
 
 

@@ -14,6 +14,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from derivations.notation import latex
 from experiments import effective_params
+from experiments.data import context as data_context
 from experiments.double_descent import Results, Sweep
 from experiments.optimizers import Stop
 from report.figures import figsize, sequential
@@ -319,6 +320,7 @@ def context(results: Results) -> dict:
     expected_ranks = np.array([int(P_eff.subs(effective_params.M, w)) for w in config.rank_widths])
     deficit_all = expected_ranks[:, None] - ranks.default
     return {
+        "data": data_context(results.data),
         "teacher_hidden": integer(results.process.teacher_hidden),
         "teacher_seed": integer(results.process.teacher_seed),
         "dim": integer(d),

@@ -32,7 +32,7 @@ import dataclasses
 import resource
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from experiments import batched_mlp
-from experiments.data import DataProcess, make_data, optimal_test_error
+from experiments.data import DataProcess, DataSource, draw, noise_variance, summary
 from experiments.grad_stats import expected_variation
 from report import progress
 from report.io import load_arrays, load_json, save_arrays, save_json
@@ -79,6 +79,7 @@ class Config:
     wd_lrs: tuple[float, ...] = (0.32, 0.64)  # μ grid of (d): around the best μ without weight decay
     wd_lambdas: tuple[float, ...] = (0.0, 5e-4, 2e-3, 4e-3, 8e-3)  # λ grid of (d); λ = 0 is the baseline
     seed: int = 0
+    data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
 
 
 PROFILES = {
@@ -123,7 +124,7 @@ class Trajectory:
 @dataclass
 class Results:
     config: Config
-    process: dict  # the DataProcess the data came from
+    process: dict  # experiments.data.summary of the data source
     noise_var: float  # R_t: the optimal test MSE
     n_params: int  # weights and biases of one network
     epochs: np.ndarray  # (n_checks,) epochs of the history
@@ -336,6 +337,7 @@ def _spec(config: Config, batch_size: int, lrs, lambdas, runs: list[int], levels
     keys = ("width", "hidden_layers", "n_train", "n_test", "n_val", "val_every", "seed")
     return {k: getattr(config, k) for k in keys} | {
         "stopping": dataclasses.asdict(config.stopping),
+        "data": dataclasses.asdict(config.data),
         "batch_size": batch_size,
         "lrs": list(lrs),
         "lambdas": list(lambdas),
@@ -379,10 +381,15 @@ def order_seed(seed: int, run: int) -> int:
     return seed + 400_000 + run
 
 
-def _shared_sets(spec: dict, process: DataProcess, dev: torch.device) -> tuple[tuple, tuple]:
+def test_set(data: DataSource | dict, n_test: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set every run shares."""
+    return draw(data, n_test, seed + 100_000, split="test")
+
+
+def _shared_sets(spec: dict, dev: torch.device) -> tuple[tuple, tuple]:
     """The test and validation sets every run shares."""
-    test = tuple(t.to(dev) for t in make_data(spec["n_test"], spec["seed"] + 100_000, process))
-    val = tuple(t.to(dev) for t in make_data(spec["n_val"], spec["seed"] + 300_000, process))
+    test = tuple(t.to(dev) for t in test_set(spec["data"], spec["n_test"], spec["seed"]))
+    val = tuple(t.to(dev) for t in draw(spec["data"], spec["n_val"], spec["seed"] + 300_000, split="val"))
     return test, val
 
 
@@ -396,10 +403,10 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
     cpu, process, dev = cpu_time(), DataProcess(), batched_mlp.device()
     seed, runs, lrs, lambdas = spec["seed"], spec["runs"], spec["lrs"], spec["lambdas"]
     stopping = Stopping(**spec["stopping"])
-    sets = [make_data(spec["n_train"], seed + 1 + r, process) for r in runs]
+    sets = [draw(spec["data"], spec["n_train"], seed + 1 + r) for r in runs]
     X = torch.stack([x for x, _ in sets]).to(dev)  # (n_block_runs, N, dim)
     Y = torch.stack([y for _, y in sets]).to(dev)
-    test, val = _shared_sets(spec, process, dev)
+    test, val = _shared_sets(spec, dev)
     hyper = [(mu, lam) for mu in lrs for lam in lambdas]
     n = len(hyper) * len(runs)
     model = batched_mlp.init(
@@ -466,8 +473,8 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
     n_checks = config.stopping.max_epochs // config.stopping.check_every + 1
     return Results(
         config=config,
-        process=dataclasses.asdict(process),
-        noise_var=optimal_test_error(process),
+        process=summary(config.data, *test_set(config.data, config.n_test, config.seed)),
+        noise_var=noise_variance(config.data)[0],
         n_params=batched_mlp.n_params(config.width, config.hidden_layers, process.dim, process.dim),
         epochs=np.arange(n_checks) * config.stopping.check_every,
         history=lr_grid("history"),
@@ -516,7 +523,9 @@ def save(results: Results, directory: Path) -> None:
 def config_from_dict(values: dict) -> Config:
     """The :class:`Config` of ``dataclasses.asdict`` output read back from JSON (lists → tuples)."""
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return Config(**values | {"stopping": Stopping(**values["stopping"])})
+    return Config(
+        **values | {"stopping": Stopping(**values["stopping"]), "data": DataSource(**values["data"])}
+    )
 
 
 def load(directory: Path) -> Results:

@@ -10,6 +10,7 @@ that chooses a word (``CLEAR``, ``WEAK``, ``APART_SE``) is printed in the report
 
 import numpy as np
 
+from experiments.data import context as data_context
 from experiments.sgd_implicit_reg import Results, Status
 from report.fmt import Tex, integer, num
 
@@ -354,6 +355,7 @@ def context(results: Results) -> dict:
         "diverge_factor": setting(stop.diverge_factor), "val_every": integer(c.val_every),
         "lr_set": in_set(r"\mu", c.lrs), "level_set": in_set("J", c.loss_levels),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
+        "data": data_context(results.process),
         "lr_rows": _lr_rows(results), "min_percent": integer(round(100 * MIN_FRACTION)),
         "rho_clear": num(CLEAR, sig=2), "rho_weak": num(WEAK, sig=2), "apart_se": num(APART_SE, sig=2),
         "partition_factor": Tex(r"\frac{N-B}{B(N-1)}"),

@@ -28,7 +28,7 @@ from report.lock import Stop
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.render import TemplateError
-from report.settings import SETTINGS_FILE
+from report.settings import SETTINGS_FILE, with_data
 from report.stages import STAGES, Stage
 
 
@@ -88,6 +88,7 @@ class Graph:
         out: Path | None = None,
         templates: Path = TEMPLATES,
         overrides: Overrides | None = None,
+        data: Any = None,
     ) -> None:
         """Tasks of ``profile`` for ``stages``; ``project``, ``out`` and ``templates`` exist for tests."""
         from report import document  # the document task needs the graph; imported late to avoid a cycle
@@ -98,6 +99,7 @@ class Graph:
         self.root = out or build_dir(profile)
         self.templates = templates
         self.overrides = dict(overrides or {})
+        self.data = data  # an experiments.data.DataSource for every stage with a `data` field; None: defaults
         check_stages(self.overrides, [s.stem for s in stages])
         self.tasks: dict[str, Task] = {}
         for stage in stages:
@@ -139,6 +141,7 @@ class Graph:
                 f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(profiles)})"
             )
         config = apply(stage.stem, profiles[self.profile], self.overrides.get(stage.stem, {}))
+        config = with_data(stage.stem, config, self.data)
         data_dir = self.data_dir(stage.stem)
         self._add(
             Task(

@@ -7,17 +7,24 @@ defaults give an anonymous title page.  An unknown key or a value of the wrong t
 The date is never the build time, so that the same sources give the same PDF byte for byte: it is
 the ``date`` of the file (a TOML date such as ``2024-04-08`` or any text), else the day of
 ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), else no date at all.
+
+A ``[data]`` table names the experiments' data source (``source = "builtin"``, a
+``module:function`` / ``path/file.py:function`` callable or a ``path/file.npz``); :func:`data_source`
+checks it and :func:`with_data` puts it into a stage's configuration (see :mod:`experiments.data`).
 """
 
 import datetime
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from report.paths import ROOT
+
+if TYPE_CHECKING:
+    from experiments.data import DataSource
 
 SETTINGS_FILE = ROOT / "settings.toml"
 MONTHS = (
@@ -49,6 +56,8 @@ class Settings:
     date: str | datetime.date = ""  # empty: SOURCE_DATE_EPOCH's day, else no date
     # [overrides.<stage>] tables: configuration fields to change (report.overrides checks them)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # [data] table: source = "builtin" | "module:function" | "path/file.py:function" | "path/file.npz"
+    data: dict[str, str] = field(default_factory=dict)
 
 
 def parse(text: str, source: str = "settings.toml") -> Settings:
@@ -68,6 +77,12 @@ def parse(text: str, source: str = "settings.toml") -> Settings:
         if key == "overrides":
             if not (isinstance(value, dict) and all(isinstance(table, dict) for table in value.values())):
                 raise SettingsError(f"{source}: 'overrides' must hold [overrides.<stage>] tables of fields")
+            continue
+        if key == "data":
+            if not isinstance(value, dict) or set(value) - {"source"}:
+                raise SettingsError(f'{source}: [data] holds one key, source = "..." (got {value!r})')
+            if not isinstance(value.get("source", ""), str):
+                raise SettingsError(f"{source}: [data] source must be a string, not {value['source']!r}")
             continue
         allowed = (str, datetime.date) if key == "date" else (str,)
         if not isinstance(value, allowed) or isinstance(value, datetime.datetime):
@@ -103,3 +118,30 @@ def date_text(settings: Settings, environ: Mapping[str, str] = os.environ) -> st
             f"SOURCE_DATE_EPOCH must be an integer, not {environ['SOURCE_DATE_EPOCH']!r}"
         ) from err
     return date_text(Settings(date=datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()))
+
+
+def data_source(settings: Settings, root: Path = ROOT, source: str = "settings.toml") -> "DataSource":
+    """The checked data source the settings name (the built-in process when they name none).
+
+    Relative paths are taken from ``root``; an unusable source is one :class:`SettingsError`.
+    """
+    from experiments.data import DataError, resolve  # torch: only when a build needs the source
+
+    text = settings.data.get("source", "builtin")
+    try:
+        return resolve(text, root)
+    except DataError as err:
+        raise SettingsError(f"{source}: [data] source = {text!r}: {err}") from err
+
+
+def with_data(stem: str, config: Any, data: "DataSource | None") -> Any:
+    """``config`` drawing from ``data`` when it has a ``data`` field, checked against the rows it draws."""
+    if data is None or "data" not in {f.name for f in fields(config)}:
+        return config
+    from experiments.data import DataError, check_config
+
+    try:
+        check_config(data, config, stem)
+    except DataError as err:
+        raise SettingsError(f"[data] source {data.spec}: {err}") from err
+    return replace(config, data=data)

@@ -13,10 +13,11 @@ from report.pipeline import Graph, TaskError
 def cli(toy_project, toy_stage, monkeypatch):
     """``build.main`` wired to the toy project instead of the real stages."""
 
-    def graph(profile, overrides=None):
+    def graph(profile, overrides=None, data=None):
         return Graph(
             profile,
             overrides=overrides,
+            data=data,
             stages=(toy_stage,),
             project=toy_project,
             out=toy_project / "build",

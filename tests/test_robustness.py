@@ -24,7 +24,7 @@ from report.pipeline import Graph
 from report.stages import Stage
 
 stage = Stage("toy", "toypkg.compute", "toypkg.present")
-build.Graph = lambda profile, overrides=None: Graph(
+build.Graph = lambda profile, overrides=None, data=None: Graph(
     profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
 )
 sys.exit(build.main(sys.argv[2:]))

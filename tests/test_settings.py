@@ -1,12 +1,18 @@
 """The student's settings file: parsed, validated with one clear error, and a date that is never the build time."""
 
+import dataclasses
 import datetime
+import functools
 import re
 
+import numpy as np
 import pytest
 
+import build
+from experiments.data import DataSource
 from report import settings
 from report.paths import ROOT
+from report.pipeline import Graph
 from report.settings import Settings, SettingsError, date_text, parse
 
 
@@ -62,3 +68,77 @@ def test_the_title_page_context_uses_the_settings(monkeypatch):
     monkeypatch.setattr(settings, "load", lambda: Settings(author="Ada", date=datetime.date(2024, 4, 8)))
     page = document.title_page({})
     assert page["author"] == "Ada" and page["date"] == "8 April 2024"
+
+
+def test_the_data_table_names_a_source_and_is_checked(tmp_path):
+    assert settings.data_source(parse("")) == settings.data_source(parse('[data]\nsource = "builtin"'))
+    s = parse('[data]\nsource = "examples/notebook_data.py:draw"')
+    assert settings.data_source(s).kind == "callable"
+    with pytest.raises(SettingsError, match=r"\[data\] holds one key"):
+        parse('[data]\nsource = "builtin"\nseed = 3')
+    with pytest.raises(SettingsError, match=r"\[data\] source must be a string"):
+        parse("[data]\nsource = 3")
+    with pytest.raises(SettingsError, match=r"settings.toml: \[data\] source = 'data.npz': no such file"):
+        settings.data_source(parse('[data]\nsource = "data.npz"'), root=tmp_path)
+
+
+def _npz(path, train=200, test=1000, shift=0.0):
+    rng = np.random.default_rng(0)
+    arrays = {
+        f"{k}_{s}": rng.normal(size=(n, 8)) + shift
+        for s, n in (("train", train), ("test", test))
+        for k in "XY"
+    }
+    np.savez(path, **arrays)
+    return path
+
+
+def test_the_graph_applies_the_source_and_its_content_is_in_the_cache_key(tmp_path):
+    default = Graph("quick", out=tmp_path / "a")
+    assert Graph("quick", out=tmp_path / "a", data=DataSource()).key("double_descent") == default.key(
+        "double_descent"
+    )
+    path = _npz(tmp_path / "data.npz")
+    source = settings.data_source(parse(f'[data]\nsource = "{path}"'))
+    graph = Graph("quick", out=tmp_path / "a", data=source)
+    for stem in ("double_descent", "sgd_implicit_reg"):
+        assert graph.tasks[stem].config["data"] == dataclasses.asdict(source)
+        assert graph.key(stem) != default.key(stem)
+    assert graph.key("autodiff") == default.key("autodiff")  # stages without data are untouched
+    _npz(path, shift=1.0)  # same name, new content
+    changed = Graph(
+        "quick", out=tmp_path / "a", data=settings.data_source(parse(f'[data]\nsource = "{path}"'))
+    )
+    assert changed.key("double_descent") != graph.key("double_descent")
+
+
+def test_a_callable_source_is_keyed_by_its_module_source(tmp_path):
+    module = tmp_path / "gen.py"
+    module.write_text((ROOT / "examples" / "notebook_data.py").read_text())
+    first = Graph(
+        "quick", out=tmp_path / "a", data=settings.data_source(parse(f'[data]\nsource = "{module}:draw"'))
+    )
+    module.write_text(module.read_text().replace("NOISE_STD = 0.3", "NOISE_STD = 0.2"))
+    second = Graph(
+        "quick", out=tmp_path / "a", data=settings.data_source(parse(f'[data]\nsource = "{module}:draw"'))
+    )
+    assert first.key("sgd_implicit_reg") != second.key("sgd_implicit_reg")
+
+
+def test_too_few_rows_for_a_profile_is_one_error_when_the_graph_is_built(tmp_path):
+    source = settings.data_source(parse(f'[data]\nsource = "{_npz(tmp_path / "small.npz", train=150)}"'))
+    with pytest.raises(SettingsError, match=r"double_descent.n_train = 200 needs 200 train rows .* has 150"):
+        Graph("quick", out=tmp_path / "a", data=source)
+
+
+def test_the_build_command_refuses_a_malformed_source_before_computing(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "settings.toml"
+    np.savez(tmp_path / "bad.npz", X_train=np.zeros((5, 8)))
+    bad.write_text('[data]\nsource = "bad.npz"\n')
+    monkeypatch.setattr(settings, "load", lambda: settings.parse(bad.read_text()))
+    monkeypatch.setattr(settings, "data_source", functools.partial(settings.data_source, root=tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        build.main(["--profile", "quick", "--dry-run"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "[data] source = 'bad.npz'" in err and "missing key(s) Y_train, X_test, Y_test" in err
