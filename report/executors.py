@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -131,12 +132,20 @@ class InProcess:
 
 
 def _init_worker(threads: int) -> None:
-    """A pool worker: ``threads`` intra-op threads for torch, and Ctrl-C left to the build process."""
+    """A pool worker: ``threads`` intra-op threads for torch, Ctrl-C left to the build process, and
+    an exit when the build process dies (even by SIGKILL, which leaves it no chance to stop us)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)  # read by torch when a task first imports it
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class LocalPool:

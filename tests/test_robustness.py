@@ -27,7 +27,8 @@ stage = Stage("toy", "toypkg.compute", "toypkg.present")
 build.ReportGraph = lambda profile, overrides=None: ReportGraph(
     profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
 )
-sys.exit(build.main(sys.argv[2:]))
+if __name__ == "__main__":  # not in the worker processes, which import this file
+    sys.exit(build.main(sys.argv[2:]))
 """
 
 
