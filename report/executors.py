@@ -14,6 +14,7 @@ executor has :meth:`~Executor.room` and stores each value in the build process a
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,6 +37,7 @@ class Job:
     project: Path  # tracebacks are reported at their innermost frame inside it
     portable: bool = False  # touches no files (returns its result): may run on another machine
     detail: str = ""  # named with a failure, e.g. a shard's spec
+    sources: tuple[tuple[str, str], ...] = ()  # (path in the project, digest) of the code the key hashes
 
 
 class TaskError(Exception):
@@ -190,7 +192,25 @@ class LocalPool:
 
 
 def _execute_on_worker(job: Job) -> tuple[Any, float]:
-    """:func:`execute` on a Dask worker (its nanny sets ``OMP_NUM_THREADS=1`` for torch)."""
+    """:func:`execute` on a Dask worker (its nanny sets ``OMP_NUM_THREADS=1`` for torch), with the
+    project's code found and checked first: the value goes into a cache under a key that hashes
+    the build's code, so a worker whose checkout differs must refuse rather than compute."""
+    from report import cache, paths
+
+    root = job.project if job.project.is_dir() else paths.ROOT  # a shared file system, or this checkout
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    differ = [
+        rel
+        for rel, digest in job.sources
+        if not (root / rel).is_file() or cache.source_digest(root / rel) != digest
+    ]
+    if differ:
+        raise TaskError(
+            f"task {job.name}: the worker on {socket.gethostname()} has other code than the build in {root}:"
+            f" {', '.join(differ)} (update its checkout)",
+            job.name,
+        )
     return execute(job)
 
 

@@ -152,7 +152,7 @@ class Graph:
                 for name in self._ready(waiting, running, broken, outcomes):
                     task = self.tasks[name]
                     runner = IN_BUILD if task.in_build else executor
-                    job = Job(name, task.action, self.project, task.store is not None, task.detail)
+                    job = self._job(name)
                     if errors or not runner.room(job):
                         continue
                     waiting.remove(name)
@@ -187,6 +187,13 @@ class Graph:
             elif not busy.intersection(inputs):
                 ready.append(name)
         return ready
+
+    def _job(self, name: str) -> Job:
+        task = self.tasks[name]
+        if task.store is None:
+            return Job(name, task.action, self.project, detail=task.detail)
+        sources = tuple(sorted(self.basis(name)["sources"].items()))
+        return Job(name, task.action, self.project, portable=True, detail=task.detail, sources=sources)
 
     def _finish(self, name: str, value: Any, seconds: float) -> float:
         """Store a finished task's value and record its manifest (not when a stop was asked for:

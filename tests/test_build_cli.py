@@ -155,7 +155,7 @@ def test_an_error_inside_a_task_is_one_paragraph_and_debug_shows_the_traceback(c
     with pytest.raises(TaskError) as raised:  # the full chained traceback, from a worker process too
         build.main(["--figure", "toy_fig", "--debug"])
     shown = "".join(traceback.format_exception(raised.value))
-    assert "toypkg/compute.py\", line 19, in run" in shown and "ZeroDivisionError: division by zero" in shown
+    assert 'toypkg/compute.py", line 19, in run' in shown and "ZeroDivisionError: division by zero" in shown
 
 
 def test_a_build_path_that_is_a_file_is_one_line(cli, capsys):

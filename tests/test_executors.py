@@ -2,8 +2,11 @@
 local pool or a Dask cluster gives the same result files as one process."""
 
 import os
+import signal
 import sys
 import textwrap
+import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -224,3 +227,102 @@ def test_the_scheduler_flag_without_dask_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
     with pytest.raises(executors.ExecutorError, match=r"pip install -e '\.\[distributed\]'"):
         executors.make(1, "tcp://127.0.0.1:1")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Dask worker processes on the loopback interface, one thread each."""
+    distributed = pytest.importorskip(
+        "distributed", reason="needs dask.distributed: pip install -e '.[distributed]'"
+    )
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as local:
+        yield local
+
+
+@pytest.mark.slow
+def test_a_dask_build_gives_the_same_files_and_a_later_local_build_runs_nothing(
+    toy_project, sharded, cluster
+):
+    local = graph(toy_project, sharded, "local", seeds=list(range(6)))
+    local.run(["sharded"], log=quiet)
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        remote = graph(toy_project, sharded, "remote", seeds=list(range(6)))
+        assert len(ran(remote.run(["sharded"], log=quiet, executor=dask))) == 4
+    finally:
+        dask.close()
+    assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
+    again = graph(toy_project, sharded, "remote", seeds=list(range(6)))
+    assert ran(again.run(["sharded"], log=quiet)) == set()
+
+
+def slow_shards(project: Path, seconds: float) -> None:
+    module = project / "toypkg" / "sharded.py"
+    module.write_text(module.read_text().replace("SLEEP = 0.0", f"SLEEP = {seconds}"))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_shard_is_replaced_and_the_build_completes(toy_project, sharded, cluster):
+    import distributed
+
+    slow_shards(toy_project, 3.0)
+    victims: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        with distributed.Client(cluster.scheduler_address) as client:
+            while not victims:
+                busy = [address for address, keys in client.processing().items() if keys]
+                if busy:
+                    pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    victims.append(pid)
+                time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        killer.start()
+        remote = graph(toy_project, sharded, "remote")
+        outcomes = remote.run(["sharded"], log=quiet, executor=dask)
+    finally:
+        killer.join(timeout=60)
+        dask.close()
+    assert victims and ran(outcomes) == {"sharded", *remote.members("sharded")}
+    local = graph(toy_project, sharded, "local")
+    local.run(["sharded"], log=quiet)
+    assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
+
+
+@pytest.mark.slow
+def test_a_worker_with_other_code_refuses_the_shard(toy_project, sharded, cluster):
+    remote = graph(toy_project, sharded, "remote")
+    remote.stale(["sharded"])  # the keys hash the code as the build found it ...
+    slow_shards(toy_project, 0.01)  # ... which the workers no longer see
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        with pytest.raises(TaskError, match=r"has other code than the build in .*: toypkg/sharded\.py"):
+            remote.run(["sharded"], log=quiet, executor=dask)
+    finally:
+        dask.close()
+
+
+@pytest.mark.slow
+def test_the_quick_profile_built_on_dask_has_the_same_result_files(tmp_path, cluster):
+    from report.stages import STAGES
+
+    sweeps = [s.stem for s in STAGES if hasattr(s.compute_module(), "shards")]
+    if not sweeps:
+        pytest.skip("no stage of the report defines shards")
+    local, pool = ReportGraph("quick", out=tmp_path / "local"), LocalPool(2)
+    dask = executors.make(2, cluster.scheduler_address)
+    try:
+        local.run(sweeps, log=quiet, executor=pool)
+        remote = ReportGraph("quick", out=tmp_path / "remote")
+        remote.run(sweeps, log=quiet, executor=dask)
+    finally:
+        pool.close()
+        dask.close()
+    for stem in sweeps:
+        assert result_files(local.data_dir(stem)) == result_files(remote.data_dir(stem)), stem
