@@ -1,6 +1,7 @@
 """Sharded stages and the executors: only new shards run, shards equal a monolithic run, and a
 local pool or a Dask cluster gives the same result files as one process."""
 
+import json
 import os
 import signal
 import sys
@@ -121,14 +122,20 @@ def quiet(_: str) -> None:
     pass
 
 
+TIMINGS = ("seconds", "cpu_seconds")  # how long a stage took, recorded in its results.json
+
+
 def result_files(directory: Path) -> dict[str, object]:
     """Every file of a results directory by name: arrays of an NPZ by dtype, shape and bytes (the
-    archive itself holds write times); anything else as bytes."""
+    archive itself holds write times), JSON without its timings, anything else as bytes."""
     files: dict[str, object] = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         if path.suffix == ".npz":
             with np.load(path) as f:
                 files[path.name] = {k: (f[k].dtype.str, f[k].shape, f[k].tobytes()) for k in f.files}
+        elif path.suffix == ".json":
+            record = json.loads(path.read_text())
+            files[path.name] = {k: v for k, v in record.items() if k not in TIMINGS}
         else:
             files[path.name] = path.read_bytes()
     return files
