@@ -135,7 +135,9 @@ def result_files(directory: Path) -> dict[str, object]:
                 files[path.name] = {k: (f[k].dtype.str, f[k].shape, f[k].tobytes()) for k in f.files}
         elif path.suffix == ".json":
             record = json.loads(path.read_text())
-            files[path.name] = {k: v for k, v in record.items() if k not in TIMINGS}
+            files[path.name] = (
+                {k: v for k, v in record.items() if k not in TIMINGS} if isinstance(record, dict) else record
+            )
         else:
             files[path.name] = path.read_bytes()
     return files
