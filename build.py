@@ -196,7 +196,8 @@ def _list(graph: ReportGraph, explain: bool) -> None:
             stale = [s for s in shards if not graph.is_cached(s)]
             where = _relative(graph.tasks[shards[0]].outputs[0].parent)
             label = f"  + {len(shards)} shards"
-            print(f"{label:<28} {'shard':<13} {f'{len(stale)} stale':<7} {where}/")
+            state = "cached" if not stale else "stale" if len(stale) == len(shards) else f"{len(stale)} stale"
+            print(f"{label:<28} {'shard':<13} {state:<7} {where}/")
             for shard in stale if explain else ():
                 print(f"    {shard}: {reason(graph, shard)}")
 

@@ -65,6 +65,7 @@ class Graph:
         self.root = root
         self.project = project
         self._bases: dict[str, dict[str, Any]] = {}
+        self._expected: dict[str, float] = {}
 
     def manifest(self, name: str) -> Path:
         return self.root / "cache" / f"{name}.json"
@@ -175,7 +176,8 @@ class Graph:
     def _ready(
         self, waiting: list[str], running: dict[Future, str], broken: set[str], outcomes: dict[str, Outcome]
     ) -> list[str]:
-        """The waiting tasks whose inputs are all done, in order; those behind a failure are skipped."""
+        """The waiting tasks whose inputs are all done, longest last time first (then in order);
+        those behind a failure are skipped."""
         busy = set(waiting) | set(running.values())
         ready = []
         for name in list(waiting):
@@ -186,7 +188,14 @@ class Graph:
                 outcomes[name] = Outcome(name, ran=False, seconds=0.0, skipped=True)
             elif not busy.intersection(inputs):
                 ready.append(name)
-        return ready
+        return sorted(ready, key=self._expected_seconds, reverse=True)  # the longest first: a shorter build
+
+    def _expected_seconds(self, name: str) -> float:
+        """The task's runtime last time (0 without one), read once per graph."""
+        if name not in self._expected:
+            record = cache.read_manifest(self.manifest(name))
+            self._expected[name] = float(record.get("seconds", 0.0)) if record else 0.0
+        return self._expected[name]
 
     def _job(self, name: str) -> Job:
         task = self.tasks[name]
