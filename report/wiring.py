@@ -55,6 +55,7 @@ class ReportGraph(Graph):
         self.stages = stages
         self.templates = templates
         self.overrides = dict(overrides or {})
+        self.configs: dict[str, Any] = {}  # stem -> the stage's Config, overrides applied
         check_stages(self.overrides, [s.stem for s in stages])
         self.root = root = out or build_dir(profile)
         tasks = [task for stage in stages for task in self._stage_tasks(stage)]
@@ -95,6 +96,7 @@ class ReportGraph(Graph):
                 f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(compute.PROFILES)})"
             )
         config = apply(stage.stem, compute.PROFILES[self.profile], self.overrides.get(stage.stem, {}))
+        self.configs[stage.stem] = config
         data_dir = self.data_dir(stage.stem)
         parts: dict[str, Path] = {}
         if hasattr(compute, "shards"):
