@@ -122,12 +122,10 @@ def quiet(_: str) -> None:
     pass
 
 
-TIMINGS = ("seconds", "cpu_seconds")  # how long a stage took, recorded in its results.json
-
-
 def result_files(directory: Path) -> dict[str, object]:
     """Every file of a results directory by name: arrays of an NPZ by dtype, shape and bytes (the
-    archive itself holds write times), JSON without its timings, anything else as bytes."""
+    archive itself holds write times), JSON without its timings (keys ending in "seconds"), anything
+    else as bytes."""
     files: dict[str, object] = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         if path.suffix == ".npz":
@@ -136,7 +134,9 @@ def result_files(directory: Path) -> dict[str, object]:
         elif path.suffix == ".json":
             record = json.loads(path.read_text())
             files[path.name] = (
-                {k: v for k, v in record.items() if k not in TIMINGS} if isinstance(record, dict) else record
+                {k: v for k, v in record.items() if not k.endswith("seconds")}
+                if isinstance(record, dict)
+                else record
             )
         else:
             files[path.name] = path.read_bytes()
