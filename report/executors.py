@@ -235,11 +235,14 @@ class DaskCluster:
         self.local = local
         self.remote = self.client.get_executor(retries=retries, pure=False)
         self.lane = _Lane(0)
+        self.counted = -1e9  # when the lane's capacity was last set from the workers' threads
 
     def room(self, job: Job) -> bool:
         if not job.portable:
             return self.local.room(job)
-        self.lane.capacity = max(1, 2 * sum(self.client.nthreads().values()))  # workers come and go
+        if time.monotonic() - self.counted > 1.0:  # workers come and go; ask the scheduler now and then
+            self.lane.capacity = max(1, 2 * sum(self.client.nthreads().values()))
+            self.counted = time.monotonic()
         return self.lane.room()
 
     def submit(self, job: Job) -> "Future[tuple[Any, float]]":
