@@ -8,7 +8,8 @@ Every build goes into a fresh temporary directory (the project's build/ is not t
 1. the whole report (every stage, figure, check and the PDF) from an empty cache with ``--jobs 1``
    and with ``--jobs N`` (default: the number of cores);
 2. the double-descent sweep with one more seed than the profile has, once on top of the cached
-   sweep (only the new seed's shards and the gather run) and once from scratch.
+   sweep (only new or changed shards and the gather run) and once with every shard rerun; for
+   the next seed and for the first seed that opens a new seed block.
 
 Wall-clock and CPU seconds (this process and its finished workers, from ``getrusage``) are
 printed for each.  On a machine shared with other work the wall times are inflated and the CPU
@@ -18,6 +19,7 @@ times are the fairer measure of the work done.
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -61,21 +63,50 @@ def whole_build(profile: str, jobs: int, scratch: Path) -> None:
 
 
 def add_a_seed(profile: str, jobs: int, scratch: Path) -> None:
+    """The sweep, then one more seed on top of it (only new shards run), then everything again.
+
+    The next seed may join the last seed block and so change (and rerun) that block's shards; the
+    first seed that opens a new block leaves every existing shard alone, and is measured too.
+    """
     graph = ReportGraph(profile, out=scratch / "seeds")
     seeds = list(graph.configs[SWEEP].seeds)
-    more = {SWEEP: {"seeds": [*seeds, max(seeds) + 1]}}
     shards = len(graph.members(SWEEP))
     if not shards:
         print(f"{SWEEP} defines no shards: adding a seed reruns the whole sweep")
-    measure(f"{SWEEP}, {len(seeds)} seeds ({shards} shards)", lambda: run(graph, jobs, [SWEEP]))
-    grown = ReportGraph(profile, out=scratch / "seeds", overrides=more)
-    measure(f"  + seed {max(seeds) + 1}: only the new shards", lambda: run(grown, jobs, [SWEEP]))
-    rerun = ReportGraph(profile, out=scratch / "seeds", overrides=more)
-    everything = [SWEEP, *rerun.members(SWEEP)]
-    measure(
-        f"  + seed {max(seeds) + 1}: all {len(everything) - 1} shards again",
-        lambda: run(rerun, jobs, [SWEEP], force=everything),
-    )
+    measure(f"{SWEEP}, {len(seeds)} seed(s) ({shards} shards)", lambda: run(graph, jobs, [SWEEP]))
+    for seed in sorted({max(seeds) + 1, _new_block(profile, seeds, scratch)}):
+        more = {SWEEP: {"seeds": [*seeds, seed]}}
+        grown = ReportGraph(profile, out=scratch / f"seed{seed}", overrides=more)
+        for shard in graph.members(SWEEP):  # the cached sweep, as before the seed was added
+            _copy_entry(graph, grown, shard)
+        measure(f"  + seed {seed}: only new or changed shards", lambda grown=grown: run(grown, jobs, [SWEEP]))
+        everything = [SWEEP, *grown.members(SWEEP)]
+        measure(
+            f"  + seed {seed}: all {len(everything) - 1} shards again",
+            lambda grown=grown, everything=everything: run(grown, jobs, [SWEEP], force=everything),
+        )
+
+
+def _new_block(profile: str, seeds: list[int], scratch: Path) -> int:
+    """The first seed above ``seeds`` whose shards leave every existing shard's name and key as they are."""
+    before = ReportGraph(profile, out=scratch / "probe")
+    old = {name: before.key(name) for name in before.members(SWEEP)}
+    for seed in range(max(seeds) + 1, max(seeds) + 101):
+        after = ReportGraph(profile, out=scratch / "probe", overrides={SWEEP: {"seeds": [*seeds, seed]}})
+        if all(name in after.tasks and after.key(name) == key for name, key in old.items()):
+            return seed
+    return max(seeds) + 1
+
+
+def _copy_entry(source: ReportGraph, target: ReportGraph, name: str) -> None:
+    """Copy task ``name``'s manifest and outputs from one build directory to another."""
+    if name not in target.tasks:
+        return
+    for src, dst in zip(source.tasks[name].outputs, target.tasks[name].outputs, strict=True):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    target.manifest(name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source.manifest(name), target.manifest(name))
 
 
 def main(argv: list[str] | None = None) -> None:
