@@ -276,30 +276,35 @@ def slow_shards(project: Path, seconds: float) -> None:
 def test_a_worker_killed_during_a_shard_is_replaced_and_the_build_completes(toy_project, sharded, cluster):
     import distributed
 
-    slow_shards(toy_project, 3.0)
+    slow_shards(toy_project, 4.0)
     victims: list[int] = []
+    finished = threading.Event()
 
-    def kill_a_busy_worker() -> None:
-        with distributed.Client(cluster.scheduler_address) as client:
-            while not victims:
-                busy = [address for address, keys in client.processing().items() if keys]
-                if busy:
-                    pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
-                    os.kill(pid, signal.SIGKILL)
-                    victims.append(pid)
-                time.sleep(0.1)
+    def kill_a_busy_worker(client: distributed.Client) -> None:
+        while not victims and not finished.is_set():
+            busy = [address for address, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                victims.append(pid)
+            time.sleep(0.1)
 
-    killer = threading.Thread(target=kill_a_busy_worker)
     dask = executors.make(1, cluster.scheduler_address)
-    try:
-        killer.start()
-        remote = graph(toy_project, sharded, "remote")
-        outcomes = remote.run(["sharded"], log=quiet, executor=dask)
-    finally:
-        killer.join(timeout=60)
-        dask.close()
-    assert victims and ran(outcomes) == {"sharded", *remote.members("sharded")}
-    local = graph(toy_project, sharded, "local")
+    with distributed.Client(cluster.scheduler_address) as client:
+        killer = threading.Thread(target=kill_a_busy_worker, args=(client,))
+        try:
+            killer.start()
+            remote = graph(
+                toy_project, sharded, "remote", seeds=list(range(8))
+            )  # 4 shards of 4 s on 2 workers
+            outcomes = remote.run(["sharded"], log=quiet, executor=dask)
+        finally:
+            finished.set()
+            killer.join()
+            dask.close()
+    assert victims, "no worker was busy with a shard"
+    assert ran(outcomes) == {"sharded", *remote.members("sharded")}
+    local = graph(toy_project, sharded, "local", seeds=list(range(8)))
     local.run(["sharded"], log=quiet)
     assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
 
