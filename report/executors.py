@@ -191,13 +191,20 @@ class LocalPool:
         self._pool = None
 
 
+_LOADED: dict[str, str] = {}  # on a worker: project module -> digest of the source it was imported from
+
+
 def _execute_on_worker(job: Job) -> tuple[Any, float]:
     """:func:`execute` on a Dask worker (its nanny sets ``OMP_NUM_THREADS=1`` for torch), with the
-    project's code found and checked first: the value goes into a cache under a key that hashes
-    the build's code, so a worker whose checkout differs must refuse rather than compute."""
+    build's code: the value goes into a cache under a key that hashes that code.
+
+    The worker finds the project (a shared file system, else its own checkout) and refuses the job
+    when its files differ from the build's.  A long-lived worker may hold modules imported from
+    other files or from an older version of these: they are imported afresh.
+    """
     from report import cache, paths
 
-    root = job.project if job.project.is_dir() else paths.ROOT  # a shared file system, or this checkout
+    root = job.project if job.project.is_dir() else paths.ROOT
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     differ = [
@@ -211,7 +218,32 @@ def _execute_on_worker(job: Job) -> tuple[Any, float]:
             f" {', '.join(differ)} (update its checkout)",
             job.name,
         )
-    return execute(job)
+    modules = {_module_name(rel): ((root / rel).resolve(), digest) for rel, digest in job.sources}
+    if any(_stale(name, path, digest) for name, (path, digest) in modules.items()):
+        for name in modules.keys() - {__name__}:
+            sys.modules.pop(name, None)
+            _LOADED.pop(name, None)
+    value = execute(job)
+    for name, (_, digest) in modules.items():
+        if name in sys.modules:
+            _LOADED.setdefault(name, digest)
+    return value
+
+
+def _module_name(rel: str) -> str:
+    """``experiments/data.py`` -> ``experiments.data``; ``report/__init__.py`` -> ``report``."""
+    return rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def _stale(name: str, path: Path, digest: str) -> bool:
+    """Whether module ``name`` was imported from another file than ``path`` or another version of it."""
+    module = sys.modules.get(name)
+    if module is None:
+        return False
+    loaded_from = getattr(module, "__file__", None)
+    return (loaded_from is not None and Path(loaded_from).resolve() != path) or _LOADED.get(
+        name, digest
+    ) != digest
 
 
 class DaskCluster:

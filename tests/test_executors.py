@@ -340,3 +340,22 @@ def test_the_quick_profile_built_on_dask_has_the_same_result_files(tmp_path, clu
         dask.close()
     for stem in sweeps:
         assert result_files(local.data_dir(stem)) == result_files(remote.data_dir(stem)), stem
+
+
+@pytest.mark.slow
+def test_workers_compute_an_edited_module_with_its_new_code(toy_project, sharded, cluster):
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        graph(toy_project, sharded, "before", seeds=list(range(8))).run(["sharded"], log=quiet, executor=dask)
+        module = toy_project / "toypkg" / "sharded.py"
+        module.write_text(module.read_text().replace("standard_normal(", "uniform(size="))
+        remote = graph(toy_project, sharded, "after", seeds=list(range(8)))
+        assert (
+            len(ran(remote.run(["sharded"], log=quiet, executor=dask))) == 5
+        )  # every worker had imported it
+    finally:
+        dask.close()
+    sys.modules.pop("toypkg.sharded", None)  # this process imports the edited module afresh too
+    local = graph(toy_project, sharded, "local", seeds=list(range(8)))
+    local.run(["sharded"], log=quiet)
+    assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
