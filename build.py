@@ -277,7 +277,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
                 executor.close()
     except KeyboardInterrupt:
         print(
-            "\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind",
+            "\ninterrupted: finished tasks stay cached, unfinished ones left nothing behind",
             file=sys.stderr,
         )
         return 128 + (Stop.signal or signal.SIGINT)
