@@ -44,6 +44,7 @@ def cli(toy_project, toy_stage, monkeypatch):
         pytest.param(["toy_fgi"], "unknown task(s) toy_fgi; did you mean toy_fig?", id="near-miss-target"),
         pytest.param(["--profile", "huge"], "invalid choice: 'huge'", id="unknown-profile"),
         pytest.param(["--verify", "--list"], "not allowed with argument", id="exclusive"),
+        pytest.param(["--jobs", "0"], "expected a whole number of at least 1, got '0'", id="no-jobs"),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(cli, capsys, argv, message):
