@@ -5,7 +5,9 @@
     python build.py --verify             # run every derivation check, print a table
     python build.py --figure dd_curve    # regenerate one figure (its data only if stale)
     python build.py --list               # every task and figure, cached or stale
-    python build.py --force double_descent   # recompute a task even if cached
+    python build.py --force double_descent   # recompute a task (and its shards) even if cached
+    python build.py --jobs 1             # one task at a time, in this process
+    python build.py --scheduler tcp://host:8786   # sweep shards on a Dask cluster
 
 This file only parses and dispatches; the work lives in report/.
 """
@@ -19,16 +21,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from report import settings
+from report import executors, settings
+from report.executors import ExecutorError, TaskError
 from report.explain import reason
 from report.export import write_bundle
 from report.latex import LatexError, require_tools
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
 from report.overrides import OverrideError, describe, merge
 from report.overrides import parse as parse_overrides
-from report.pipeline import Graph, Outcome, TaskError, failed_checks, run_checks
+from report.pipeline import Outcome
 from report.render import TemplateError
 from report.settings import SettingsError
+from report.wiring import ReportGraph, failed_checks, run_checks
 
 PROFILES = ("full", "quick")
 
@@ -39,15 +43,18 @@ def main_parser() -> argparse.ArgumentParser:
         description=(
             "Turn the code in derivations/ and experiments/ into the typeset report.\n"
             "Every step is a cached task (computation, figure, verification, document); a task\n"
-            "reruns only when its code, configuration or inputs change."
+            "reruns only when its code, configuration or inputs change.  A sweep is split into shards\n"
+            "(their own cached tasks), and independent tasks run in parallel (--jobs) or on a Dask\n"
+            "cluster (--scheduler)."
         ),
         epilog=(
             "examples:\n"
-            "  python build.py                     full report -> build/report.pdf (about 7 min on 2 cores\n"
-            "                                      from an empty cache, seconds when nothing changed)\n"
+            "  python build.py                     full report -> build/report.pdf (see README for the time\n"
+            "                                      from an empty cache; seconds when nothing changed)\n"
             "  python build.py --profile quick     small configurations -> build/quick/report.pdf (~30 s)\n"
             "  python build.py --figure dd_curve   one figure -> build/figures/dd_curve.pdf\n"
-            "  python build.py --force double_descent   retrain although cached\n\n"
+            "  python build.py --force double_descent   retrain although cached (its shards too)\n"
+            "  python build.py --scheduler tcp://10.0.0.5:8786   shards on a Dask cluster, the rest here\n\n"
             "Outputs live in build/ (full) or build/<profile>/: data/, figures/, tex/, report.pdf."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -123,6 +130,23 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
     )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="run up to N independent tasks at once in worker processes, each with cores/N torch threads"
+        " (default: the number of cores, here %(default)s); 1 runs them one by one in this process",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
+        help="send sweep shards to the dask.distributed scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786;"
+        " default: $DASK_SCHEDULER_ADDRESS); results land in the same cache as a local build's; needs"
+        " pip install -e '.[distributed]'",
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
     return parser
 
@@ -151,7 +175,34 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def _verify(graph: Graph) -> int:
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _list(graph: ReportGraph, explain: bool) -> None:
+    """Every task with its state and outputs; a stage's shards as one line under it (each stale one
+    with its reason when ``explain``)."""
+    print(f"{'task':<28} {'kind':<13} {'state':<7} outputs")
+    for name, task in graph.tasks.items():
+        if task.group is not None:
+            continue
+        state = "cached" if graph.is_cached(name) else "stale"
+        print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
+        if explain and state == "stale":
+            print(f"{'':<28} why: {reason(graph, name)}")
+        if shards := graph.members(name):
+            stale = [s for s in shards if not graph.is_cached(s)]
+            where = _relative(graph.tasks[shards[0]].outputs[0].parent)
+            label = f"  + {len(shards)} shards"
+            state = "cached" if not stale else "stale" if len(stale) == len(shards) else f"{len(stale)} stale"
+            print(f"{label:<28} {'shard':<13} {state:<7} {where}/")
+            for shard in stale if explain else ():
+                print(f"    {shard}: {reason(graph, shard)}")
+
+
+def _verify(graph: ReportGraph) -> int:
     checks = run_checks(graph.tasks["verification"].modules)
     width = max(len(c.name) for c in checks)
     mwidth = max(len(c.method) for c in checks)
@@ -177,7 +228,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     try:
         loaded = settings.load()
         overrides = merge(loaded.overrides, parse_overrides(args.set))
-        graph = Graph(args.profile, overrides=overrides, data=settings.data_source(loaded))
+        graph = ReportGraph(args.profile, overrides=overrides, data=settings.data_source(loaded))
     except (OverrideError, SettingsError) as err:
         parser.error(str(err))
     for line in describe(graph.overrides):
@@ -186,12 +237,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if args.verify:
         return _verify(graph)
     if args.list:
-        print(f"{'task':<28} {'kind':<13} {'state':<7} outputs")
-        for name, task in graph.tasks.items():
-            state = "cached" if graph.is_cached(name) else "stale"
-            print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
-            if args.explain and state == "stale":
-                print(f"{'':<28} why: {reason(graph, name)}")
+        _list(graph, args.explain)
         return 0
 
     if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
@@ -207,6 +253,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         if bad:
             parser.error(_unknown("task", bad, list(graph.tasks)))
         force |= set(args.force) if args.force else set(graph.closure(targets))
+        force |= {shard for name in args.force for shard in graph.members(name)}
 
     if args.dry_run:
         stale = graph.stale(targets, force)
@@ -224,14 +271,18 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         if "report" in graph.closure(targets):
             require_tools()  # before minutes of computation, not after
         with build_lock(graph.root, wait=args.wait), stop_on_signals():
-            outcomes = graph.run(targets, force=force, keep_going=args.keep_going)
+            executor = executors.make(args.jobs, args.scheduler)
+            try:
+                outcomes = graph.run(targets, force=force, keep_going=args.keep_going, executor=executor)
+            finally:
+                executor.close()
     except KeyboardInterrupt:
         print(
-            "\ninterrupted: finished tasks stay cached, the unfinished one left nothing behind",
+            "\ninterrupted: finished tasks stay cached, unfinished ones left nothing behind",
             file=sys.stderr,
         )
         return 128 + (Stop.signal or signal.SIGINT)
-    except BuildLocked as err:
+    except (BuildLocked, ExecutorError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (LatexError, TemplateError) as err:

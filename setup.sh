@@ -2,8 +2,9 @@
 # Set up everything the project needs, idempotently (a second run takes seconds):
 #   1. TeX from Debian's packages, when latexmk or a needed LaTeX package is missing
 #      (apt-get, through sudo when not root; about 470 MiB, 1-2 minutes);
-#   2. a virtual environment .venv with the Python packages of pyproject.toml
-#      (reinstalled only when pyproject.toml changes).
+#   2. a virtual environment .venv with the Python packages of pyproject.toml: dependencies, the dev
+#      group and every optional extra (dask.distributed, which the tests' local cluster needs);
+#      reinstalled only when pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -56,7 +57,8 @@ def expand(items):
             yield item
 
 
-print("\n".join([*data["project"]["dependencies"], *expand(groups.get("dev", []))]))
+extras = [item for items in data["project"].get("optional-dependencies", {}).values() for item in items]
+print("\n".join([*data["project"]["dependencies"], *extras, *expand(groups.get("dev", []))]))
 PY
   .venv/bin/python -m pip install -q -r .venv/requirements.txt
   sha256sum pyproject.toml > "$stamp"

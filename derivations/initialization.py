@@ -25,8 +25,8 @@ import torch
 from sympy import stats
 
 from derivations.notation import latex
-from experiments.batched_mlp import device
 from report.checks import Check
+from report.device import device
 from report.io import load_arrays, load_json, save_arrays, save_json
 
 M, sigma2, s2 = sp.symbols("M sigma^2 s^2", positive=True)

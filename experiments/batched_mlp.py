@@ -23,10 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def device() -> torch.device:
-    """CUDA when present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from report.device import device  # also used as batched_mlp.device() by the experiments
 
 
 @dataclass

@@ -21,7 +21,8 @@ from report.overrides import describe
 from report.render import latex_escape, render
 
 if TYPE_CHECKING:
-    from report.pipeline import Graph, Task
+    from report.pipeline import Task
+    from report.wiring import ReportGraph as Graph
 
 
 def _breakable(name: str) -> str:
@@ -102,7 +103,8 @@ def notation(stems: list[str]) -> list[dict[str, Tex]]:
 def appendix(graph: "Graph") -> dict[str, Any]:
     """Reproducibility facts: every task with key and seed; figures with their sources; versions; checks.
 
-    Runtimes are left out (the build prints them): the PDF must be the same bytes for the same sources.
+    A sweep's shards are left out (their stage's key hashes their keys), and so are runtimes (the build
+    prints them): the PDF must be the same bytes for the same sources.
     """
     rows = [
         {
@@ -112,7 +114,7 @@ def appendix(graph: "Graph") -> dict[str, Any]:
             "seed": "" if t.seed is None else integer(t.seed),
         }
         for name, t in graph.tasks.items()
-        if t.kind != "document"
+        if t.kind not in ("document", "shard")
     ]
     checks = json.loads((graph.root / "data" / "verification.json").read_text())
     return {

@@ -1,71 +1,47 @@
-"""The task graph of the report and the loop that brings it up to date.
+"""The task graph engine: cache keys, staleness, and the loop that brings targets up to date.
 
-Tasks, in dependency order, for one profile:
-
-* ``<stem>``        a stage's computation -> ``data/<stem>/``           (keyed by config and code)
-* ``<figure>``      one figure of a stage -> ``figures/<figure>.pdf``   (keyed by plot code and data key)
-* ``verification``  every derivation's ``check()`` -> ``data/verification.json``
-* ``report``        templates + all of the above -> ``report.pdf``
-
-All outputs live under :func:`report.paths.build_dir`; manifests under ``cache/``.  A task
-runs when its manifest is stale (see :mod:`report.cache`) or when it is forced.
+A :class:`Task` names the project modules and files its outputs depend on, its configuration,
+its inputs (other tasks) and its outputs; its key (see :mod:`report.cache`) hashes all of these
+and its inputs' keys.  A task runs when its manifest is stale or when it is forced.  Which tasks
+a report is made of is decided elsewhere (:mod:`report.wiring`); where they run, by an executor
+(:mod:`report.executors`): the loop submits every task whose inputs are done while the executor
+has room, and as each finishes, stores its value and writes its manifest here, in the build
+process, so an interrupted build never leaves an entry that looks valid.
 """
 
-import dataclasses
-import json
-import os
-import subprocess
-import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from report import cache
-from report.checks import Check
+from report.executors import Executor, InProcess, Job, TaskError
 from report.latex import LatexError
 from report.lock import Stop
-from report.overrides import Overrides, apply, check_stages
-from report.paths import ROOT, TEMPLATES, build_dir
 from report.render import TemplateError
-from report.settings import SETTINGS_FILE, with_data
-from report.stages import STAGES, Stage
+
+FAILURES = (TaskError, LatexError, TemplateError)  # a task failed; the message is one paragraph
+IN_BUILD = InProcess()
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    kind: str  # "data", "figure", "verification" or "document"
+    kind: str  # "data", "shard", "figure", "verification" or "document"
     modules: tuple[str, ...]  # project modules whose source (and imports) the key hashes
     config: Any  # JSON-serialisable; part of the key
     inputs: tuple[str, ...]  # names of upstream tasks
     outputs: tuple[Path, ...]
-    action: Callable[[], None] = field(compare=False)
+    action: Callable[[], Any] = field(compare=False)  # picklable unless ``in_build``
     files: tuple[Path, ...] = ()  # non-Python sources the key hashes (templates)
     seed: int | None = None
-
-
-class TaskError(Exception):
-    """A task raised; the message names the task, the exception and the project frame it came from."""
-
-    def __init__(self, task: str, error: Exception, project: Path) -> None:
-        frame = _project_frame(error, project)
-        super().__init__(
-            f"task {task} failed: {type(error).__name__}: {error}" + (f"\n  at {frame}" if frame else "")
-        )
-        self.task = task
-
-
-def _project_frame(error: BaseException, project: Path) -> str:
-    """``file:line in function`` of the innermost traceback frame inside ``project``."""
-    import traceback
-
-    where = ""
-    for frame in traceback.extract_tb(error.__traceback__):
-        path = Path(frame.filename)
-        if path.is_relative_to(project) and ".venv" not in path.parts:
-            where = f"{path.relative_to(project)}:{frame.lineno} in {frame.name}"
-    return where
+    # With ``store``, ``action`` only computes (touches no files, may run on another machine) and
+    # ``store(value)`` writes the outputs in the build process.
+    store: Callable[[Any], None] | None = field(default=None, compare=False)
+    group: str | None = None  # the task this one is listed under (a shard: its stage's gather task)
+    in_build: bool = False  # runs in the build process itself (e.g. it needs the graph)
+    detail: str = ""  # named when the task fails (a shard's spec)
 
 
 @dataclass
@@ -78,110 +54,25 @@ class Outcome:
 
 
 class Graph:
-    """All tasks of one profile, with their cache keys and state."""
+    """Tasks (in dependency order) with their cache keys and state; outputs and manifests under ``root``."""
 
-    def __init__(
-        self,
-        profile: str,
-        stages: tuple[Stage, ...] = STAGES,
-        project: Path = ROOT,
-        out: Path | None = None,
-        templates: Path = TEMPLATES,
-        overrides: Overrides | None = None,
-        data: Any = None,
-    ) -> None:
-        """Tasks of ``profile`` for ``stages``; ``project``, ``out`` and ``templates`` exist for tests."""
-        from report import document  # the document task needs the graph; imported late to avoid a cycle
-
-        self.profile = profile
-        self.stages = stages
-        self.project = project
-        self.root = out or build_dir(profile)
-        self.templates = templates
-        self.overrides = dict(overrides or {})
-        self.data = data  # an experiments.data.DataSource for every stage with a `data` field; None: defaults
-        check_stages(self.overrides, [s.stem for s in stages])
+    def __init__(self, tasks: Iterable[Task], root: Path, project: Path) -> None:
         self.tasks: dict[str, Task] = {}
-        for stage in stages:
-            self._add_stage(stage)
-        checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
-        self._add(
-            Task(
-                "verification",
-                "verification",
-                modules=checked,
-                config=None,
-                inputs=(),
-                outputs=(self.root / "data" / "verification.json",),
-                action=lambda: _save_checks(checked, self.root / "data" / "verification.json"),
-            )
-        )
-        self._add(
-            Task(
-                "report",
-                "document",
-                modules=("report.document", *(s.present for s in stages)),
-                # The title page's date may come from SOURCE_DATE_EPOCH; the settings file fills the title page.
-                config={"git": git_commit(), "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH")},
-                inputs=tuple(self.tasks),
-                outputs=(self.root / "report.pdf",),
-                action=lambda: document.build(self),
-                files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
-            )
-        )
+        for task in tasks:
+            if unknown := [i for i in task.inputs if i not in self.tasks]:
+                raise ValueError(f"task {task.name} comes before its inputs {', '.join(unknown)}")
+            self.tasks[task.name] = task
+        self.root = root
+        self.project = project
         self._bases: dict[str, dict[str, Any]] = {}
-
-    def _add(self, task: Task) -> None:
-        self.tasks[task.name] = task
-
-    def _add_stage(self, stage: Stage) -> None:
-        profiles = stage.compute_module().PROFILES
-        if self.profile not in profiles:
-            raise KeyError(
-                f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(profiles)})"
-            )
-        config = apply(stage.stem, profiles[self.profile], self.overrides.get(stage.stem, {}))
-        config = with_data(stage.stem, config, self.data)
-        data_dir = self.data_dir(stage.stem)
-        self._add(
-            Task(
-                stage.stem,
-                "data",
-                modules=(stage.compute,),
-                config=cache.key_config(config),
-                inputs=(),
-                outputs=(data_dir,),
-                action=lambda: _run_stage(stage, config, data_dir),
-                seed=getattr(config, "seed", None),
-            )
-        )
-        for name in stage.present_module().FIGURES:
-            path = self.figure_path(name)
-            self._add(
-                Task(
-                    name,
-                    "figure",
-                    modules=(stage.present, "report.figures"),
-                    config=None,
-                    inputs=(stage.stem,),
-                    outputs=(path,),
-                    action=lambda stage=stage, name=name, path=path: _make_figure(
-                        stage, name, data_dir, path
-                    ),
-                )
-            )
-
-    def data_dir(self, stem: str) -> Path:
-        return self.root / "data" / stem
-
-    def figure_path(self, name: str) -> Path:
-        return self.root / "figures" / f"{name}.pdf"
+        self._expected: dict[str, float] = {}
 
     def manifest(self, name: str) -> Path:
         return self.root / "cache" / f"{name}.json"
 
-    def figures(self) -> list[str]:
-        return [t.name for t in self.tasks.values() if t.kind == "figure"]
+    def members(self, name: str) -> list[str]:
+        """The tasks listed under ``name`` (a stage's shards)."""
+        return [t.name for t in self.tasks.values() if t.group == name]
 
     def basis(self, name: str) -> dict[str, Any]:
         """What the key of ``name`` hashes (see :func:`report.cache.key_basis`)."""
@@ -225,112 +116,106 @@ class Graph:
         force: Iterable[str] = (),
         log: Callable[[str], None] = print,
         keep_going: bool = False,
+        executor: Executor | None = None,
     ) -> list[Outcome]:
-        """Bring ``targets`` up to date; tasks in ``force`` run even when cached.  With ``keep_going``
-        a failing task is recorded and the tasks that do not depend on it still run."""
-        forced = set(force)
-        stale = self.stale(targets, forced)
-        outcomes: list[Outcome] = []
+        """Bring ``targets`` up to date; tasks in ``force`` run even when cached.
+
+        Tasks whose inputs are done run at the same time as far as ``executor`` has room (default:
+        one after the other in this process).  A failing task stops new tasks from starting; the
+        running ones finish and are stored, then its error is raised.  With ``keep_going`` the
+        failure is recorded instead and every task that does not depend on it still runs.
+        """
+        executor = executor or InProcess()
+        stale = self.stale(targets, force)
+        order = self.closure(targets)
+        outcomes = {n: Outcome(n, ran=False, seconds=0.0) for n in order if n not in stale}
+        waiting = list(stale)
+        running: dict[Future, str] = {}
         broken: set[str] = set()  # failed or skipped
-        for name in self.closure(targets):
-            _stop_if_signalled()
-            if name not in stale:
-                outcomes.append(Outcome(name, ran=False, seconds=0.0))
-                continue
-            task = self.tasks[name]
-            if broken.intersection(task.inputs):
-                broken.add(name)
-                outcomes.append(Outcome(name, ran=False, seconds=0.0, skipped=True))
-                continue
-            log(f"[{stale.index(name) + 1}/{len(stale)}] {name}{self.last_time(name)}")
-            start = time.perf_counter()
+        errors: list[Exception] = []
+
+        def collect(name: str, future: Future) -> None:
             try:
-                self._run_task(name)
-            except (TaskError, LatexError, TemplateError) as err:
+                seconds = self._finish(name, *future.result())
+            except FAILURES as err:
                 if not keep_going:
-                    raise
+                    errors.append(err)
+                    return
                 log(f"error: {err}")
                 broken.add(name)
-                outcomes.append(Outcome(name, ran=False, seconds=time.perf_counter() - start, error=str(err)))
-                continue
-            outcomes.append(Outcome(name, ran=True, seconds=time.perf_counter() - start))
-        return outcomes
+                outcomes[name] = Outcome(name, ran=False, seconds=0.0, error=str(err))
+                return
+            outcomes[name] = Outcome(name, ran=True, seconds=seconds)
 
-    def _run_task(self, name: str) -> None:
-        """Run one task and record its manifest (only when it finished and no stop was asked for)."""
-        task = self.tasks[name]
-        start = time.perf_counter()
         try:
-            task.action()
-        except (LatexError, TemplateError, OSError):
-            raise  # already one clear sentence (an OSError names its path)
-        except Exception as err:
-            raise TaskError(name, err, self.project) from err
-        _stop_if_signalled()  # a task that swallowed the interrupt may be incomplete: record nothing
-        cache.write_manifest(
-            self.manifest(name),
-            self.key(name),
-            task.outputs,
-            {
-                "seconds": round(time.perf_counter() - start, 2),
-                "seed": task.seed,
-                "basis": self.basis(name),
-            },
-        )
+            while (waiting and not errors) or running:
+                _stop_if_signalled()
+                for name in self._ready(waiting, running, broken, outcomes):
+                    task = self.tasks[name]
+                    runner = IN_BUILD if task.in_build else executor
+                    job = self._job(name)
+                    if errors or not runner.room(job):
+                        continue
+                    waiting.remove(name)
+                    log(f"[{len(stale) - len(waiting)}/{len(stale)}] {name}{self.last_time(name)}")
+                    future = runner.submit(job)
+                    if future.done():  # ran here: store it before the next one starts
+                        collect(name, future)
+                    else:
+                        running[future] = name
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    collect(running.pop(future), future)
+        except BaseException:
+            executor.close(cancel=True)  # an interrupt: stop the workers; what was stored stays
+            raise
+        if errors:
+            raise errors[0]
+        return [outcomes[n] for n in order if n in outcomes]
+
+    def _ready(
+        self, waiting: list[str], running: dict[Future, str], broken: set[str], outcomes: dict[str, Outcome]
+    ) -> list[str]:
+        """The waiting tasks whose inputs are all done, longest last time first (then in order);
+        those behind a failure are skipped."""
+        busy = set(waiting) | set(running.values())
+        ready = []
+        for name in list(waiting):
+            inputs = self.tasks[name].inputs
+            if broken.intersection(inputs):
+                broken.add(name)
+                waiting.remove(name)
+                outcomes[name] = Outcome(name, ran=False, seconds=0.0, skipped=True)
+            elif not busy.intersection(inputs):
+                ready.append(name)
+        return sorted(ready, key=self._expected_seconds, reverse=True)  # the longest first: a shorter build
+
+    def _expected_seconds(self, name: str) -> float:
+        """The task's runtime last time (0 without one), read once per graph."""
+        if name not in self._expected:
+            record = cache.read_manifest(self.manifest(name))
+            self._expected[name] = float(record.get("seconds", 0.0)) if record else 0.0
+        return self._expected[name]
+
+    def _job(self, name: str) -> Job:
+        task = self.tasks[name]
+        if task.store is None:
+            return Job(name, task.action, self.project, detail=task.detail)
+        sources = tuple(sorted(self.basis(name)["sources"].items()))
+        return Job(name, task.action, self.project, portable=True, detail=task.detail, sources=sources)
+
+    def _finish(self, name: str, value: Any, seconds: float) -> float:
+        """Store a finished task's value and record its manifest (not when a stop was asked for:
+        a task that swallowed the interrupt may be incomplete); its seconds."""
+        task = self.tasks[name]
+        if task.store is not None:
+            task.store(value)
+        _stop_if_signalled()
+        info = {"seconds": round(seconds, 2), "seed": task.seed, "basis": self.basis(name)}
+        cache.write_manifest(self.manifest(name), self.key(name), task.outputs, info)
+        return seconds
 
 
 def _stop_if_signalled() -> None:
     if Stop.signal is not None:
         raise KeyboardInterrupt
-
-
-def _run_stage(stage: Stage, config: Any, data_dir: Path) -> None:
-    compute = stage.compute_module()
-    with cache.atomic_directory(data_dir) as tmp:
-        compute.save(compute.run(config), tmp)
-
-
-def _make_figure(stage: Stage, name: str, data_dir: Path, path: Path) -> None:
-    from report import figures
-
-    results = stage.compute_module().load(data_dir)
-    figures.save_pdf(stage.present_module().FIGURES[name], results, path)
-
-
-def run_checks(modules: Iterable[str]) -> list[Check]:
-    from importlib import import_module
-
-    return [check for name in modules for check in import_module(name).check()]
-
-
-def _save_checks(modules: tuple[str, ...], path: Path) -> None:
-    checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
-    cache.write_atomic(path, json.dumps(checks, indent=1).encode())
-
-
-def failed_checks(graph: Graph) -> list[dict[str, Any]]:
-    """The failed checks recorded by the last verification task (none when it has not run)."""
-    path = graph.tasks["verification"].outputs[0]
-    if not path.exists():
-        return []
-    return [c for c in json.loads(path.read_text()) if not c["passed"]]
-
-
-def _settings_file(project: Path) -> tuple[Path, ...]:
-    """The settings file the title page reads, when it lies in ``project`` (tests use other roots)."""
-    return (SETTINGS_FILE,) if SETTINGS_FILE.is_file() and SETTINGS_FILE.is_relative_to(project) else ()
-
-
-def git_commit() -> str:
-    """The current commit, with ``-dirty`` when the work tree has uncommitted changes."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()

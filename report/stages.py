@@ -9,6 +9,11 @@ A *stage* is a pair of modules joined by a results directory on disk:
     ``save(results, directory)``     write any files into an existing empty directory
     ``load(directory) -> Results``
     ``check() -> list[Check]``       optional (derivations): independent verification
+    ``shards(config) -> {name: spec}``  optional (sweeps): the stage in independent pieces, each a
+                                     cached task keyed by its JSON spec and the code only
+    ``run_shard(spec) -> {name: ndarray}``  one piece, on any worker; sets no thread count
+    ``gather(config, parts) -> Results``   parts by shard name; ``run`` must equal
+                                     ``gather(config, {k: run_shard(s) for k, s in shards(config).items()})``
 
 ``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch:
     ``FIGURES: dict[str, Callable[[Results], Figure]]``  figure name -> plot function

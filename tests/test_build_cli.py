@@ -1,12 +1,14 @@
 """The command line, driven through ``build.main([...])`` on a toy project."""
 
 import shutil
+import traceback
 from pathlib import Path
 
 import pytest
 
 import build
-from report.pipeline import Graph, TaskError
+from report.executors import TaskError
+from report.wiring import ReportGraph
 
 
 @pytest.fixture
@@ -14,7 +16,7 @@ def cli(toy_project, toy_stage, monkeypatch):
     """``build.main`` wired to the toy project instead of the real stages."""
 
     def graph(profile, overrides=None, data=None):
-        return Graph(
+        return ReportGraph(
             profile,
             overrides=overrides,
             data=data,
@@ -24,7 +26,7 @@ def cli(toy_project, toy_stage, monkeypatch):
             templates=toy_project / "templates",
         )
 
-    monkeypatch.setattr(build, "Graph", graph)
+    monkeypatch.setattr(build, "ReportGraph", graph)
     return toy_project
 
 
@@ -43,6 +45,7 @@ def cli(toy_project, toy_stage, monkeypatch):
         pytest.param(["toy_fgi"], "unknown task(s) toy_fgi; did you mean toy_fig?", id="near-miss-target"),
         pytest.param(["--profile", "huge"], "invalid choice: 'huge'", id="unknown-profile"),
         pytest.param(["--verify", "--list"], "not allowed with argument", id="exclusive"),
+        pytest.param(["--jobs", "0"], "expected a whole number of at least 1, got '0'", id="no-jobs"),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(cli, capsys, argv, message):
@@ -151,9 +154,10 @@ def test_an_error_inside_a_task_is_one_paragraph_and_debug_shows_the_traceback(c
     err = capsys.readouterr().err
     assert "task toy failed: ZeroDivisionError" in err and "toypkg/compute.py:" in err and "in run" in err
     assert "Traceback" not in err and len(err.splitlines()) <= 3
-    with pytest.raises(TaskError) as raised:  # the full chained traceback
+    with pytest.raises(TaskError) as raised:  # the full chained traceback, from a worker process too
         build.main(["--figure", "toy_fig", "--debug"])
-    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+    shown = "".join(traceback.format_exception(raised.value))
+    assert 'toypkg/compute.py", line 19, in run' in shown and "ZeroDivisionError: division by zero" in shown
 
 
 def test_a_build_path_that_is_a_file_is_one_line(cli, capsys):
@@ -207,5 +211,7 @@ def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, cap
     out = capsys.readouterr().out
     assert "FAILED  toy_fig" in out and "ZeroDivisionError" in out
     assert "1 task(s) ran, 1 cached, 1 failed, 0 skipped" in out  # verification ran, toy was cached
-    outcomes = build.Graph("quick").run(["report"], keep_going=True, log=lambda _: None)  # no TeX needed
+    outcomes = build.ReportGraph("quick").run(
+        ["report"], keep_going=True, log=lambda _: None
+    )  # no TeX needed
     assert {o.task for o in outcomes if o.skipped} == {"report"}

@@ -30,7 +30,7 @@ from experiments.data import (
     teacher,
 )
 from experiments.optimizers import LBFGS
-from report import pipeline
+from report import wiring
 from report.paths import ROOT
 
 
@@ -276,7 +276,7 @@ def test_the_quick_report_says_where_its_data_came_from(tmp_path, npz):
     """An end-to-end quick build on the example archive: the PDF names it and labels R_t as estimated."""
     if shutil.which("latexmk") is None:
         pytest.skip("latexmk not installed")
-    graph = pipeline.Graph("quick", out=tmp_path / "build", data=npz)
+    graph = wiring.ReportGraph("quick", out=tmp_path / "build", data=npz)
     graph.run(["report"], log=lambda line: None)
     text = " ".join(page.extract_text() for page in PdfReader(graph.root / "report.pdf").pages)
     text = re.sub(r"\s+", " ", text)

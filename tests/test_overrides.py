@@ -7,8 +7,8 @@ import pytest
 import build
 from report import overrides
 from report.overrides import OverrideError
-from report.pipeline import Graph
 from report.settings import SettingsError, parse
+from report.wiring import ReportGraph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ def test_the_command_line_wins_over_the_settings_file():
 
 def test_an_override_is_part_of_the_key_and_unknown_stages_are_refused(toy_project, toy_stage):
     def graph(changes):
-        return Graph(
+        return ReportGraph(
             "quick",
             stages=(toy_stage,),
             project=toy_project,

@@ -113,9 +113,9 @@ needs_tex = pytest.mark.skipif(
 
 def quick_pdf(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import build
-    from report import pipeline
+    from report import wiring
 
-    monkeypatch.setattr(pipeline, "build_dir", lambda profile: out)
+    monkeypatch.setattr(wiring, "build_dir", lambda profile: out)
     assert build.main(["--profile", "quick"]) == 0
     return out / "report.pdf"
 
@@ -181,7 +181,7 @@ def test_the_same_sources_give_the_same_bytes(two_builds):
 @pytest.mark.slow
 @needs_tex
 def test_title_author_and_figure_links_are_in_the_pdf(two_builds):
-    from report import pipeline, settings
+    from report import settings, wiring
 
     reader = PdfReader(two_builds[0])
     assert reader.metadata.title == settings.load().title
@@ -192,7 +192,7 @@ def test_title_author_and_figure_links_are_in_the_pdf(two_builds):
         for annot in page.get("/Annots", [])
         if "/A" in annot.get_object()
     }
-    for name in pipeline.Graph("quick").figures():
+    for name in wiring.ReportGraph("quick").figures():
         assert f"src:../figures/{name}.pdf" in links, name  # figure -> its row of "Figures and their sources"
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from report.latex import LatexError
-from report.pipeline import Graph
+from report.wiring import ReportGraph
 
 
 def make_graph(project, stage, profile="quick"):
-    return Graph(
+    return ReportGraph(
         profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
     )
 

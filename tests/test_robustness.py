@@ -20,14 +20,15 @@ from pathlib import Path
 project = Path(sys.argv[1])
 sys.path[:0] = [{root!r}, str(project)]
 import build
-from report.pipeline import Graph
+from report.wiring import ReportGraph
 from report.stages import Stage
 
 stage = Stage("toy", "toypkg.compute", "toypkg.present")
-build.Graph = lambda profile, overrides=None, data=None: Graph(
+build.ReportGraph = lambda profile, overrides=None, data=None: ReportGraph(
     profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
 )
-sys.exit(build.main(sys.argv[2:]))
+if __name__ == "__main__":  # not in the worker processes, which import this file
+    sys.exit(build.main(sys.argv[2:]))
 """
 
 

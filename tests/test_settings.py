@@ -12,8 +12,8 @@ import build
 from experiments.data import DataSource
 from report import settings
 from report.paths import ROOT
-from report.pipeline import Graph
 from report.settings import Settings, SettingsError, date_text, parse
+from report.wiring import ReportGraph as Graph
 
 
 def test_defaults_give_an_anonymous_title_page(tmp_path):

@@ -1,0 +1,361 @@
+"""Sharded stages and the executors: only new shards run, shards equal a monolithic run, and a
+local pool or a Dask cluster gives the same result files as one process."""
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import build
+from report import executors
+from report.executors import InProcess, Job, LocalPool, TaskError
+from report.stages import Stage
+from report.wiring import ReportGraph
+
+SHARDED = """
+    import time
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    import numpy as np
+
+    from report.io import load_arrays, save_arrays
+
+    SLEEP = 0.0  # seconds per shard (the worker-loss test raises it)
+
+
+    @dataclass(frozen=True)
+    class Config:
+        seeds: tuple[int, ...] = (0, 1, 2, 3)
+        n: int = 5
+        block: int = 2  # seeds s with the same s // block share a shard
+        scale: float = 1.0  # applied by gather only: not in any shard's spec
+
+
+    PROFILES = {"full": Config(seeds=tuple(range(8))), "quick": Config()}
+
+
+    def shards(config: Config) -> dict[str, dict]:
+        blocks: dict[int, list[int]] = {}
+        for s in config.seeds:
+            blocks.setdefault(s // config.block, []).append(s)
+        return {f"n{config.n}-s{b[0]}..{b[-1]}": {"seeds": b, "n": config.n} for b in blocks.values()}
+
+
+    def run_shard(spec: dict) -> dict[str, np.ndarray]:
+        time.sleep(SLEEP)
+        if -1 in spec["seeds"]:
+            raise ValueError("seed -1 is refused")
+        values = np.stack([np.random.default_rng(s).standard_normal(spec["n"]) for s in spec["seeds"]])
+        return {"seeds": np.array(spec["seeds"]), "values": values}
+
+
+    def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        rows = {int(s): v for p in parts.values() for s, v in zip(p["seeds"], p["values"], strict=True)}
+        return {"values": config.scale * np.stack([rows[s] for s in config.seeds])}
+
+
+    def run(config: Config) -> dict[str, np.ndarray]:
+        return gather(config, {k: run_shard(s) for k, s in shards(config).items()})
+
+
+    def save(results: dict, directory: Path) -> None:
+        save_arrays(results, directory)
+
+
+    def load(directory: Path) -> dict:
+        return load_arrays(directory)
+"""
+
+PRESENT = """
+    import matplotlib.pyplot as plt
+
+    from report.figures import figsize
+
+
+    def plot(results):
+        fig, ax = plt.subplots(figsize=figsize(2.0))
+        ax.plot(results["values"].T)
+        return fig
+
+
+    FIGURES = {"sharded_fig": plot}
+
+
+    def context(results):
+        return {}
+"""
+
+
+@pytest.fixture
+def sharded(toy_project) -> Stage:
+    """A sweep stage of the toy project: seeds in blocks of two, each block one shard."""
+    for name, text in (("sharded.py", SHARDED), ("sharded_plot.py", PRESENT)):
+        (toy_project / "toypkg" / name).write_text(textwrap.dedent(text).lstrip())
+    return Stage("sharded", "toypkg.sharded", "toypkg.sharded_plot")
+
+
+def graph(project: Path, stage: Stage, out: str = "build", **overrides) -> ReportGraph:
+    return ReportGraph(
+        "quick",
+        stages=(stage,),
+        project=project,
+        out=project / out,
+        templates=project / "templates",
+        overrides={stage.stem: overrides} if overrides else None,
+    )
+
+
+def ran(outcomes) -> set[str]:
+    return {o.task for o in outcomes if o.ran}
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def result_files(directory: Path) -> dict[str, object]:
+    """Every file of a results directory by name: arrays of an NPZ by dtype, shape and bytes (the
+    archive itself holds write times), JSON without its timings (keys ending in "seconds"), anything
+    else as bytes."""
+    files: dict[str, object] = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        if path.suffix == ".npz":
+            with np.load(path) as f:
+                files[path.name] = {k: (f[k].dtype.str, f[k].shape, f[k].tobytes()) for k in f.files}
+        elif path.suffix == ".json":
+            record = json.loads(path.read_text())
+            files[path.name] = (
+                {k: v for k, v in record.items() if not k.endswith("seconds")}
+                if isinstance(record, dict)
+                else record
+            )
+        else:
+            files[path.name] = path.read_bytes()
+    return files
+
+
+def test_a_sweep_stage_is_its_shards_and_a_gather_task(toy_project, sharded):
+    g = graph(toy_project, sharded)
+    shards = ["sharded[n5-s0..1]", "sharded[n5-s2..3]"]
+    assert g.members("sharded") == shards
+    assert g.tasks["sharded"].inputs == tuple(shards)
+    assert g.tasks[shards[0]].config == {"seeds": [0, 1], "n": 5}  # the spec is the shard's config
+    assert g.tasks[shards[0]].outputs == (toy_project / "build" / "cache" / "sharded" / "n5-s0..1.npz",)
+    assert g.closure(["sharded_fig"]) == [*shards, "sharded", "sharded_fig"]
+
+
+def test_adding_seeds_computes_only_the_new_shard_and_keeps_the_old_results(toy_project, sharded):
+    first = graph(toy_project, sharded)
+    assert ran(first.run(["sharded"], log=quiet)) == {"sharded", "sharded[n5-s0..1]", "sharded[n5-s2..3]"}
+    before = sharded.compute_module().load(first.data_dir("sharded"))["values"]
+    grown = graph(toy_project, sharded, seeds=[0, 1, 2, 3, 4, 5])
+    assert ran(grown.run(["sharded"], log=quiet)) == {"sharded", "sharded[n5-s4..5]"}
+    after = sharded.compute_module().load(grown.data_dir("sharded"))["values"]
+    assert np.array_equal(after[:4], before) and after.shape == (6, 5)
+    rescaled = graph(toy_project, sharded, seeds=[0, 1, 2, 3, 4, 5], scale=2.0)  # a gather-only field
+    assert ran(rescaled.run(["sharded"], log=quiet)) == {"sharded"}
+
+
+def test_the_gathered_shards_equal_a_monolithic_run(toy_project, sharded):
+    g = graph(toy_project, sharded, seeds=[3, 0, 7])
+    g.run(["sharded"], log=quiet)
+    compute = sharded.compute_module()
+    monolithic = compute.run(compute.Config(seeds=(3, 0, 7)))
+    assert result_files(g.data_dir("sharded")) == result_files_of(compute, monolithic, toy_project / "mono")
+
+
+def result_files_of(compute, results, directory: Path) -> dict[str, object]:
+    directory.mkdir()
+    compute.save(results, directory)
+    return result_files(directory)
+
+
+def test_a_failing_shard_names_itself_and_its_spec(toy_project, sharded):
+    g = graph(toy_project, sharded, seeds=[-1, 0])
+    with pytest.raises(TaskError) as raised:
+        g.run(["sharded"], log=quiet)
+    message = str(raised.value)
+    assert "task sharded[n5-s-1..-1] failed: ValueError: seed -1 is refused" in message
+    assert 'spec: {"seeds": [-1], "n": 5}' in message and "toypkg/sharded.py:" in message
+
+
+@pytest.mark.slow
+def test_two_local_workers_give_the_same_files_as_one_process(toy_project, sharded):
+    one = graph(toy_project, sharded, "one", seeds=list(range(6)))
+    one.run(["sharded_fig"], log=quiet, executor=InProcess())
+    pool = LocalPool(2)
+    try:
+        two = graph(toy_project, sharded, "two", seeds=list(range(6)))
+        assert len(ran(two.run(["sharded_fig"], log=quiet, executor=pool))) == 5  # 3 shards, gather, figure
+    finally:
+        pool.close()
+    assert result_files(one.data_dir("sharded")) == result_files(two.data_dir("sharded"))
+    for shard in one.members("sharded"):
+        assert result_files(one.tasks[shard].outputs[0].parent) == result_files(
+            two.tasks[shard].outputs[0].parent
+        )
+
+
+@pytest.mark.slow
+def test_pool_workers_run_elsewhere_with_a_share_of_the_cores():
+    pool = LocalPool(2)
+    try:
+        pid = pool.submit(Job("pid", os.getpid, Path.cwd())).result()[0]
+        threads = pool.submit(Job("threads", partial(os.getenv, "OMP_NUM_THREADS"), Path.cwd())).result()[0]
+    finally:
+        pool.close()
+    assert pid != os.getpid()
+    assert threads == str(max(1, (os.cpu_count() or 1) // 2))
+
+
+def test_list_groups_shards_and_force_reaches_them(toy_project, sharded, monkeypatch, capsys):
+    monkeypatch.setattr(build, "ReportGraph", lambda profile, overrides=None: graph(toy_project, sharded))
+    monkeypatch.chdir(toy_project)
+    assert build.main(["--jobs", "1", "sharded[n5-s0..1]"]) == 0  # a shard is a target of its own
+    capsys.readouterr()
+    assert build.main(["--list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].split() == ["sharded", "data", "stale", "build/data/sharded"]
+    assert rows[2].split() == ["+", "2", "shards", "shard", "1", "stale", "build/cache/sharded/"]
+    assert not any("[" in r for r in rows)  # shards are not listed one by one
+    assert build.main(["--dry-run", "sharded", "--force", "sharded"]) == 0
+    out = capsys.readouterr().out
+    assert "sharded[n5-s0..1]" in out and "sharded[n5-s2..3]" in out and "3 task(s) would run" in out
+
+
+def test_the_scheduler_flag_without_dask_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
+    with pytest.raises(executors.ExecutorError, match=r"pip install -e '\.\[distributed\]'"):
+        executors.make(1, "tcp://127.0.0.1:1")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Dask worker processes on the loopback interface, one thread each."""
+    distributed = pytest.importorskip(
+        "distributed", reason="needs dask.distributed: pip install -e '.[distributed]'"
+    )
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as local:
+        yield local
+
+
+@pytest.mark.slow
+def test_a_dask_build_gives_the_same_files_and_a_later_local_build_runs_nothing(
+    toy_project, sharded, cluster
+):
+    local = graph(toy_project, sharded, "local", seeds=list(range(6)))
+    local.run(["sharded"], log=quiet)
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        remote = graph(toy_project, sharded, "remote", seeds=list(range(6)))
+        assert len(ran(remote.run(["sharded"], log=quiet, executor=dask))) == 4
+    finally:
+        dask.close()
+    assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
+    again = graph(toy_project, sharded, "remote", seeds=list(range(6)))
+    assert ran(again.run(["sharded"], log=quiet)) == set()
+
+
+def slow_shards(project: Path, seconds: float) -> None:
+    module = project / "toypkg" / "sharded.py"
+    module.write_text(module.read_text().replace("SLEEP = 0.0", f"SLEEP = {seconds}"))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_shard_is_replaced_and_the_build_completes(toy_project, sharded, cluster):
+    import distributed
+
+    slow_shards(toy_project, 4.0)
+    victims: list[int] = []
+    finished = threading.Event()
+
+    def kill_a_busy_worker(client: distributed.Client) -> None:
+        while not victims and not finished.is_set():
+            busy = [address for address, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                victims.append(pid)
+            time.sleep(0.1)
+
+    dask = executors.make(1, cluster.scheduler_address)
+    with distributed.Client(cluster.scheduler_address) as client:
+        killer = threading.Thread(target=kill_a_busy_worker, args=(client,))
+        try:
+            killer.start()
+            remote = graph(
+                toy_project, sharded, "remote", seeds=list(range(8))
+            )  # 4 shards of 4 s on 2 workers
+            outcomes = remote.run(["sharded"], log=quiet, executor=dask)
+        finally:
+            finished.set()
+            killer.join()
+            dask.close()
+    assert victims, "no worker was busy with a shard"
+    assert ran(outcomes) == {"sharded", *remote.members("sharded")}
+    local = graph(toy_project, sharded, "local", seeds=list(range(8)))
+    local.run(["sharded"], log=quiet)
+    assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
+
+
+@pytest.mark.slow
+def test_a_worker_with_other_code_refuses_the_shard(toy_project, sharded, cluster):
+    remote = graph(toy_project, sharded, "remote")
+    remote.stale(["sharded"])  # the keys hash the code as the build found it ...
+    slow_shards(toy_project, 0.01)  # ... which the workers no longer see
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        with pytest.raises(TaskError, match=r"has other code than the build in .*: toypkg/sharded\.py"):
+            remote.run(["sharded"], log=quiet, executor=dask)
+    finally:
+        dask.close()
+
+
+@pytest.mark.slow
+def test_the_quick_profile_built_on_dask_has_the_same_result_files(tmp_path, cluster):
+    from report.stages import STAGES
+
+    sweeps = [s.stem for s in STAGES if hasattr(s.compute_module(), "shards")]
+    if not sweeps:
+        pytest.skip("no stage of the report defines shards")
+    local, pool = ReportGraph("quick", out=tmp_path / "local"), LocalPool(2)
+    dask = executors.make(2, cluster.scheduler_address)
+    try:
+        local.run(sweeps, log=quiet, executor=pool)
+        remote = ReportGraph("quick", out=tmp_path / "remote")
+        remote.run(sweeps, log=quiet, executor=dask)
+    finally:
+        pool.close()
+        dask.close()
+    for stem in sweeps:
+        assert result_files(local.data_dir(stem)) == result_files(remote.data_dir(stem)), stem
+
+
+@pytest.mark.slow
+def test_workers_compute_an_edited_module_with_its_new_code(toy_project, sharded, cluster):
+    dask = executors.make(1, cluster.scheduler_address)
+    try:
+        graph(toy_project, sharded, "before", seeds=list(range(8))).run(["sharded"], log=quiet, executor=dask)
+        module = toy_project / "toypkg" / "sharded.py"
+        module.write_text(module.read_text().replace("standard_normal(", "uniform(size="))
+        remote = graph(toy_project, sharded, "after", seeds=list(range(8)))
+        assert (
+            len(ran(remote.run(["sharded"], log=quiet, executor=dask))) == 5
+        )  # every worker had imported it
+    finally:
+        dask.close()
+    sys.modules.pop("toypkg.sharded", None)  # this process imports the edited module afresh too
+    local = graph(toy_project, sharded, "local", seeds=list(range(8)))
+    local.run(["sharded"], log=quiet)
+    assert result_files(local.data_dir("sharded")) == result_files(remote.data_dir("sharded"))
