@@ -28,6 +28,7 @@ calls :func:`run`, :func:`save` and :func:`load`, writing ``arrays.npz`` and
 """
 
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -202,6 +203,7 @@ def shards(config: Config) -> dict[str, dict]:
                     "optimizer": asdict(config.optimizer),
                     **common,
                 }
+    specs = dict(sorted(specs.items(), key=lambda item: _distance_to_threshold(item[1], config)))
     rank = {
         "widths": list(config.rank_widths),
         "samples": config.rank_samples,
@@ -211,6 +213,18 @@ def shards(config: Config) -> dict[str, dict]:
     for block in blocks:
         specs[f"ranks-s{span(block)}"] = {"kind": "ranks", "seeds": block, **rank, **common}
     return specs
+
+
+def _distance_to_threshold(spec: dict, config: Config) -> float:
+    """How far (in log P_eff / 8N) a shard's widths lie from its interpolation threshold.
+
+    The shards near the threshold run longest (their models creep towards interpolation), so
+    :func:`shards` lists them first: the engine starts tasks it has no recorded time for in this
+    order, and the longest shard starting last would otherwise set the build's wall time.
+    """
+    count = effective_params.effective_count(config.hidden_layers, DataProcess().dim)
+    equations = DataProcess().dim * spec["n"]
+    return min(abs(math.log(float(count.subs(effective_params.M, w)) / equations)) for w in spec["widths"])
 
 
 def run_shard(spec: dict) -> dict[str, np.ndarray]:
