@@ -184,6 +184,8 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "params": integer(P.subs(effective_params.M, measured)) if index is not None else "",
         "params_eff": integer(P_eff.subs(effective_params.M, measured)) if index is not None else "",
         "below_M": integer(widths[index - 1]) if index else "",
+        "below_none": bool(index)
+        and not interpolated[:index].any(),  # no seed interpolates below the threshold
         "P_root": tex(latex(by_P.root)),
         "P_value": num(by_P.value, sig=4),
         "P_width": integer(by_P.width),
