@@ -29,8 +29,8 @@ it from (b)'s shards.  Run through the report builder (``python build.py``), or 
 """
 
 import dataclasses
-import resource
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -369,12 +369,6 @@ def shards(config: Config) -> dict[str, dict]:
     return out
 
 
-def cpu_time() -> float:
-    """CPU seconds (user + system) of this process."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def order_seed(seed: int, run: int) -> int:
     """Seed of run ``run``'s mini-batch shuffling (its data and initialisation use ``seed + 1 + run``
     and ``seed + 200_000 + run``)."""
@@ -400,7 +394,7 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
     train/val/test MSE, the early-stopped (lowest validation MSE) epoch and val/test MSE,
     G, V, V_fixed at the end, the level records, the loss history; and ``cpu_seconds``.
     """
-    cpu, process, dev = cpu_time(), DataProcess(), batched_mlp.device()
+    cpu, process, dev = time.process_time(), DataProcess(), batched_mlp.device()
     seed, runs, lrs, lambdas = spec["seed"], spec["runs"], spec["lrs"], spec["lambdas"]
     stopping = Stopping(**spec["stopping"])
     sets = [draw(spec["data"], spec["n_train"], seed + 1 + r) for r in runs]
@@ -438,7 +432,7 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
     shape = (len(lrs), len(lambdas), len(runs))
     parts = {k: np.asarray(v.double().cpu().numpy() if torch.is_tensor(v) else v) for k, v in out.items()}
     parts = {k: v.reshape(*shape, *v.shape[1:]) for k, v in parts.items()}
-    return parts | {"cpu_seconds": np.asarray(cpu_time() - cpu)}
+    return parts | {"cpu_seconds": np.asarray(time.process_time() - cpu)}
 
 
 def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
