@@ -218,7 +218,9 @@ def test_pool_workers_run_elsewhere_with_a_share_of_the_cores():
 
 
 def test_list_groups_shards_and_force_reaches_them(toy_project, sharded, monkeypatch, capsys):
-    monkeypatch.setattr(build, "ReportGraph", lambda profile, overrides=None, data=None: graph(toy_project, sharded))
+    monkeypatch.setattr(
+        build, "ReportGraph", lambda profile, overrides=None, data=None: graph(toy_project, sharded)
+    )
     monkeypatch.chdir(toy_project)
     assert build.main(["--jobs", "1", "sharded[n5-s0..1]"]) == 0  # a shard is a target of its own
     capsys.readouterr()
