@@ -11,7 +11,7 @@ Parameters are plain tensors with a leading model axis, e.g. a hidden weight has
 (n_models, M_max, M_max), and the total loss is the *sum* of the per-model losses.  Any
 optimizer that acts elementwise (SGD, Adam) therefore updates every model exactly as if
 it were trained alone.  :func:`flatten` stacks each model's parameters into one row and
-:func:`as_model` / :func:`losses` evaluate the models at such rows, for optimizers that work
+:func:`as_model` / :func:`losses_and_grads` evaluate the models at such rows, for optimizers that work
 on flat vectors (:mod:`experiments.optimizers`).
 """
 
@@ -135,9 +135,34 @@ def unflatten(model: BatchedMLP, flat: torch.Tensor) -> None:
             p.copy_(trained)
 
 
-def losses(model: BatchedMLP, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """Training MSE of every model of ``model`` at the parameters ``flat``: shape (n_models,)."""
-    return mse(forward(as_model(model, flat), X), Y)
+def losses_and_grads(
+    model: BatchedMLP, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training MSE of every model at the parameters ``flat``, (n_models,), and its gradient, like ``flat``.
+
+    Backpropagation written out (checked against autograd in ``tests/test_batched_mlp.py``):
+    a full-batch optimizer calls this once per step on small networks, where autograd's
+    bookkeeping costs as much as the arithmetic.  ReLU's derivative at 0 is 0, as in autograd.
+    """
+    params = as_model(model, flat)
+    activations, h = [X], X
+    last = len(params.weights) - 1
+    for layer, (W, b) in enumerate(zip(params.weights, params.biases, strict=True)):
+        h = torch.matmul(h, W) + b
+        if layer < last:
+            h = torch.relu(h) * model.mask
+            activations.append(h)
+    residual = h - Y
+    loss = residual.square().mean(dim=(-2, -1))
+    delta = residual * (2 / (residual.shape[-2] * residual.shape[-1]))
+    weight_grads, bias_grads = [], []
+    for layer in range(last, -1, -1):
+        weight_grads.append(torch.matmul(activations[layer].mT, delta))
+        bias_grads.append(delta.sum(-2, keepdim=True))
+        if layer > 0:
+            delta = torch.matmul(delta, params.weights[layer].mT) * (activations[layer] > 0)
+    grads = [*reversed(weight_grads), *reversed(bias_grads)]
+    return loss, torch.cat([g.reshape(len(flat), -1) for g in grads], 1)
 
 
 def mse(pred: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

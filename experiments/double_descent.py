@@ -133,6 +133,7 @@ class Results:
     curves: (
         np.ndarray
     )  # (n_curve_widths, n_seeds, T) training MSE after 0..T-1 iterations, NaN after the stop
+    curve_evaluations: np.ndarray  # like curves: loss-and-gradient evaluations after 0..T-1 iterations
     ranks: Ranks
     shard_seconds: dict[str, tuple[float, float]]  # shard name -> (wall, CPU) seconds of run_shard
     data: dict = field(default_factory=dict)  # experiments.data.summary of the source
@@ -269,12 +270,14 @@ def _train(spec: dict) -> dict[str, np.ndarray]:
         "slowest": outcome.slowest.cpu().numpy().reshape(shape),
         "stop": outcome.stop.cpu().numpy().reshape(shape),
     }
+    evaluations = outcome.evaluation_history.cpu().numpy().astype(float)
     for w in spec["curve_widths"]:
         cols = slice(widths.index(w) * len(seeds), (widths.index(w) + 1) * len(seeds))
         last = int(ran[cols].max())
-        curves = history[: last + 1, cols].T.copy()  # (n_seeds, iterations + 1)
-        curves[np.arange(last + 1) > ran[cols, None]] = np.nan
-        part[f"curve_{w}"] = curves
+        for key, values in (("curve", history), ("curve_evaluations", evaluations)):
+            curves = values[: last + 1, cols].T.copy()  # (n_seeds, iterations + 1)
+            curves[np.arange(last + 1) > ran[cols, None]] = np.nan
+            part[f"{key}_{w}"] = curves
     return part
 
 
@@ -321,7 +324,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         for n in config.n_train
         for k in keys
     }
-    histories: dict[tuple[int, int], np.ndarray] = {}
+    histories: dict[tuple[str, int, int], np.ndarray] = {}
     shape = (len(config.rank_widths), len(seeds))
     default, inactive = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
     for name, spec in specs.items():
@@ -338,11 +341,15 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
             full[spec["n"], key][np.ix_(rows, cols)] = part[key]
         for w in spec["curve_widths"]:
             for j, c in enumerate(cols):
-                histories[w, c] = part[f"curve_{w}"][j]
+                for key in ("curve", "curve_evaluations"):
+                    histories[key, w, c] = part[f"{key}_{w}"][j]
     length = max((len(h) for h in histories.values()), default=0)
-    curves = np.full((len(config.curve_widths), len(seeds), length), np.nan)
-    for (w, c), h in histories.items():
-        curves[config.curve_widths.index(w), c, : len(h)] = h
+    curves = {
+        key: np.full((len(config.curve_widths), len(seeds), length), np.nan)
+        for key in ("curve", "curve_evaluations")
+    }
+    for (key, w, c), h in histories.items():
+        curves[key][config.curve_widths.index(w), c, : len(h)] = h
     facts = summary(config.data, *draw(config.data, config.n_test, config.sample_seed, torch.float64, "test"))
     return Results(
         config=config,
@@ -351,7 +358,8 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         r_t_empirical=facts["r_t_empirical"],  # NaN unless built in (the true g is unknown)
         signal_var=facts["signal_var"],
         sweeps=tuple(Sweep(n, *(full[n, k] for k in keys)) for n in config.n_train),
-        curves=curves,
+        curves=curves["curve"],
+        curve_evaluations=curves["curve_evaluations"],
         ranks=Ranks(balanced=balanced, gap=gap, default=default, inactive=inactive),
         shard_seconds={k: (float(p["seconds"]), float(p["cpu_seconds"])) for k, p in parts.items()},
         data=facts,
@@ -376,7 +384,14 @@ def check() -> list[Check]:
         abs(int(P.subs(effective_params.M, m)) - batched_mlp.n_params(m, K, d, d)) for m in counted
     )
     checks = [
-        Check("P(M) from SymPy", "SymPy count vs the batched network's tensors, M = 1..59", miscount, 0)
+        Check(
+            "P(M) from SymPy",
+            "SymPy count vs the batched network's tensors, M = 1..59",
+            miscount,
+            0,
+            name_tex=r"$P(M)$ from SymPy",
+            method_tex=r"SymPy count vs the batched network's tensors, $M = 1,\dots,59$",
+        )
     ]
     specs = shards(config)
     balanced = run_shard(specs["ranks-balanced"])
@@ -384,26 +399,41 @@ def check() -> list[Check]:
     for width, rank, gap, p_eff in zip(
         config.rank_widths, balanced["balanced"], balanced["gap"], expected, strict=True
     ):
+        rows, cols = d * config.rank_samples, p_eff + K * width
         checks.append(
             Check(
                 f"rank of J = P - {K}M = {p_eff} at M = {width}",
-                f"float64 SVD of the {d * config.rank_samples} x {p_eff + K * width} output Jacobian at a balanced "
+                f"float64 SVD of the {rows} x {cols} output Jacobian at a balanced "
                 f"point; retained/discarded singular values {gap:.0f} decades apart",
                 abs(int(rank) - int(p_eff)),
                 0,
+                name_tex=rf"$\operatorname{{rank}} J = P - {K}M = {p_eff}$ at $M = {width}$",
+                method_tex=rf"float64 SVD of the ${rows} \times {cols}$ output Jacobian at a balanced point; "
+                rf"retained and discarded singular values {gap:.0f} decades apart",
             )
         )
     default = np.concatenate(
         [run_shard(s)["default"] for s in specs.values() if s["kind"] == "ranks"], axis=1
     )
     excess = int(max(0, (default - expected[:, None]).max()))
-    method = f"the same at nn.Linear's initialization, seeds {span(config.seeds)} at each width"
-    checks.append(Check(f"rank of J never above P - {K}M", method, excess, 0))
+    checks.append(
+        Check(
+            f"rank of J never above P - {K}M",
+            f"the same at nn.Linear's initialization, seeds {span(config.seeds)} at each width",
+            excess,
+            0,
+            name_tex=rf"$\operatorname{{rank}} J \le P - {K}M$",
+            method_tex=rf"the same at \texttt{{nn.Linear}}'s initialization, seeds "
+            rf"${config.seeds[0]},\dots,{config.seeds[-1]}$ at each width",
+        )
+    )
     return checks
 
 
 def save(results: Results, directory: Path) -> None:
-    arrays = {"curves": results.curves} | {f"ranks_{k}": v for k, v in asdict(results.ranks).items()}
+    arrays = {"curves": results.curves, "curve_evaluations": results.curve_evaluations} | {
+        f"ranks_{k}": v for k, v in asdict(results.ranks).items()
+    }
     for s in results.sweeps:
         arrays |= {f"{key}_{s.n}": getattr(s, key) for key in SWEEP_ARRAYS}
     io.save_arrays(arrays, directory)
@@ -440,6 +470,7 @@ def load(directory: Path) -> Results:
         signal_var=meta["signal_var"],
         sweeps=sweeps,
         curves=arrays["curves"],
+        curve_evaluations=arrays["curve_evaluations"],
         ranks=Ranks(**{k: arrays[f"ranks_{k}"] for k in ("balanced", "gap", "default", "inactive")}),
         shard_seconds={k: tuple(v) for k, v in meta["shard_seconds"].items()},
         data=meta["data"],

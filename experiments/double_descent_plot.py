@@ -23,6 +23,8 @@ from report.fmt import Tex, integer, num, tex
 TARGET = 1e-3  # item (b): the training MSE to reach
 LEVEL = 0.95  # confidence of the paired bootstrap intervals of item (d)
 RESAMPLES = 10_000  # bootstrap resamples of the seeds
+PEAK_RESAMPLES = 2_000  # bootstrap resamples for the location of the test peak
+ALPHA = 0.05  # family-wise error rate of the scan over all widths in item (d)
 BOOTSTRAP_SEED = 0
 
 
@@ -62,6 +64,35 @@ def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     means = diff[rng.integers(0, len(diff), (RESAMPLES, len(diff)))].mean(1)
     low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return float(diff.mean()), float(low), float(high)
+
+
+def peak_range(test: np.ndarray) -> tuple[int, int]:
+    """Width indices bounding the ``LEVEL`` bootstrap interval of the median test curve's peak.
+
+    ``test`` is (n_widths, n_seeds); each resample draws the seeds of every width with replacement
+    (independently per width) and takes the argmax of the median over them.
+    """
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    n_widths, n_seeds = test.shape
+    draws = rng.integers(0, n_seeds, (PEAK_RESAMPLES, n_widths, n_seeds))
+    peaks = np.median(test[np.arange(n_widths)[None, :, None], draws], axis=2).argmax(axis=1)
+    low, high = np.quantile(peaks, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], method="inverted_cdf")
+    return int(low), int(high)
+
+
+def sign_flip_p(diff: np.ndarray) -> float:
+    """One-sided p-value of mean(diff) > 0 by the exact paired sign-flip test (all 2^n sign patterns)."""
+    signs = 1 - 2 * ((np.arange(2 ** len(diff))[:, None] >> np.arange(len(diff))) & 1)
+    return float(np.mean((signs * diff).mean(axis=1) >= diff.mean() - 1e-12 * np.abs(diff).max()))
+
+
+def holm(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Which hypotheses Holm's step-down procedure rejects at family-wise level ``alpha``."""
+    order = np.argsort(p, kind="stable")
+    passes = p[order] <= alpha / (len(p) - np.arange(len(p)))
+    rejected = np.zeros(len(p), dtype=bool)
+    rejected[order[: len(p) if passes.all() else int(np.argmin(passes))]] = True
+    return rejected
 
 
 def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
@@ -165,12 +196,11 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     measured = int(widths[index]) if index is not None else None
     peak_M = int(widths[peak])
 
-    def closer(target: int | None) -> str:
-        """Which count's first integer width lies closer to ``target``: 'P', 'P_eff' or 'tie'."""
-        if target is None:
-            return "tie"
-        a, b = abs(by_P.width - target), abs(by_eff.width - target)
-        return "P_eff" if b < a else "P" if a < b else "tie"
+    low, high = peak_range(sweep.test)
+    inside = {
+        name: widths[low] <= w <= widths[high] for name, w in (("P", by_P.width), ("P_eff", by_eff.width))
+    }
+    loose = threshold_index(sweep.train < TARGET)
 
     stalled = np.isin(sweep.stop, [Stop.STALLED, Stop.NO_DECREASE])
     uncertified = sweep.stop == Stop.UNCERTIFIED
@@ -193,7 +223,15 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "eff_value": num(by_eff.value, sig=4),
         "eff_width": integer(by_eff.width),
         "bound_holds": bool(index is not None and measured >= by_eff.width),
-        "peak_closer": closer(peak_M),
+        "peak_closer": "both"
+        if all(inside.values())
+        else next((k for k, v in inside.items() if v), "neither"),
+        "peak_low": integer(widths[low]),
+        "peak_high": integer(widths[high]),
+        "peak_sharp": low == high,
+        "loose_found": loose is not None,
+        "loose_M": integer(widths[loose]) if loose is not None else "",
+        "loose_same": loose == index,
         "threshold_minus_eff": integer(measured - by_eff.width) if index is not None else "",
         "threshold_minus_P": integer(measured - by_P.width) if index is not None else "",
         "peak_minus_eff": integer(peak_M - by_eff.width),
@@ -228,12 +266,17 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     }
 
 
-def more_data(results: Results) -> tuple[list[dict], np.ndarray]:
-    """Item (d): paired N = n1 vs n2 test MSE per width: (rows of the table's widths, hurts per width)."""
+def more_data(results: Results) -> tuple[list[tuple[float, float, float]], np.ndarray]:
+    """Item (d): paired N = n1 vs n2 test MSE per width.
+
+    Returns each width's mean difference with its bootstrap interval (for the two chosen widths)
+    and, for the scan over every width, where more data hurts by the one-sided exact sign-flip
+    test with Holm's correction at family-wise level ``ALPHA``.
+    """
     first, second = results.sweeps[0], results.sweeps[-1]
     intervals = [paired_interval(a, b) for a, b in zip(first.test, second.test, strict=True)]
-    hurts = np.array([low > 0 for _, low, _ in intervals])
-    return intervals, hurts
+    p = np.array([sign_flip_p(b - a) for a, b in zip(first.test, second.test, strict=True)])
+    return intervals, holm(p, ALPHA)
 
 
 def context(results: Results) -> dict:
@@ -250,6 +293,10 @@ def context(results: Results) -> dict:
         row = widths.index(width)
         reached = bool(np.all(hit[i] >= 0))
         steps = int_quartiles(hit[i]) if reached else ("", "", "")
+        seeds = np.arange(hit.shape[1])
+        evaluations_to = (
+            int_quartiles(results.curve_evaluations[i, seeds, hit[i]]) if reached else ("", "", "")
+        )
         stop_steps = int_quartiles(first.iterations[row])
         evaluations = int_quartiles(first.evaluations[row])
         final = quartiles(first.train[row])
@@ -261,6 +308,8 @@ def context(results: Results) -> dict:
                 "under": bool(P_eff.subs(effective_params.M, width) < d * first.n),
                 "steps": steps[0],
                 "steps_q": steps[1:],
+                "evaluations_to": evaluations_to[0],
+                "evaluations_to_q": evaluations_to[1:],
                 "stop_steps": stop_steps[0],
                 "stop_q": stop_steps[1:],
                 "evaluations": evaluations[0],
@@ -295,7 +344,7 @@ def context(results: Results) -> dict:
                     "diff": num(mean, sig=2),
                     "low": num(low, sig=2),
                     "high": num(high, sig=2),
-                    "hurts": bool(hurts[row]),
+                    "hurts": bool(low > 0),
                     "helps": bool(high < 0),
                     "ratio1": num(P_eff.subs(effective_params.M, width) / (d * first.n)),
                     "ratio2": num(P_eff.subs(effective_params.M, width) / (d * second.n)),
@@ -367,6 +416,9 @@ def context(results: Results) -> dict:
         "more_data": table,
         "level": integer(round(100 * LEVEL)),
         "resamples": integer(RESAMPLES),
+        "peak_resamples": integer(PEAK_RESAMPLES),
+        "alpha": num(100 * ALPHA, sig=1),
+        "min_p": num(2.0 ** -len(config.seeds), sig=2),
         "hurt_any": bool(hurt_widths),
         "hurt_count": integer(len(hurt_widths)),
         "hurt_widths": widths_text(hurt_widths) if hurt_widths else "",

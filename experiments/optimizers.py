@@ -1,8 +1,8 @@
 """Full-batch L-BFGS for many networks at once, each model as if it were optimized alone.
 
-Every model of a :class:`experiments.batched_mlp.BatchedMLP` keeps its own curvature pairs,
-two-loop recursion and backtracking (Armijo) line search; every inner product is taken per
-model, so models never interact.  A model stops for one of three stated reasons
+Every model of a :class:`experiments.batched_mlp.BatchedMLP` keeps its own curvature pairs
+(in the compact representation, :class:`_Memory`) and backtracking (Armijo) line search; every
+inner product is taken per model, so models never interact.  A model stops for one of three stated reasons
 (:class:`Stop`): its training MSE is below ``tol`` (it *interpolates*); it *stalls*; or its line
 search found no decrease down to a step of 2^-``halvings`` along a descent direction (a stall
 too: no decrease is left to find at working precision).
@@ -66,6 +66,9 @@ class Outcome:
     stop: torch.Tensor  # (n_models,) long, values of Stop
     slowest: torch.Tensor  # (n_models,) the largest ratio of the rate test (see the module docstring)
     history: torch.Tensor  # (iterations_run + 1, n_models); entry k is the MSE after k iterations
+    evaluation_history: (
+        torch.Tensor
+    )  # (iterations_run + 1, n_models) long; entry k: evaluations after k iterations
 
 
 def _rows(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
@@ -75,6 +78,81 @@ def _rows(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.Batc
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1)
+
+
+@dataclass
+class _Memory:
+    """Each model's last ``size`` curvature pairs in the compact form of Byrd, Nocedal & Schnabel (1994).
+
+    Pair k (counting from 0) is stored in slot ``k % size`` of ``S`` and ``Y`` (n_models, size, P),
+    so adding a pair writes one slot instead of shifting the others; a pair without positive
+    curvature is stored as zeros.  ``SY[i, j] = s_i . y_j`` for i <= j (zero below the diagonal)
+    and ``YY = Y Y^T``, both (n_models, m, m) in chronological order, grow by one column per pair.
+    The product of the inverse-Hessian approximation with a vector then costs four batched
+    matrix-vector products and two m x m triangular solves instead of the two-loop recursion's
+    4m small operations: at these sizes an operation's fixed cost, not its arithmetic, sets the
+    time of an iteration.
+    """
+
+    S: torch.Tensor
+    Y: torch.Tensor
+    SY: torch.Tensor
+    YY: torch.Tensor
+    count: int = 0  # pairs added so far
+
+    @classmethod
+    def empty(cls, like: torch.Tensor, size: int) -> "_Memory":
+        vectors, matrix = like.new_zeros(len(like), size, like.shape[1]), like.new_zeros(len(like), 0, 0)
+        return cls(vectors, vectors.clone(), matrix, matrix, 0)
+
+    @property
+    def order(self) -> torch.Tensor:
+        """The slots of the stored pairs, oldest first."""
+        size = self.S.shape[1]
+        return torch.arange(max(0, self.count - size), self.count, device=self.S.device) % size
+
+    def rows(self, keep: torch.Tensor) -> "_Memory":
+        return _Memory(self.S[keep], self.Y[keep], self.SY[keep], self.YY[keep], self.count)
+
+    def append(self, s: torch.Tensor, y: torch.Tensor) -> "_Memory":
+        """The memory with the pair ``(s, y)`` added (rows of zeros: no pair), the oldest dropped when full."""
+        order = self.order
+        sy_column = torch.cat([_times(self.S, y)[:, order], _dot(s, y).unsqueeze(1)], 1)
+        yy_column = torch.cat([_times(self.Y, y)[:, order], _dot(y, y).unsqueeze(1)], 1)
+        SY = torch.cat([torch.nn.functional.pad(self.SY, (0, 0, 0, 1)), sy_column.unsqueeze(2)], 2)
+        YY = torch.cat([torch.cat([self.YY, yy_column[:, :-1].unsqueeze(1)], 1), yy_column.unsqueeze(2)], 2)
+        size = self.S.shape[1]
+        self.S[:, self.count % size], self.Y[:, self.count % size] = s, y
+        first = 1 if len(order) == size else 0
+        return _Memory(self.S, self.Y, SY[:, first:, first:], YY[:, first:, first:], self.count + 1)
+
+    def inverse_hessian_times(self, g: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        """H g for H = the L-BFGS inverse-Hessian approximation with H_0 = gamma I (Nocedal & Wright, eq. 7.24).
+
+        H g = gamma g + S^T R^-T ((D + gamma Y Y^T) u - gamma Y g) - gamma Y^T u,  u = R^-1 S g,
+        with R the upper triangle of SY and D its diagonal.  An empty pair has a zero row and
+        column in every matrix; a unit diagonal entry of R there leaves the other pairs' terms
+        as they are and contributes nothing.
+        """
+        if self.count == 0:
+            return gamma.unsqueeze(1) * g
+        order = self.order
+        D = torch.diagonal(self.SY, dim1=1, dim2=2)
+        R = self.SY + torch.diag_embed((D == 0).to(g.dtype))
+        u = torch.linalg.solve_triangular(R, _times(self.S, g)[:, order].unsqueeze(2), upper=True)
+        gamma_ = gamma.view(-1, 1, 1)
+        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - _times(self.Y, g)[:, order].unsqueeze(2))
+        p = torch.linalg.solve_triangular(R.mT, v, upper=False)
+        p_slots, u_slots = torch.zeros_like(self.S[:, :, 0]), torch.zeros_like(self.S[:, :, 0])
+        p_slots[:, order], u_slots[:, order] = p.squeeze(2), u.squeeze(2) * gamma.unsqueeze(1)
+        return gamma.unsqueeze(1) * g + (
+            p_slots.unsqueeze(1) @ self.S - u_slots.unsqueeze(1) @ self.Y
+        ).squeeze(1)
+
+
+def _times(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Per model, A v: (n, m, P) x (n, P) -> (n, m), as a row vector times A^T (the fast layout on CPU)."""
+    return (v.unsqueeze(1) @ A.mT).squeeze(1)
 
 
 def lbfgs(
@@ -89,23 +167,16 @@ def lbfgs(
     live = torch.arange(n, device=dev)  # the models still optimized; the others are dropped from the batch
     sub = model
 
-    def loss_and_grad(
-        structure: batched_mlp.BatchedMLP, x: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.detach().requires_grad_()
-        loss = batched_mlp.losses(structure, x, X, Y)
-        return loss.detach(), torch.autograd.grad(loss.sum(), x)[0]
-
     x = x_all.clone()
-    f, g = loss_and_grad(sub, x)
+    f, g = batched_mlp.losses_and_grads(sub, x, X, Y)
     f_all = f.clone()
     stop = torch.where(f < settings.tol, Stop.INTERPOLATED, -1).to(device=dev, dtype=torch.long)
-    pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, 1 / s.y), oldest first
+    memory = _Memory.empty(x, settings.history)
     gamma = torch.full((n,), settings.first_step, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
     iterations = torch.zeros(n, dtype=torch.long, device=dev)
     evaluations = torch.ones(n, dtype=torch.long, device=dev)
     slowest = torch.zeros(n, dtype=x.dtype, device=dev)  # the largest ratio of the rate test seen
-    history = [f_all.clone()]
+    history, evaluation_history = [f_all.clone()], [evaluations.clone()]
     for k in range(1, settings.max_iters + 1):
         active = stop[live] < 0
         if not bool(active.any()):
@@ -113,21 +184,15 @@ def lbfgs(
         if not bool(active.all()):  # drop the stopped models at once: every step costs per live model
             x_all[live] = x
             live, x, f, g, gamma = live[active], x[active], f[active], g[active], gamma[active]
-            pairs = [(s[active], y[active], rho[active]) for s, y, rho in pairs]
+            memory = memory.rows(active)
             sub = _rows(model, live)
             active = active[active]
-        q, alphas = g.clone(), []  # the two-loop recursion, per model
-        for s, y, rho in reversed(pairs):
-            alphas.append(rho * _dot(s, q))
-            q -= alphas[-1].unsqueeze(1) * y
-        r = gamma.unsqueeze(1) * q
-        for (s, y, rho), alpha in zip(pairs, reversed(alphas), strict=True):
-            r += s * (alpha - rho * _dot(y, r)).unsqueeze(1)
+        r = memory.inverse_hessian_times(g, gamma)
         d = torch.where((_dot(g, r) > 0).unsqueeze(1), -r, -gamma.unsqueeze(1) * g)  # else steepest descent
         slope = _dot(g, d)
         t = torch.where(active, 1.0, 0.0).to(x.dtype)
         trial = x + t.unsqueeze(1) * d
-        f_new, g_new = loss_and_grad(sub, trial)
+        f_new, g_new = batched_mlp.losses_and_grads(sub, trial, X, Y)
         accepted = ~active | (f_new <= f + settings.armijo * t * slope)
         x_new = torch.where(accepted.unsqueeze(1), trial, x)
         f_new, g_new = torch.where(accepted, f_new, f), torch.where(accepted.unsqueeze(1), g_new, g)
@@ -138,7 +203,7 @@ def lbfgs(
             t[idx] /= 2
             evaluations[live[idx]] += 1
             trial = x[idx] + t[idx].unsqueeze(1) * d[idx]
-            f_t, g_t = loss_and_grad(_rows(model, live[idx]), trial)
+            f_t, g_t = batched_mlp.losses_and_grads(_rows(model, live[idx]), trial, X, Y)
             ok = f_t <= f[idx] + settings.armijo * t[idx] * slope[idx]
             done = idx[ok]
             x_new[done], f_new[done], g_new[done] = trial[ok], f_t[ok], g_t[ok]
@@ -147,8 +212,7 @@ def lbfgs(
         s, y = x_new - x, g_new - g
         sy = _dot(s, y)
         curved = sy > 1e-12 * _dot(s, s).sqrt() * _dot(y, y).sqrt()  # keep only pairs with positive curvature
-        pairs.append((s * curved.unsqueeze(1), y * curved.unsqueeze(1), torch.where(curved, 1 / sy, 0.0)))
-        pairs = pairs[-settings.history :]
+        memory = memory.append(s * curved.unsqueeze(1), y * curved.unsqueeze(1))
         gamma = torch.where(curved, sy / _dot(y, y).clamp_min(1e-300), gamma)
         x, f, g = x_new, f_new, g_new
         f_all[live] = f
@@ -157,6 +221,7 @@ def lbfgs(
         moved[live] = active & ~searching
         iterations += (stop < 0).long()
         evaluations[live] += active.long()
+        evaluation_history.append(evaluations.clone())
         stop[live] = torch.where(searching, Stop.NO_DECREASE, stop[live])
         stop = torch.where(moved & (f_all < settings.tol), Stop.INTERPOLATED, stop)
         if k >= settings.window:
@@ -179,4 +244,5 @@ def lbfgs(
         stop=stop,
         slowest=slowest,
         history=torch.stack(history),
+        evaluation_history=torch.stack(evaluation_history),
     )

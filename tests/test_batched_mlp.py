@@ -45,22 +45,28 @@ def test_flatten_as_model_and_unflatten_round_trip():
     flat = batched_mlp.flatten(model)
     assert flat.shape == (2, batched_mlp.n_params(7, 2))  # padded to the widest model
     direct = batched_mlp.mse(batched_mlp.forward(model, X), Y)
-    assert torch.allclose(batched_mlp.losses(model, flat, X, Y), direct, rtol=1e-12, atol=0)
+    assert torch.allclose(batched_mlp.losses_and_grads(model, flat, X, Y)[0], direct, rtol=1e-12, atol=0)
     target = batched_mlp.init([3, 7], [5, 6], hidden_layers=2, dtype=torch.float64)
     batched_mlp.unflatten(model, batched_mlp.flatten(target))
     for a, b in zip(model.parameters(), target.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
-def test_gradients_flow_through_as_model_to_the_flat_rows():
-    model = batched_mlp.init([3, 7], [0, 1], hidden_layers=2, dtype=torch.float64)
+@pytest.mark.parametrize("hidden_layers", [1, 2, 3])
+def test_hand_written_gradient_equals_autograd(hidden_layers):
+    # widths 3 and 7 padded to 7; one unit of the narrow model set dead so that ReLU's kink is hit
+    model = batched_mlp.init([3, 7], [0, 1], hidden_layers=hidden_layers, dtype=torch.float64)
+    with torch.no_grad():
+        model.biases[0][0, 0, 0] = -100.0
     X, Y = torch.randn(5, 8, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
-    flat = batched_mlp.flatten(model).requires_grad_()
-    (grad,) = torch.autograd.grad(batched_mlp.losses(model, flat, X, Y).sum(), flat)
-    expected = torch.autograd.grad(
-        batched_mlp.mse(batched_mlp.forward(model, X), Y).sum(), model.parameters()
-    )
+    loss, grad = batched_mlp.losses_and_grads(model, batched_mlp.flatten(model), X, Y)
+    reference = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    expected = torch.autograd.grad(reference.sum(), model.parameters())
+    assert torch.allclose(loss, reference, rtol=1e-12, atol=0)
     assert torch.allclose(grad, torch.cat([g.reshape(2, -1) for g in expected], 1), rtol=1e-12, atol=1e-15)
+    assert grad.abs().sum() > 0
+    padded = batched_mlp.as_model(model, grad)
+    assert torch.all(padded.weights[0][0, :, 3:] == 0)  # the narrow model's padded units get nothing
 
 
 def test_with_parameters_selects_and_repeats_models():

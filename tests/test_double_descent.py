@@ -73,6 +73,29 @@ def test_paired_interval_detects_a_shift_only_when_there_is_one():
     assert low < 0 < high
 
 
+def test_sign_flip_p_is_exact():
+    assert plot.sign_flip_p(np.array([1.0, 2.0, 3.0])) == 1 / 8  # only the observed signs reach the mean
+    assert plot.sign_flip_p(np.array([1.0, -1.0])) == 3 / 4  # means 0, 1, -1, 0: three reach 0
+    assert plot.sign_flip_p(np.full(10, 0.5)) == 2.0**-10
+
+
+def test_holm_steps_down_and_stops_at_the_first_failure():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # sorted 0.005 <= 0.05/4, 0.01 <= 0.05/3, 0.03 > 0.05/2: stop; 0.04 is not tested
+    np.testing.assert_array_equal(plot.holm(p, 0.05), [True, False, False, True])
+    np.testing.assert_array_equal(plot.holm(np.array([0.001, 0.002]), 0.05), [True, True])
+    assert not plot.holm(np.array([0.2, 0.3]), 0.05).any()
+
+
+def test_peak_range_widens_with_noise():
+    rng = np.random.default_rng(0)
+    base = np.array([1.0, 2.0, 5.0, 2.0, 1.0])
+    sharp = plot.peak_range(base[:, None] + rng.normal(0, 0.01, (5, 10)))
+    flat = plot.peak_range(np.array([1.0, 1.9, 2.0, 1.95, 1.0])[:, None] + rng.normal(0, 0.3, (5, 10)))
+    assert sharp == (2, 2)
+    assert flat[0] < flat[1] and flat[0] >= 1 and flat[1] <= 3
+
+
 def hand_made_results() -> dd.Results:
     """Five widths, two seeds: threshold at M=20 for N=100 and at M=50 for N=200."""
     config = replace(dd.PROFILES["quick"], widths=(4, 10, 20, 50, 100), seeds=(0, 1), rank_widths=(2, 4))
@@ -108,6 +131,7 @@ def hand_made_results() -> dd.Results:
             dd.Sweep(200, train200, test200, iterations, iterations + 5, np.full((5, 2), 3.5), stop200),
         ),
         curves=curves,
+        curve_evaluations=np.where(np.isnan(curves), np.nan, 1 + 2 * np.arange(4.0)),  # 2 per iteration
         ranks=ranks,
         shard_seconds={"n100-m4..100-s0..1": (12.0, 20.0)},
     )
@@ -125,7 +149,11 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert (first["P_width"], first["eff_width"]) == (r"\num{21}", r"\num{22}")
     assert (second["P_width"], second["eff_width"]) == (r"\num{32}", r"\num{33}")
     assert not first["bound_holds"]  # 20 < 22: the hand-made threshold contradicts the bound
-    assert first["peak_closer"] == "P"  # the peak at 20 is 1 from P's 21, 2 from P_eff's 22
+    # the peak at 20 stands in every resample (3.0 and 2.0 against at most 0.8): its interval is 20 alone,
+    # which holds neither P's 21 nor P_eff's 22
+    assert (first["peak_low"], first["peak_high"], first["peak_sharp"]) == (r"\num{20}", r"\num{20}", True)
+    assert first["peak_closer"] == "neither"
+    assert first["loose_same"] and second["loose_M"] == r"\num{50}"  # below 1e-3 where they interpolate
     assert first["interp_max"] == r"\num{2.00e-11}"
     assert first["stalled_min"] == r"\num{0.100}"
     assert not first["second_below_first"]  # 0.6 at M=100 vs 0.4 at M=4
@@ -133,6 +161,7 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert [row["steps"] for row in ctx["curve_rows"]][1:] == [r"\num{2}", r"\num{2}"]
     assert ctx["curve_rows"][1]["steps_q"] == (r"\num{2}", r"\num{3}")  # quartiles of 2 and 3
     assert ctx["curve_rows"][0]["evaluations"] == r"\num{103}"
+    assert ctx["curve_rows"][1]["evaluations_to"] == r"\num{6}"  # 5 and 7 evaluations at iterations 2 and 3
     assert ctx["slowest_interp"] == r"\num{3.5}"
     assert (ctx["gap_min"], ctx["gap_max"]) == (r"\num{13}", r"\num{14}")
     assert ctx["speed_trend"] == "mixed"
@@ -143,7 +172,7 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
         r"\num{2.50}",
         r"\num{0.50}",
     )  # mean and s.e. of 3.0, 2.0
-    assert ctx["hurt_widths"] == "50"  # 0.8 -> 2.0 and 2.1
+    assert not ctx["hurt_any"]  # 0.8 -> 2.0 and 2.1 at M=50, but two seeds give p >= 1/4: no claim
     assert ctx["deficit_seeds"] == r"\num{1}"
     assert ctx["rank_never_above"] and ctx["rank_all_full"]
 

@@ -8,7 +8,7 @@ import torch
 
 from experiments import batched_mlp
 from experiments.data import make_data
-from experiments.optimizers import LBFGS, Stop, lbfgs
+from experiments.optimizers import LBFGS, Stop, _Memory, lbfgs
 
 SETTINGS = LBFGS(max_iters=40, tol=1e-14)  # 40 iterations, none of them converged
 
@@ -82,3 +82,42 @@ def test_the_rate_rule_stops_a_creeping_model_earlier():
     assert both.iterations[0] < window_only.iterations[0]
     k = int(both.iterations[0])
     torch.testing.assert_close(both.history[: k + 1, 0], window_only.history[: k + 1, 0], rtol=0, atol=0)
+
+
+def two_loop(
+    pairs: list[tuple[torch.Tensor, torch.Tensor]], g: torch.Tensor, gamma: torch.Tensor
+) -> torch.Tensor:
+    """The textbook two-loop recursion (Nocedal & Wright, Algorithm 7.4), one model at a time."""
+    q, alphas = g.clone(), []
+    for s, y in reversed(pairs):
+        alphas.append(s @ q / (s @ y))
+        q -= alphas[-1] * y
+    r = gamma * q
+    for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
+        r += s * (alpha - y @ r / (s @ y))
+    return r
+
+
+def test_the_compact_memory_multiplies_like_the_two_loop_recursion():
+    # pairs of a random quadratic per model; a zero pair (no positive curvature) is skipped; the
+    # memory of 4 wraps around twice
+    gen = torch.Generator().manual_seed(0)
+    n, size, history = 3, 12, 4
+    A = torch.randn(n, size, size, generator=gen, dtype=torch.float64)
+    A = A @ A.mT + torch.eye(size, dtype=torch.float64)
+    memory, pairs = _Memory.empty(torch.zeros(n, size, dtype=torch.float64), history), [[] for _ in range(n)]
+    for k in range(10):
+        s = torch.randn(n, size, generator=gen, dtype=torch.float64)
+        s[1] *= k != 3  # model 1 stores an empty pair at k = 3
+        y = (A @ s.unsqueeze(2)).squeeze(2)
+        memory = memory.append(s, y)
+        for i in range(n):
+            pairs[i] = (pairs[i] + [(s[i], y[i])])[-history:]
+        g, gamma = (
+            torch.randn(n, size, generator=gen, dtype=torch.float64),
+            torch.rand(n, dtype=torch.float64),
+        )
+        product = memory.inverse_hessian_times(g, gamma)
+        for i in range(n):
+            kept = [(a, b) for a, b in pairs[i] if a.abs().sum() > 0]
+            torch.testing.assert_close(product[i], two_loop(kept, g[i], gamma[i]), rtol=1e-10, atol=1e-12)
