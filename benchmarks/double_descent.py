@@ -1,14 +1,16 @@
-"""Benchmark: time to the stopping criterion at the near-threshold widths, old procedure vs new.
+"""Benchmark: time to the stopping criterion at the near-threshold widths, earlier procedures vs the current one.
 
-*Old*: :mod:`experiments.optimizers` as of commit ``6f2da12`` (stall only when the MSE falls by
-less than 1 % over 500 iterations, a budget of 20 000 iterations, stopped models dropped from the
-batch only once half of it has stopped), loaded from git history so that it runs exactly as it
-did.  *New*: the current :mod:`experiments.optimizers` with the full profile's settings (the
-scale-free "too slow to reach tol" stall as well, stopped models dropped at once).  Both train
-the same (width, seed) models on the full profile's training set of size N, as one batch, on one
-intra-op thread, in one run.  For each procedure it prints CPU and wall time, how the models
-stopped, their iterations to the stop and final training MSE (median and maximum), and, per
-model, where the two procedures disagree about interpolation.
+*Original*: :mod:`experiments.optimizers` as of commit ``6f2da12`` (stall only when the MSE falls
+by less than 1 % over 500 iterations, a budget of 20 000 iterations, stopped models dropped from
+the batch only once half of it has stopped).  *Two-loop*: as of ``5ac81dc`` (the scale-free "too
+slow to reach tol" stall, stopped models dropped at once, the two-loop recursion and autograd).
+*New*: the current module (the compact inverse-Hessian product and hand-written backpropagation).
+Earlier versions are loaded from git history together with their ``batched_mlp``, so that they run
+exactly as they did.  All train the same (width, seed) models on the full profile's training set of
+size N, as one batch, on one intra-op thread, in one run.  For each procedure it prints CPU and wall
+time, how the models stopped, their iterations to the stop and final training MSE (median and
+maximum), and, per model, iterations and stop reasons side by side, flagging where the procedures
+disagree about interpolation.
 
 Run with ``python -m benchmarks.double_descent [--n 100] [--widths 21,22,23,24,25] [--seeds 5]``.
 """
@@ -29,25 +31,28 @@ from experiments import batched_mlp, optimizers
 from experiments import double_descent as dd
 from experiments.data import make_data
 
-OLD_COMMIT = "6f2da12"
+EARLIER = {"original": "6f2da12", "two-loop": "5ac81dc"}  # procedure name -> commit
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def old_optimizers(directory: Path) -> ModuleType:
-    """``experiments/optimizers.py`` as of :data:`OLD_COMMIT`, written to ``directory`` and imported."""
+def from_git(commit: str, path: str, name: str, directory: Path) -> ModuleType:
+    """The module at ``path`` as of ``commit``, written to ``directory`` and imported as ``name``."""
     source = subprocess.run(
-        ["git", "show", f"{OLD_COMMIT}:experiments/optimizers.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
+        ["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
-    path = directory / "old_optimizers.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    file = directory / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
+    sys.modules[name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
+    return module
+
+
+def earlier_optimizers(commit: str, directory: Path) -> ModuleType:
+    """``experiments/optimizers.py`` as of ``commit``, calling that commit's ``batched_mlp``."""
+    module = from_git(commit, "experiments/optimizers.py", f"optimizers_{commit}", directory)
+    module.batched_mlp = from_git(commit, "experiments/batched_mlp.py", f"batched_mlp_{commit}", directory)
     return module
 
 
@@ -58,7 +63,7 @@ def report(name: str, outcome, stop_names: dict[int, str], wall: float, cpu: flo
     stops = outcome.stop.numpy()
     counts = {label: int((stops == value).sum()) for value, label in stop_names.items()}
     print(
-        f"{name}  {cpu:7.1f} s CPU {wall:7.1f} s wall  {counts}  iterations to the stop: median "
+        f"{name:9s} {cpu:7.1f} s CPU {wall:7.1f} s wall  {counts}  iterations to the stop: median "
         f"{np.median(iterations):.0f}, max {iterations.max()}  final MSE: median {np.median(final):.2e}"
     )
     return stops == 0
@@ -80,29 +85,34 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(pairs)} models (M in {args.widths}, {args.seeds} seeds), N={args.n}, one batch, 1 thread")
     X, Y = make_data(args.n, config.sample_seed + args.n, dtype=torch.float64)
 
-    with tempfile.TemporaryDirectory() as directory:
-        old = old_optimizers(Path(directory))
     names = {s.value: s.name.lower() for s in optimizers.Stop}
+    procedures = []
+    with tempfile.TemporaryDirectory() as directory:
+        for name, commit in EARLIER.items():
+            module = earlier_optimizers(commit, Path(directory))
+            procedures.append((name, module, module.LBFGS()))
+    procedures.append(("new", optimizers, config.optimizer))
     results = {}
-    for name, module, settings in (
-        ("old", old, old.LBFGS()),
-        ("new", optimizers, config.optimizer),
-    ):
+    for name, module, settings in procedures:
         model = batched_mlp.init(
             [w for w, _ in pairs], [s for _, s in pairs], config.hidden_layers, dtype=torch.float64
         )
         wall, cpu = time.perf_counter(), time.process_time()
         outcome = module.lbfgs(model, X, Y, settings)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        results[name] = (outcome, report(name, outcome, names, wall, cpu))
-    (old_out, old_interp), (new_out, new_interp) = results["old"], results["new"]
-    print("per model (M, seed): iterations old -> new, stop old -> new")
+        results[name] = (outcome, report(name, outcome, names, wall, cpu), cpu)
+    base = results["original"][2]
+    print(
+        "CPU time relative to the original: "
+        + ", ".join(f"{k} {v[2] / base:.2f}" for k, v in results.items())
+    )
+    print("per model (M, seed): iterations and stop, " + " / ".join(results))
     for i, (w, s) in enumerate(pairs):
-        flag = "  <- differs" if old_interp[i] != new_interp[i] else ""
-        print(
-            f"  M={w:3d} s={s}: {int(old_out.iterations[i]):6d} -> {int(new_out.iterations[i]):6d}, "
-            f"{names[int(old_out.stop[i])]} -> {names[int(new_out.stop[i])]}{flag}"
-        )
+        cells = [
+            f"{int(out.iterations[i]):6d} {names[int(out.stop[i])]:12s}" for out, _, _ in results.values()
+        ]
+        flag = "  <- differs" if len({bool(interp[i]) for _, interp, _ in results.values()}) > 1 else ""
+        print(f"  M={w:3d} s={s}: " + " / ".join(cells) + flag)
 
 
 if __name__ == "__main__":
