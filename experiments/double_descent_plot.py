@@ -255,7 +255,6 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "uncertified_count": int(uncertified.sum()),
         "uncertified": integer(uncertified.sum()),
         "uncertified_widths": widths_text(widths[uncertified.any(1)]) if uncertified.any() else "",
-        "interp_max": num(sweep.train[interpolated].max()) if interpolated.any() else "",
         "stalled_min": num(sweep.train[stalled].min()) if stalled.any() else "",
         "uncertified_min": num(sweep.train[uncertified].min()) if uncertified.any() else "",
         "uncertified_max": num(sweep.train[uncertified].max()) if uncertified.any() else "",

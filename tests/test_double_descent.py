@@ -154,7 +154,6 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     assert (first["peak_low"], first["peak_high"], first["peak_sharp"]) == (r"\num{20}", r"\num{20}", True)
     assert first["peak_closer"] == "neither"
     assert first["loose_same"] and second["loose_M"] == r"\num{50}"  # below 1e-3 where they interpolate
-    assert first["interp_max"] == r"\num{2.00e-11}"
     assert first["stalled_min"] == r"\num{0.100}"
     assert not first["second_below_first"]  # 0.6 at M=100 vs 0.4 at M=4
     assert [row["reached"] for row in ctx["curve_rows"]] == [False, True, True]
