@@ -19,13 +19,13 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from report import executors, settings
 from report.executors import ExecutorError, TaskError
 from report.explain import reason
 from report.export import write_bundle
 from report.latex import LatexError, require_tools
+from report.listing import dry_run, relative, task_table
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
 from report.overrides import OverrideError, describe, merge
 from report.overrides import parse as parse_overrides
@@ -171,35 +171,10 @@ def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
     return f"unknown {kind}(s) {', '.join(names)}; {hint}"
 
 
-def _relative(path: Path) -> str:
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
-
-
-def _list(graph: ReportGraph, explain: bool) -> None:
-    """Every task with its state and outputs; a stage's shards as one line under it (each stale one
-    with its reason when ``explain``)."""
-    print(f"{'task':<28} {'kind':<13} {'state':<7} outputs")
-    for name, task in graph.tasks.items():
-        if task.group is not None:
-            continue
-        state = "cached" if graph.is_cached(name) else "stale"
-        print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
-        if explain and state == "stale":
-            print(f"{'':<28} why: {reason(graph, name)}")
-        if shards := graph.members(name):
-            stale = [s for s in shards if not graph.is_cached(s)]
-            where = _relative(graph.tasks[shards[0]].outputs[0].parent)
-            label = f"  + {len(shards)} shards"
-            state = "cached" if not stale else "stale" if len(stale) == len(shards) else f"{len(stale)} stale"
-            print(f"{label:<28} {'shard':<13} {state:<7} {where}/")
-            for shard in stale if explain else ():
-                print(f"    {shard}: {reason(graph, shard)}")
 
 
 def _verify(graph: ReportGraph) -> int:
@@ -237,7 +212,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if args.verify:
         return _verify(graph)
     if args.list:
-        _list(graph, args.explain)
+        print("\n".join(task_table(graph, args.explain)))
         return 0
 
     if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
@@ -256,12 +231,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         force |= {shard for name in args.force for shard in graph.members(name)}
 
     if args.dry_run:
-        stale = graph.stale(targets, force)
-        for i, name in enumerate(stale, start=1):
-            print(f"[{i}/{len(stale)}] {name}{graph.last_time(name)}")
-            if args.explain:
-                print(f"    why: {reason(graph, name, name in force)}")
-        print(f"{len(stale)} task(s) would run, {len(graph.closure(targets)) - len(stale)} cached")
+        print("\n".join(dry_run(graph, targets, force, args.explain)))
         return 0
     if args.explain:
         for name in graph.stale(targets, force):
@@ -304,13 +274,13 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if any(o.error or o.skipped for o in outcomes):
         return 1
     for name in targets:
-        print(f"wrote {_relative(graph.tasks[name].outputs[0])}")
+        print(f"wrote {relative(graph.tasks[name].outputs[0])}")
     if args.export:
-        print(f"wrote {_relative(write_bundle(graph.root, graph.root / 'submission.zip'))}")
+        print(f"wrote {relative(write_bundle(graph.root, graph.root / 'submission.zip'))}")
     report_pdf = graph.tasks["report"].outputs[0]
     if "report" not in targets and report_pdf.exists():
         print(
-            f"note: {_relative(report_pdf)} was not updated (build without targets or --figure to update it)"
+            f"note: {relative(report_pdf)} was not updated (build without targets or --figure to update it)"
         )
     if "verification" in graph.closure(targets):
         failed = failed_checks(graph)
