@@ -1,4 +1,4 @@
-"""Configuration overrides: ``--set double_descent.seeds=20`` or an ``[overrides.<stage>]`` table.
+"""Configuration overrides: ``--set double_descent.seeds=[0,1,2]`` or an ``[overrides.<stage>]`` table.
 
 An override replaces one field of a stage's profile configuration; a dotted path reaches a field of
 a nested dataclass (``--set sgd_implicit_reg.stopping.max_epochs=500``, or in settings.toml
@@ -132,7 +132,7 @@ def apply(where: str, config: Any, changes: Mapping[str, Any]) -> Any:
             if not dataclasses.is_dataclass(current):
                 raise OverrideError(
                     f"{where}.{name} is not a group of fields ({type(current).__name__}): set it whole, e.g. "
-                    f"--set {where}.{name}={json.dumps(current, separators=(',', ':'))}"
+                    f"--set {where}.{name}={json.dumps(current, separators=(',', ':'), default=str)}"
                 )
             nested.setdefault(name, {})[rest] = value
         elif dataclasses.is_dataclass(current):
