@@ -5,7 +5,9 @@
     python build.py --verify             # run every derivation check, print a table
     python build.py --figure dd_curve    # regenerate one figure (its data only if stale)
     python build.py --list               # every task and figure, cached or stale
+    python build.py --dry-run --explain  # what would run, and why
     python build.py --force double_descent   # recompute a task (and its shards) even if cached
+    python build.py --set sgd_implicit_reg.stopping.max_epochs=5000   # change one configuration field
     python build.py --jobs 1             # one task at a time, in this process
     python build.py --scheduler tcp://host:8786   # sweep shards on a Dask cluster
 
@@ -19,19 +21,20 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from report import executors, settings
 from report.executors import ExecutorError, TaskError
 from report.explain import reason
 from report.export import write_bundle
 from report.latex import LatexError, require_tools
+from report.listing import dry_run, relative, task_table
 from report.lock import BuildLocked, Stop, build_lock, stop_on_signals
 from report.overrides import OverrideError, describe, merge
 from report.overrides import parse as parse_overrides
 from report.pipeline import Outcome
 from report.render import TemplateError
 from report.settings import SettingsError
+from report.stages import STAGES
 from report.wiring import ReportGraph, failed_checks, run_checks
 
 PROFILES = ("full", "quick")
@@ -42,20 +45,29 @@ def main_parser() -> argparse.ArgumentParser:
         prog="build.py",
         description=(
             "Turn the code in derivations/ and experiments/ into the typeset report.\n"
-            "Every step is a cached task (computation, figure, verification, document); a task\n"
-            "reruns only when its code, configuration or inputs change.  A sweep is split into shards\n"
-            "(their own cached tasks), and independent tasks run in parallel (--jobs) or on a Dask\n"
-            "cluster (--scheduler)."
+            "Every step is a cached task (a computation, a figure, the checks, the\n"
+            "document): it reruns only when its code, configuration or inputs change.\n"
+            "A sweep is split into shards, cached tasks of their own; independent tasks\n"
+            "run in parallel (--jobs) or on a Dask cluster (--scheduler).\n\n"
+            "settings.toml holds the title page, the experiments' data ([data] source)\n"
+            "and configuration overrides ([overrides.<stage>]); see README.md."
         ),
         epilog=(
             "examples:\n"
-            "  python build.py                     full report -> build/report.pdf (see README for the time\n"
-            "                                      from an empty cache; seconds when nothing changed)\n"
-            "  python build.py --profile quick     small configurations -> build/quick/report.pdf (~30 s)\n"
-            "  python build.py --figure dd_curve   one figure -> build/figures/dd_curve.pdf\n"
-            "  python build.py --force double_descent   retrain although cached (its shards too)\n"
-            "  python build.py --scheduler tcp://10.0.0.5:8786   shards on a Dask cluster, the rest here\n\n"
-            "Outputs live in build/ (full) or build/<profile>/: data/, figures/, tex/, report.pdf."
+            "  python build.py                    the full report -> build/report.pdf\n"
+            "                                     (about 9 min on 2 cores from an empty\n"
+            "                                     cache; seconds when nothing changed)\n"
+            "  python build.py --profile quick    small configurations, ~30 s\n"
+            "                                     -> build/quick/report.pdf\n"
+            "  python build.py --dry-run --explain   what would run, and why\n"
+            "  python build.py --figure dd_curve  one figure -> build/figures/dd_curve.pdf\n"
+            "  python build.py --force double_descent   retrain although cached\n"
+            "  python build.py --set sgd_implicit_reg.stopping.max_epochs=5000\n"
+            "                                     one configuration field changed\n"
+            "  python build.py --scheduler tcp://10.0.0.5:8786\n"
+            "                                     shards on a Dask cluster, the rest here\n\n"
+            "Outputs live in build/ (full) or build/<profile>/: data/, figures/, tex/,\n"
+            "report.pdf; cache/ holds the shards' results and every task's manifest."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -63,39 +75,47 @@ def main_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=PROFILES,
         default="full",
-        help="configuration size: 'full' for the submission, 'quick' for tests and fast iteration (default: full)",
+        help="configuration size: 'full' for the submission (into build/), 'quick' for tests and fast"
+        " iteration (into build/quick/) (default: full)",
     )
     parser.add_argument(
         "targets",
         nargs="*",
         metavar="TASK",
-        help="tasks to bring up to date, with what they need (default: report); names as in --list",
+        help="tasks to bring up to date, with what they need (default: report, the PDF); names as"
+        " --list shows them, e.g. double_descent or dd_curve",
     )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
         "--verify",
         action="store_true",
-        help="run every derivation's checks now, print them, fail on any failure",
+        help="run every derivation's checks now (never cached), print a table, exit 1 on a failure",
     )
     what.add_argument(
         "--figure",
         action="append",
         metavar="NAME",
-        help="regenerate only this figure (repeatable); its data is recomputed only if stale",
+        help="regenerate only this figure (repeatable; names: --list, kind 'figure'); its data is"
+        " recomputed only if stale; report.pdf is left as it was",
     )
     what.add_argument(
-        "--list", action="store_true", help="list every task with its state (cached or stale) and exit"
+        "--list",
+        action="store_true",
+        help="list every task with its kind, state (cached or stale) and outputs, a stage's shards as one"
+        " row, and exit",
     )
     parser.add_argument(
         "--force",
         nargs="*",
         metavar="NAME",
-        help="recompute the named tasks even if cached; with no name, recompute everything needed",
+        help="recompute the named tasks (a stage: with its shards) even if cached; with no name,"
+        " everything needed; names after it are taken as tasks to force, so put targets first",
     )
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="list the tasks that would run, with their last runtimes, and exit",
+        help="list the tasks that would run, with their runtimes last time (a stage's shards as one"
+        " line, summed), and run nothing",
     )
     parser.add_argument(
         "--explain",
@@ -108,13 +128,16 @@ def main_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="STAGE.FIELD=VALUE",
-        help="override one configuration field (repeatable), e.g. --set double_descent.seeds=20; values are"
-        " TOML; also [overrides.<stage>] tables in settings.toml; checked against the stage's Config",
+        help="override one configuration field (repeatable), e.g. --set double_descent.seeds=[0,1,2]; a dotted"
+        " path reaches a nested group, e.g. sgd_implicit_reg.stopping.max_epochs=5000; VALUE is TOML"
+        f" (quote lists in the shell); stages: {', '.join(s.stem for s in STAGES)}; a wrong field's error"
+        " lists the valid ones; also [overrides.<stage>] tables in settings.toml",
     )
     parser.add_argument(
         "--watch",
         action="store_true",
-        help="build, then rebuild whenever a source, template or settings.toml changes (Ctrl-C stops)",
+        help="build, then rebuild whenever something under derivations/, experiments/, report/, templates/"
+        " or examples/, build.py, settings.toml or the [data] source's file changes (Ctrl-C stops)",
     )
     parser.add_argument(
         "--export",
@@ -128,7 +151,10 @@ def main_parser() -> argparse.ArgumentParser:
         help="when a task fails, still run every task that does not depend on it; list the failures at the end",
     )
     parser.add_argument(
-        "--wait", action="store_true", help="wait for another build of the same profile instead of failing"
+        "--wait",
+        action="store_true",
+        help="when a build of the same profile is already running (one per build directory), wait for it"
+        " instead of stopping with an error",
     )
     parser.add_argument(
         "-j",
@@ -171,35 +197,10 @@ def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
     return f"unknown {kind}(s) {', '.join(names)}; {hint}"
 
 
-def _relative(path: Path) -> str:
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
-
-
-def _list(graph: ReportGraph, explain: bool) -> None:
-    """Every task with its state and outputs; a stage's shards as one line under it (each stale one
-    with its reason when ``explain``)."""
-    print(f"{'task':<28} {'kind':<13} {'state':<7} outputs")
-    for name, task in graph.tasks.items():
-        if task.group is not None:
-            continue
-        state = "cached" if graph.is_cached(name) else "stale"
-        print(f"{name:<28} {task.kind:<13} {state:<7} {', '.join(_relative(p) for p in task.outputs)}")
-        if explain and state == "stale":
-            print(f"{'':<28} why: {reason(graph, name)}")
-        if shards := graph.members(name):
-            stale = [s for s in shards if not graph.is_cached(s)]
-            where = _relative(graph.tasks[shards[0]].outputs[0].parent)
-            label = f"  + {len(shards)} shards"
-            state = "cached" if not stale else "stale" if len(stale) == len(shards) else f"{len(stale)} stale"
-            print(f"{label:<28} {'shard':<13} {state:<7} {where}/")
-            for shard in stale if explain else ():
-                print(f"    {shard}: {reason(graph, shard)}")
 
 
 def _verify(graph: ReportGraph) -> int:
@@ -237,7 +238,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if args.verify:
         return _verify(graph)
     if args.list:
-        _list(graph, args.explain)
+        print("\n".join(task_table(graph, args.explain)))
         return 0
 
     if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
@@ -256,12 +257,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         force |= {shard for name in args.force for shard in graph.members(name)}
 
     if args.dry_run:
-        stale = graph.stale(targets, force)
-        for i, name in enumerate(stale, start=1):
-            print(f"[{i}/{len(stale)}] {name}{graph.last_time(name)}")
-            if args.explain:
-                print(f"    why: {reason(graph, name, name in force)}")
-        print(f"{len(stale)} task(s) would run, {len(graph.closure(targets)) - len(stale)} cached")
+        print("\n".join(dry_run(graph, targets, force, args.explain)))
         return 0
     if args.explain:
         for name in graph.stale(targets, force):
@@ -304,13 +300,13 @@ def main(cli_args: Sequence[str] | None = None) -> int:
     if any(o.error or o.skipped for o in outcomes):
         return 1
     for name in targets:
-        print(f"wrote {_relative(graph.tasks[name].outputs[0])}")
+        print(f"wrote {relative(graph.tasks[name].outputs[0])}")
     if args.export:
-        print(f"wrote {_relative(write_bundle(graph.root, graph.root / 'submission.zip'))}")
+        print(f"wrote {relative(write_bundle(graph.root, graph.root / 'submission.zip'))}")
     report_pdf = graph.tasks["report"].outputs[0]
     if "report" not in targets and report_pdf.exists():
         print(
-            f"note: {_relative(report_pdf)} was not updated (build without targets or --figure to update it)"
+            f"note: {relative(report_pdf)} was not updated (build without targets or --figure to update it)"
         )
     if "verification" in graph.closure(targets):
         failed = failed_checks(graph)
