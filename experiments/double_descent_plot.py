@@ -107,8 +107,9 @@ def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
 
 
 def mean_se(values: np.ndarray) -> tuple[float, float]:
-    """Mean over seeds and its standard error."""
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+    """Mean over seeds and its standard error (NaN for a single seed)."""
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
+    return float(values.mean()), float(se)
 
 
 def plot_training_curves(results: Results) -> Figure:
@@ -326,30 +327,30 @@ def context(results: Results) -> dict:
     # (d) more data, paired over seeds
     intervals, hurts = more_data(results)
     table = []
-    if s1["index"] is not None:
-        for role, width in (("threshold", widths[s1["index"]]), ("over", config.over_width)):
-            row = widths.index(width)
-            mean, low, high = intervals[row]
-            (mean1, se1), (mean2, se2) = mean_se(first.test[row]), mean_se(second.test[row])
-            table.append(
-                {
-                    "role": role,
-                    "M": integer(width),
-                    "params": integer(P.subs(effective_params.M, width)),
-                    "test1": num(mean1),
-                    "se1": num(se1, sig=2),
-                    "test2": num(mean2),
-                    "se2": num(se2, sig=2),
-                    "diff": num(mean, sig=2),
-                    "low": num(low, sig=2),
-                    "high": num(high, sig=2),
-                    "hurts": bool(low > 0),
-                    "helps": bool(high < 0),
-                    "ratio1": num(P_eff.subs(effective_params.M, width) / (d * first.n)),
-                    "ratio2": num(P_eff.subs(effective_params.M, width) / (d * second.n)),
-                    "under2": bool(P_eff.subs(effective_params.M, width) < d * second.n),
-                }
-            )
+    chosen = [("threshold", widths[s1["index"]])] if s1["index"] is not None else []
+    for role, width in [*chosen, ("over", config.over_width)]:
+        row = widths.index(width)
+        mean, low, high = intervals[row]
+        (mean1, se1), (mean2, se2) = mean_se(first.test[row]), mean_se(second.test[row])
+        table.append(
+            {
+                "role": role,
+                "M": integer(width),
+                "params": integer(P.subs(effective_params.M, width)),
+                "test1": num(mean1),
+                "se1": num(se1, sig=2),
+                "test2": num(mean2),
+                "se2": num(se2, sig=2),
+                "diff": num(mean, sig=2),
+                "low": num(low, sig=2),
+                "high": num(high, sig=2),
+                "hurts": bool(low > 0),
+                "helps": bool(high < 0),
+                "ratio1": num(P_eff.subs(effective_params.M, width) / (d * first.n)),
+                "ratio2": num(P_eff.subs(effective_params.M, width) / (d * second.n)),
+                "under2": bool(P_eff.subs(effective_params.M, width) < d * second.n),
+            }
+        )
     hurt_widths = [w for w, h in zip(widths, hurts, strict=True) if h]
     ranks = results.ranks
     rank_rows = []
