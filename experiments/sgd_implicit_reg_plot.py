@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -178,6 +179,10 @@ def plot_weight_decay(results: Results) -> Figure:
     x = np.arange(len(c.wd_lambdas))
     zero = c.wd_lambdas.index(0.0)
     colours = sequential(len(c.wd_lrs), cmap="plasma") if len(c.wd_lrs) > 2 else ["C0", "C3"]
+    early = tuple(
+        Line2D([], [], color=colour, marker=_marker(k), mfc="white", ls="none")
+        for k, colour in enumerate(colours)
+    )  # the legend key of the early-stopped models: one open symbol per μ
     for i, (ax, batch_size) in enumerate(zip(axes[0], c.wd_batch_sizes, strict=True)):
         ax.axhspan(mean - se, mean + se, color="0.85")
         ax.axhline(mean, color="k", ls="--", lw=0.8, label=f"(b): $\\mu = {c.lrs[best]:g}$, $\\lambda=0$")
@@ -188,15 +193,13 @@ def plot_weight_decay(results: Results) -> Figure:
             es_mean, es_se = mean_se(results.wd_es_test_loss[i, k, zero])
             ax.errorbar(x[zero] + 0.15 * (k + 1), es_mean, yerr=es_se, marker=_marker(k), ms=4, mfc="white",
                         capsize=2, color=colour)  # fmt: skip
-        ax.set_xticks(x, [power_label(lam) if lam else "0" for lam in c.wd_lambdas])
-        ax.set(xlabel=r"weight decay $\lambda$ (grid values, evenly spaced)")
+        ax.set_xticks(x, [power_label(lam) if lam else "0" for lam in c.wd_lambdas], rotation=30)
         ax.set_title(f"$B = {batch_size}$", fontsize=9)
+    fig.supxlabel(r"weight decay $\lambda$ (grid values, evenly spaced, not to scale)", fontsize=9)
     axes[0, 0].set_ylabel("test MSE")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    early = Line2D(
-        [], [], color="0.3", marker="o", mfc="white", ls="none", label=r"$\lambda=0$, early-stopped"
-    )
-    fig.legend([*handles, early], [*labels, early.get_label()], loc="outside right center")
+    fig.legend([*handles, early], [*labels, r"$\lambda=0$, early-stopped"], loc="outside right center",
+               handler_map={tuple: HandlerTuple(ndivide=None)})  # fmt: skip
     return fig
 
 

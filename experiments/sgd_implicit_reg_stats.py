@@ -209,10 +209,12 @@ def pm(mean: float, se: float) -> Tex:
     return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
 
 
-def paired_tex(d: Paired, n_runs: int) -> Tex:
-    """A paired difference with its p-value, naming the runs when not all are included."""
+def paired_tex(d: Paired, n_runs: int, parens: bool = True) -> Tex:
+    """A paired difference with its p-value (in parentheses or after a comma), naming the runs
+    when not all are included."""
     runs = "" if d.n == n_runs else rf", {integer(d.n)} common runs"
-    return Tex(rf"{pm(d.mean, d.se)} ($p={num(d.p, sig=2)}${runs})")
+    p = rf"$p={num(d.p, sig=2)}${runs}"
+    return Tex(rf"{pm(d.mean, d.se)} ({p})" if parens else rf"{pm(d.mean, d.se)}, {p}")
 
 
 def setting(x: float) -> Tex:
@@ -231,6 +233,15 @@ def in_set(symbol: str, values) -> Tex:
     if len(values) == 1:
         return Tex(rf"{symbol}={setting(values[0])}")
     return Tex(rf"{symbol}\in\{{{num_list(values)}\}}")
+
+
+def change(ratio: float) -> Tex:
+    """A ratio last/first in words: "falling by a factor 4.7" or "rising by a factor 1.2"."""
+    return Tex(
+        f"falling by a factor {num(1 / ratio, sig=2)}"
+        if ratio < 1
+        else f"rising by a factor {num(ratio, sig=2)}"
+    )
 
 
 def masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -324,7 +335,7 @@ def _level_context(results: Results) -> dict:
             "G_shape": shape(G, corr_G), "G_holds": trend(corr_G) == "decreasing",
             "V_holds": trend(corr_V) == "decreasing", "G_small": num(np.exp(mG[1] - mG[0]), sig=2),
             "mu0": setting(mus[0]), "mu1": setting(mus[1]), "G_peak_mu": setting(mus[int(np.argmax(mG))]),
-            "V_ratio": num(np.exp(mV[0] - mV[-1]), sig=2), "first": setting(mus[0]), "last": setting(mus[-1]),
+            "V_change": change(np.exp(mV[-1] - mV[0])), "first": setting(mus[0]), "last": setting(mus[-1]),
             "J_lo": num(J_ratio.min(), sig=2), "J_hi": num(J_ratio.max(), sig=2),
         })  # fmt: skip
     ctx = {"levels": levels, "left_out": left_out, "window": integer(c.stopping.window),
@@ -359,7 +370,7 @@ def _test_context(results: Results) -> dict:
     def side(i: int) -> dict:
         """An end of the usable grid against the minimum: its test MSE and the paired difference."""
         d = paired(test[i], test[k])
-        return {"mu": setting(mus[i]), "test": pm(*mean_se(test[i])), "diff": paired_tex(d, c.n_runs),
+        return {"mu": setting(mus[i]), "test": pm(*mean_se(test[i])), "diff": paired_tex(d, c.n_runs, parens=False),
                 "above": d.verdict == "higher"}  # fmt: skip
 
     corr_test = against_mu(mus, test)
@@ -367,8 +378,9 @@ def _test_context(results: Results) -> dict:
         "usable_set": in_set(r"\mu", mus), "test_shape": shape(test, corr_test), "test_vs_mu": relation(corr_test),
         "test_min_interior": bool(0 < k < len(mus) - 1), "test_left": side(0), "test_right": side(len(mus) - 1),
         "test_other": side(len(mus) - 1 if k == 0 else 0),
-        "test_vs_G": relation(rank_correlation(end["G"], test)),
-        "test_vs_V": relation(rank_correlation(end["V"], test)),
+        "test_vs_G": relation(corr_G := rank_correlation(end["G"], test)),
+        "test_vs_V": relation(corr_V := rank_correlation(end["V"], test)),
+        "test_follows_grads": corr_G.clear and corr_V.clear and corr_G.rho > 0 and corr_V.rho > 0,
         "best_mu": setting(c.lrs[best]), "best_test": pm(*mean_se(results.test_loss[best], ok[best])),
         "best_test_over_noise": num(results.test_loss[best][ok[best]].mean() / results.noise_var, sig=2),
     }  # fmt: skip
@@ -469,7 +481,7 @@ def context(results: Results) -> dict:
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
         "data": data_context(results.process),
         "lr_rows": _lr_rows(results), "min_percent": integer(round(100 * MIN_FRACTION)),
-        "alpha": num(ALPHA, sig=2), "n_boot": integer(N_BOOT),
+        "alpha": setting(ALPHA), "n_boot": integer(N_BOOT),
         "partition_factor": Tex(r"\frac{N-B}{B(N-1)}"),
     }  # fmt: skip
     return (
