@@ -193,7 +193,8 @@ def plot_weight_decay(results: Results) -> Figure:
             es_mean, es_se = mean_se(results.wd_es_test_loss[i, k, zero])
             ax.errorbar(x[zero] + 0.15 * (k + 1), es_mean, yerr=es_se, marker=_marker(k), ms=4, mfc="white",
                         capsize=2, color=colour)  # fmt: skip
-        ax.set_xticks(x, [power_label(lam) if lam else "0" for lam in c.wd_lambdas], rotation=30)
+        ax.set_xticks(x, [power_label(lam) if lam else "0" for lam in c.wd_lambdas], rotation=30, ha="right",
+                      rotation_mode="anchor")  # fmt: skip
         ax.set_title(f"$B = {batch_size}$", fontsize=9)
     fig.supxlabel(r"weight decay $\lambda$ (grid values, evenly spaced, not to scale)", fontsize=9)
     axes[0, 0].set_ylabel("test MSE")
