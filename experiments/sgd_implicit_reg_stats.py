@@ -384,16 +384,34 @@ def _test_context(results: Results) -> dict:
         "best_mu": setting(c.lrs[best]), "best_test": pm(*mean_se(results.test_loss[best], ok[best])),
         "best_test_over_noise": num(results.test_loss[best][ok[best]].mean() / results.noise_var, sig=2),
     }  # fmt: skip
-    reach = target_epoch(results)
-    epochs = np.array([np.median(reach[j][ok[j]]) for j in rows])
+    reach = masked(target_epoch(results), ok)[rows]  # (n_usable, n_runs)
+    epochs = np.nanmedian(reach, 1)
     fastest = int(np.argmin(epochs))
-    slope = np.polyfit(np.log(mus[: fastest + 1]), np.log(epochs[: fastest + 1]), 1)[0] if fastest else np.nan
     ctx |= {
         "fastest_mu": setting(mus[fastest]), "fastest_epochs": integer(epochs[fastest]),
-        "slower_beyond_fastest": bool(fastest < len(mus) - 1), "epochs_slope": num(slope, sig=2),
-        "epochs_slope_near_minus_one": bool(abs(slope + 1) < 0.25),
+        "slower_beyond_fastest": bool(fastest < len(mus) - 1), "slope_vs_flow": None,
     }  # fmt: skip
+    if fastest >= 2:  # a slope needs at least three learning rates up to the fastest
+        slope, lo, hi = epochs_slope(mus[: fastest + 1], reach[: fastest + 1])
+        vs_flow = "shallower" if lo > -1 else "steeper" if hi < -1 else "consistent"
+        ctx |= {"epochs_slope": num(slope, sig=2), "slope_lo": num(lo, sig=2), "slope_hi": num(hi, sig=2),
+                "slope_vs_flow": vs_flow}  # fmt: skip
     return ctx
+
+
+def epochs_slope(mus: np.ndarray, epochs: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares slope of log median epochs against log μ (``epochs``: n_mu, n_runs, NaN where
+    left out) and its 95 % bootstrap interval (runs resampled within each μ)."""
+    rng = np.random.default_rng(BOOT_SEED)
+    x = np.log(mus)
+    medians = []
+    for row in epochs:
+        v = row[np.isfinite(row)]
+        medians.append(np.median(v[rng.integers(0, len(v), size=(N_BOOT, len(v)))], axis=1))
+    boot = np.polyfit(x, np.log(np.array(medians)), 1)[0]  # (N_BOOT,)
+    slope = np.polyfit(x, np.log(np.nanmedian(epochs, 1)), 1)[0]
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(slope), float(lo), float(hi)
 
 
 def _wd_context(results: Results) -> dict:

@@ -375,6 +375,30 @@ def test_rank_correlation_and_paired_tests_are_exact():
     assert (d.mean, d.n) == (0.5, 2)
 
 
+def test_epochs_slope_recovers_one_over_mu():
+    mus = np.array([0.1, 0.2, 0.4, 0.8])
+    noise = np.exp(0.1 * np.random.default_rng(2).normal(size=(4, 8)))
+    slope, lo, hi = sgd_stats.epochs_slope(mus, 100 / mus[:, None] * noise)
+    assert slope == pytest.approx(-1, abs=0.1) and lo < -1 < hi
+    slope, lo, hi = sgd_stats.epochs_slope(mus, 100 / np.sqrt(mus[:, None]) * noise)
+    assert lo > -1  # a slower fall than 1/μ is told apart
+
+
+def test_levels_are_compared_on_the_mu_that_reach_the_target():
+    """A μ whose runs cross the first level but mostly not the target is left out at every level."""
+    results = _fake_results()
+    status, level_epoch = results.status.copy(), results.level_epoch.copy()
+    status[0, :4] = Status.MAX_EPOCHS  # μ = 0.1: 2 of 6 runs reach the target
+    level_epoch[0, :4, 1] = np.nan
+    level_grad_norm = results.level_grad_norm.copy()
+    level_grad_norm[0, :4, 1] = np.nan
+    ctx = sgd_implicit_reg_plot.context(
+        dataclasses.replace(results, status=status, level_epoch=level_epoch, level_grad_norm=level_grad_norm)
+    )
+    assert [e["mu"] for e in ctx["left_out"]] == [r"\num{0.1}", r"\num{3.2}"]
+    assert all(e["first"] == r"\num{0.2}" for e in ctx["levels"])  # the same μ set at both levels
+
+
 def test_window_mean_is_geometric_and_skips_missing_checks():
     values = np.array([[1.0, 4.0, np.nan], [np.nan, np.nan, np.nan]])
     np.testing.assert_allclose(sgd_stats.window_mean(values), [2.0, np.nan])
