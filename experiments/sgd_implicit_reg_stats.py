@@ -27,7 +27,7 @@ from report.fmt import Tex, integer, num
 
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
 ALPHA = 0.05  # significance level of the permutation tests
-N_BOOT = 4000  # bootstrap resamples of a rank correlation
+N_BOOT = 4000  # bootstrap resamples (rank correlations, the epochs-vs-μ slope)
 BOOT_SEED = 0  # the bootstrap's generator: the intervals are reproducible
 
 
