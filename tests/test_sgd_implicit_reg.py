@@ -437,4 +437,6 @@ def test_section_renders_for_the_fake_results():
         },
     )
     assert r"\label{sec:sgd_implicit_reg}" in text
-    assert "falls clearly with the learning rate at every loss level" in text  # chosen for V falling at matched loss
+    assert (
+        "falls clearly with the learning rate at every loss level" in text
+    )  # chosen for V falling at matched loss
