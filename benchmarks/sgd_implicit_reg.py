@@ -3,10 +3,10 @@
 Training: every (μ, run) model of the full profile's grid trains for a fixed number of
 epochs (no early stopping, so both paths do the same work), naively as one
 ``nn.Sequential`` with ``torch.optim.SGD`` after another, and batched with
-:func:`experiments.sgd_implicit_reg.train`.  Gradient statistics: G and V of the same
+:func:`experiments.sgd_implicit_reg.train`.  Gradient statistics: G and V_fix (the fixed consecutive split) of the same
 models, naively by a Python loop of autograd calls over models and mini-batches, and
 batched with :func:`experiments.grad_stats.gradient_stats`.  Prints both times and
-their ratio for each, and the largest difference of G and V between the two paths.
+their ratio for each, and the largest difference of G and V_fix between the two paths.
 
 Run with ``python -m benchmarks.sgd_implicit_reg [--epochs 30] [--threads 1]``.
 """
@@ -104,11 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     reference = grad_stats_naive(trained_nets, X_m, Y_m, config.batch_size)
     naive = time.perf_counter() - start
     start = time.perf_counter()
-    G, V = gradient_stats(trained, X_m, Y_m, config.batch_size)
+    G, V_fix = gradient_stats(trained, X_m, Y_m, config.batch_size)
     batched = time.perf_counter() - start
     print(f"grad stats naive {naive:7.2f} s   batched {batched:7.2f} s   speed-up {naive / batched:6.1f}x")
-    deviation = (torch.stack([G, V], dim=1).cpu() / reference - 1).abs().nan_to_num(0.0).max().item()
-    print(f"largest relative difference of G, V between the paths (finite values): {deviation:.1e}")
+    deviation = (torch.stack([G, V_fix], dim=1).cpu() / reference - 1).abs().nan_to_num(0.0).max().item()
+    print(f"largest relative difference of G, V_fix between the paths (finite values): {deviation:.1e}")
 
 
 if __name__ == "__main__":

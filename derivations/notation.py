@@ -147,8 +147,8 @@ SYMBOLS: tuple[Notation, ...] = (
     Notation(r"\lambda", r"weight-decay rate", ASSIGNMENTS[1:]),
     Notation(r"G = \lVert \nabla J \rVert^2", r"squared norm of the full-data gradient", ASSIGNMENTS[1:]),
     Notation(
-        r"V = \tfrac{1}{N_b} \textstyle\sum_{b} \lVert \nabla J_b - \nabla J \rVert^2",
-        r"variation of the gradient over the $N_b$ mini-batches",
+        r"V, V_{\mathrm{fix}}",
+        r"mini-batch gradient variation, expected over random partitions or of one fixed partition",
         ASSIGNMENTS[1:],
     ),
 )

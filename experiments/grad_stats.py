@@ -4,12 +4,13 @@ For model ``i`` of a :class:`~experiments.batched_mlp.BatchedMLP` with parameter
 training set of N samples split into N_b = N / B consecutive mini-batches, and J the
 training MSE (a mean over samples and outputs, as in training), this module computes
 
-    G(θ) = ‖∇J(θ)‖²                                  (full-data gradient norm),
-    V(θ) = (1/N_b) Σ_b ‖∇J_b(θ) − ∇J(θ)‖²            (mini-batch variation),
+    G(θ)     = ‖∇J(θ)‖²                              (full-data gradient norm),
+    V_fix(θ) = (1/N_b) Σ_b ‖∇J_b(θ) − ∇J(θ)‖²        (mini-batch variation of one partition),
+    V(θ)     = E over random partitions of V_fix(θ)  (what the report calls V),
 
 with the norms taken over all weights and biases.  Both gradients are means over their
-samples, so ∇J = (1/N_b) Σ_b ∇J_b and G + V = (1/N_b) Σ_b ‖∇J_b‖², the quantity SGD's
-implicit regulariser penalises (Smith et al., ICLR 2021).
+samples, so ∇J = (1/N_b) Σ_b ∇J_b and G + V_fix = (1/N_b) Σ_b ‖∇J_b‖²; its expectation
+G + V is the quantity SGD's implicit regulariser penalises (Smith et al., ICLR 2021).
 
 Every per-model, per-mini-batch gradient comes from one batched backward pass: each
 (model, mini-batch) pair becomes a model of its own, with its own copy of the parameters,
@@ -82,11 +83,11 @@ def gradient_stats(
     """
     full, per_batch = gradients(model, X, Y, batch_size)
     G = sum(g.flatten(1).square().sum(1) for g in full)  # (n_models,)
-    V = sum(
+    V_fix = sum(
         (gb - g.unsqueeze(1)).flatten(2).square().sum(2).mean(1)
         for g, gb in zip(full, per_batch, strict=True)
     )  # (n_models,)
-    return G, V
+    return G, V_fix
 
 
 def partition_factor(n: int, batch_size: int) -> float:

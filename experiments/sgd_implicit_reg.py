@@ -8,9 +8,11 @@ trajectory depends only on its run, μ, λ and B: models of one run differ only 
 Every model stops under one :class:`Stopping` rule: below the target loss, stalled,
 diverged, or at the epoch budget.
 (c) G = ‖∇J‖², V = (1/N_b) Σ_b ‖∇J_b − ∇J‖² (expected over the random partitions that
-training draws; the fixed consecutive split as a cross-check, :mod:`experiments.grad_stats`)
-and J where each model first crosses each of ``loss_levels`` (comparison at equal loss) and
-at the final parameters, with the validation and test MSE.  Along every trajectory the
+training draws; V_fix over the fixed consecutive split as a cross-check,
+:mod:`experiments.grad_stats`) and J over a window of ``Stopping.window`` checks from where
+each model first crosses each of ``loss_levels`` (comparison at equal loss; the target loss
+is one of them, and a converged model trains on to the end of its window), with the final
+validation and test MSE.  Along every trajectory the
 validation MSE is checked (:func:`on_val_schedule`); the parameters where it was lowest
 give the early-stopped validation and test MSE.
 (d) The same with weight decay λ (as ``torch.optim.SGD(weight_decay=λ)``) over a grid of
@@ -60,6 +62,8 @@ class Stopping:
     )
     stall_improvement: float = 0.01  # an improvement is a loss below (1 − this) × the best so far
     diverge_factor: float = 100.0  # diverged: loss non-finite or this many times the initial loss
+    window: int = 5  # checks from a level's first crossing over which J, G, V are recorded; a converged
+    # model trains on until its window at the target is complete (one crossing check is a noisy point)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Config:
     wd_lambdas: tuple[float, ...] = (0.0, 5e-4, 2e-3, 4e-3, 8e-3)  # λ grid of (d); λ = 0 is the baseline
     seed: int = 0
     data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
+
+    def __post_init__(self) -> None:
+        if self.stopping.target_loss not in self.loss_levels:
+            raise ValueError("loss_levels must include the target loss: the final G and V are its window")
 
 
 PROFILES = {
@@ -116,9 +124,9 @@ class Trajectory:
     status: np.ndarray  # (n_models,) Status codes
     stop_epoch: np.ndarray  # (n_models,)
     early_epoch: np.ndarray  # (n_models,) epoch of the lowest validation MSE
-    at_level: dict[
-        str, np.ndarray
-    ]  # "epoch", "J", "G", "V": (n_models, n_levels) at each level; NaN if never
+    # "epoch": (n_models, n_levels) first check below each level; "J", "G", "V", "Vf": (n_models, n_levels,
+    # window) at that check and the window − 1 checks after it (NaN where never or after the stop)
+    at_level: dict[str, np.ndarray]
 
 
 @dataclass
@@ -137,13 +145,12 @@ class Results:
     es_epoch: np.ndarray  # (n_lr, n_runs) early stopping: epoch of the lowest validation MSE
     es_val_loss: np.ndarray  # (n_lr, n_runs) validation MSE there
     es_test_loss: np.ndarray  # (n_lr, n_runs) test MSE there
-    grad_norm: np.ndarray  # (n_lr, n_runs) G = ‖∇J‖² at the final parameters
-    grad_var: np.ndarray  # (n_lr, n_runs) V: E over random partitions of (1/N_b) Σ_b ‖∇J_b − ∇J‖²
-    grad_var_fixed: np.ndarray  # (n_lr, n_runs) the same over the fixed consecutive split
     level_epoch: np.ndarray  # (n_lr, n_runs, n_levels) first check below each loss level
-    level_loss: np.ndarray  # (n_lr, n_runs, n_levels) J there
-    level_grad_norm: np.ndarray  # (n_lr, n_runs, n_levels) G there
-    level_grad_var: np.ndarray  # (n_lr, n_runs, n_levels) expected V there
+    level_loss: np.ndarray  # (n_lr, n_runs, n_levels, window) J at that check and the window − 1 after it
+    level_grad_norm: np.ndarray  # (n_lr, n_runs, n_levels, window) G = ‖∇J‖² there
+    level_grad_var: np.ndarray  # (n_lr, n_runs, n_levels, window) V: E over random partitions of
+    # (1/N_b) Σ_b ‖∇J_b − ∇J‖²
+    level_grad_var_fixed: np.ndarray  # (n_lr, n_runs, n_levels, window) V_fix: the fixed consecutive split
     wd_status: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_stop_epoch: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
     wd_train_loss: np.ndarray  # (n_B, n_wd_lr, n_lambda, n_runs)
@@ -205,7 +212,8 @@ def train(
     its own seeded generator, so a model's trajectory depends only on its own data,
     initialisation, order seed, μ and λ, not on the other models in the batch.  Every
     ``stopping.check_every`` epochs the full training MSE is evaluated; models that
-    converged, diverged or stalled (see :class:`Status`) are frozen and leave the batch.
+    diverged or stalled (see :class:`Status`) are frozen and leave the batch, and models that
+    reached the target loss do so ``stopping.window − 1`` checks later (or at the budget).
 
     Parameters
     ----------
@@ -224,8 +232,9 @@ def train(
     order_seeds
         (n_sets,) seed of each training set's mini-batch shuffling.
     levels
-        Training-loss levels: at the first check where a model's loss is below a level,
-        its J, G and expected V (:func:`~experiments.grad_stats.expected_variation`) are recorded.
+        Training-loss levels: at the first check where a model's loss is below a level and
+        the ``stopping.window − 1`` checks after it (while the model trains), its J, G, expected
+        V and V_fix (:func:`~experiments.grad_stats.expected_variation`) are recorded.
     val, val_every
         A shared validation set, checked on :func:`on_val_schedule` (``val_every`` a multiple
         of ``check_every``) and at the stop; the parameters with the lowest validation MSE are kept.
@@ -247,7 +256,9 @@ def train(
     best_epoch = np.zeros(n_models, dtype=int)  # epoch of its last improvement
     best_val, early_epoch = np.full(n_models, np.inf), np.zeros(n_models, dtype=int)
     initial = np.full(n_models, np.nan)
-    at_level = {k: np.full((n_models, len(levels)), np.nan) for k in ("epoch", "J", "G", "V")}
+    reached = np.full(n_models, np.nan)  # epoch of the first check below the target
+    at_level = {"epoch": np.full((n_models, len(levels)), np.nan)}
+    at_level |= {k: np.full((n_models, len(levels), s.window), np.nan) for k in ("J", "G", "V", "Vf")}
 
     active = torch.arange(n_models)  # indices of the models still training
     sets = data_index.to(dev)
@@ -280,25 +291,31 @@ def train(
         history[epoch // s.check_every, ids] = loss
         if epoch == 0:
             initial[ids] = loss
-        crossing = (loss[:, None] < np.array(levels)) & np.isnan(
-            at_level["epoch"][ids]
-        )  # (n_active, n_levels)
-        if crossing.any():
-            rows = np.flatnonzero(crossing.any(1))
+        first = at_level["epoch"][ids]  # (n_active, n_levels)
+        first[np.isnan(first) & (loss[:, None] < np.array(levels))] = epoch
+        at_level["epoch"][ids] = first
+        slot = (epoch - first) // s.check_every  # window index of this check per level; NaN if not crossed
+        recording = np.nan_to_num(slot, nan=s.window) < s.window  # (n_active, n_levels)
+        if recording.any():
+            rows = np.flatnonzero(recording.any(1))
             sel = torch.from_numpy(rows).to(dev)
-            G, V, _ = expected_variation(_select(model, sel), X[sets[sel]], Y[sets[sel]], batch_size)
-            for key, value in [("epoch", epoch), ("J", loss[rows, None]), ("G", G.double().cpu().numpy()[:, None]),
-                               ("V", V.double().cpu().numpy()[:, None])]:  # fmt: skip
-                block = at_level[key][ids[rows]]
-                at_level[key][ids[rows]] = np.where(crossing[rows], value, block)
+            G, V, Vf = expected_variation(_select(model, sel), X[sets[sel]], Y[sets[sel]], batch_size)
+            r, k = np.nonzero(recording[rows])
+            for key, value in [("J", loss[rows]), ("G", G), ("V", V), ("Vf", Vf)]:
+                value = value.double().cpu().numpy() if torch.is_tensor(value) else value
+                at_level[key][ids[rows[r]], k, slot[rows[r], k].astype(int)] = value[r]
         improved = loss < (1 - s.stall_improvement) * best[ids]
         best[ids] = np.where(improved, loss, best[ids])
         best_epoch[ids] = np.where(improved, epoch, best_epoch[ids])
         done = np.full(len(ids), Status.MAX_EPOCHS)
         done[epoch - best_epoch[ids] >= s.stall_epochs] = Status.STALLED
-        done[loss < s.target_loss] = Status.CONVERGED
         done[~np.isfinite(loss) | (loss > s.diverge_factor * initial[ids])] = Status.DIVERGED
+        reached[ids[np.isnan(reached[ids]) & (loss < s.target_loss)]] = epoch
+        settled = epoch - reached[ids] >= (s.window - 1) * s.check_every  # False where not reached
+        done[~np.isnan(reached[ids])] = Status.MAX_EPOCHS  # reached the target: trains on for its window
+        done[settled] = Status.CONVERGED
         finished = (done != Status.MAX_EPOCHS) | (epoch == s.max_epochs)
+        done[finished & ~np.isnan(reached[ids])] = Status.CONVERGED  # also when the budget cut its window
         if val is not None and (on_val_schedule(epoch, s.check_every, val_every) or finished.any()):
             with torch.no_grad():
                 v = batched_mlp.mse(batched_mlp.forward(model, val[0]), val[1]).double().cpu().numpy()
@@ -392,7 +409,7 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
 
     Returns arrays of shape (n_lr, n_lambda, n_runs[, ...]): status, stop_epoch, the final
     train/val/test MSE, the early-stopped (lowest validation MSE) epoch and val/test MSE,
-    G, V, V_fixed at the end, the level records, the loss history; and ``cpu_seconds``.
+    the level records (J, G, V, V_fix over each level's window), the loss history; and ``cpu_seconds``.
     """
     cpu, process, dev = time.process_time(), DataProcess(), batched_mlp.device()
     seed, runs, lrs, lambdas = spec["seed"], spec["runs"], spec["lrs"], spec["lambdas"]
@@ -419,14 +436,12 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
         val_every=spec["val_every"], desc=f"B={spec['batch_size']} μ={lrs} λ={lambdas}",
     )  # fmt: skip
     X_m, Y_m = X[data_index], Y[data_index]  # (n_models, N, dim)
-    G, V, V_fixed = expected_variation(traj.model, X_m, Y_m, spec["batch_size"])
     out = {"status": traj.status, "stop_epoch": traj.stop_epoch, "es_epoch": traj.early_epoch}
     with torch.no_grad():
         for prefix, params in [("", traj.model), ("es_", traj.early)]:
             for name, (x, y) in [("train", (X_m, Y_m)), ("val", val), ("test", test)]:
                 loss = batched_mlp.mse(batched_mlp.forward(params, x), y)
                 out[f"{prefix}{name}_loss"] = loss.double().cpu().numpy()
-    out |= {"grad_norm": G, "grad_var": V, "grad_var_fixed": V_fixed}
     out |= {f"level_{k}": v for k, v in traj.at_level.items()}
     out["history"] = traj.history.T
     shape = (len(lrs), len(lambdas), len(runs))
@@ -463,7 +478,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         )  # fmt: skip
 
     process = DataProcess()
-    levels = {k: lr_grid(f"level_{k}") for k in ("epoch", "J", "G", "V")}
+    levels = {k: lr_grid(f"level_{k}") for k in ("epoch", "J", "G", "V", "Vf")}
     n_checks = config.stopping.max_epochs // config.stopping.check_every + 1
     return Results(
         config=config,
@@ -480,13 +495,11 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         es_epoch=lr_grid("es_epoch").astype(int),
         es_val_loss=lr_grid("es_val_loss"),
         es_test_loss=lr_grid("es_test_loss"),
-        grad_norm=lr_grid("grad_norm"),
-        grad_var=lr_grid("grad_var"),
-        grad_var_fixed=lr_grid("grad_var_fixed"),
         level_epoch=levels["epoch"],
         level_loss=levels["J"],
         level_grad_norm=levels["G"],
         level_grad_var=levels["V"],
+        level_grad_var_fixed=levels["Vf"],
         wd_status=wd_grid("status").astype(int),
         wd_stop_epoch=wd_grid("stop_epoch").astype(int),
         wd_train_loss=wd_grid("train_loss"),
@@ -530,12 +543,9 @@ def load(directory: Path) -> Results:
 if __name__ == "__main__":
     torch.set_num_threads(1)  # tiny matrices: one thread per process (the build's engine sets it for shards)
     results = run(PROFILES[sys.argv[1] if len(sys.argv) > 1 else "quick"])
-    for mu, status, epoch, test, G, V in zip(
-        results.config.lrs, results.status, results.stop_epoch, results.test_loss,
-        results.grad_norm, results.grad_var, strict=True,
-    ):  # fmt: skip
-        print(
-            f"μ={mu}: status {status} epochs {epoch} test {test.round(3)} G {G.mean():.2e} V {V.mean():.2e}"
-        )
+    for mu, status, epoch, test in zip(
+        results.config.lrs, results.status, results.stop_epoch, results.test_loss, strict=True
+    ):
+        print(f"μ={mu}: status {status} epochs {epoch} test {test.round(3)}")
     print("weight decay test loss (B, μ, λ):", results.wd_test_loss.mean(-1).round(3))
     print("CPU seconds:", {k: round(v, 1) for k, v in results.seconds.items()})

@@ -11,14 +11,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from experiments.sgd_implicit_reg import Results
 from experiments.sgd_implicit_reg_stats import (
     context,
     converged,
+    final,
     geo_mean_factor,
     implicit_best,
+    level_values,
     mean_se,
     usable,
 )
@@ -27,6 +31,12 @@ from report.figures import figsize, sequential
 __all__ = ["FIGURES", "context"]
 
 G_LABEL = r"$G=\Vert\nabla J\Vert^{2}$"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per μ or level: neighbours differ in grey print too
+DASHES = ("-", "--")  # alternate between neighbouring μ
+
+
+def _marker(j: int) -> str:
+    return MARKERS[j % len(MARKERS)]
 
 
 def power_label(x: float) -> str:
@@ -70,79 +80,86 @@ def _mu_axis(ax: Axes, mus: np.ndarray) -> None:
 
 
 def plot_convergence(results: Results) -> Figure:
-    """Training MSE against epochs for every μ and run (log-log), with the target loss; legend outside."""
+    """Training MSE against epochs for every μ and run (log-log), with the target loss; legend outside.
+    Neighbouring μ alternate solid and dashed lines, so they differ in grey print too."""
     fig, ax = plt.subplots(figsize=figsize(3.4), layout="constrained")
     epochs = results.epochs[1:]
     colours = sequential(len(results.config.lrs))
-    for mu, colour, runs in zip(results.config.lrs, colours, results.history, strict=True):
+    for j, (mu, colour, runs) in enumerate(zip(results.config.lrs, colours, results.history, strict=True)):
         for r, history in enumerate(runs):
-            ax.plot(
-                epochs, history[1:], color=colour, lw=0.7, alpha=0.7, label=_mu_label(mu) if r == 0 else None
-            )
-    ax.axhline(results.config.stopping.target_loss, color="k", ls="--", lw=0.8, label="target")
+            ax.plot(epochs, history[1:], color=colour, lw=0.7, alpha=0.7, ls=DASHES[j % 2],
+                    label=_mu_label(mu) if r == 0 else None)  # fmt: skip
+    ax.axhline(results.config.stopping.target_loss, color="k", ls=":", lw=1.0, label="target")
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training MSE")
     fig.legend(loc="outside right center")
     return fig
 
 
 def plot_grad_norms(results: Results) -> Figure:
-    """G (left) and V (right) against μ where each run first crosses each loss level:
-    geometric means over runs with one-standard-error bars, one colour per level."""
+    """G (left) and V (right) against the usable μ at each loss level (window means of the
+    converged runs): geometric means over runs with one-standard-error bars, one colour and
+    marker per level."""
     fig, axes = plt.subplots(1, 2, figsize=figsize(3.0), layout="constrained")
-    mus_all = np.array(results.config.lrs)
+    ok = converged(results)
+    rows = np.flatnonzero(usable(ok))
+    mus = np.array(results.config.lrs)[rows]
+    at = level_values(results)
     levels = results.config.loss_levels
     for k, (level, colour) in enumerate(zip(levels, sequential(len(levels)), strict=True)):
-        reached = np.isfinite(results.level_epoch[..., k])
-        rows = np.flatnonzero(usable(reached))
-        for ax, values in zip(axes, (results.level_grad_norm, results.level_grad_var), strict=True):
+        for ax, key in zip(axes, ("G", "V"), strict=True):
             if len(rows):
-                _geo_errorbar(ax, mus_all[rows], [values[j, reached[j], k] for j in rows], marker="o", ms=3,
+                _geo_errorbar(ax, mus, [at[key][j, ok[j], k] for j in rows], marker=_marker(k), ms=3.5,
                               color=colour, label=f"$J = ${power_label(level)}")  # fmt: skip
-    for ax, title in zip(axes, ("gradient norm $G$", "mini-batch variation $V$"), strict=True):
+    for ax, name, title in zip(axes, "GV", ("gradient norm $G$", "mini-batch variation $V$"), strict=True):
         ax.set_yscale("log")
         _log_ticks(ax)
-        _mu_axis(ax, mus_all[::2])  # every other μ: labels do not collide
-        ax.set_title(f"{title} at training loss $J$", fontsize=9)
+        _mu_axis(ax, mus)
+        ax.set_ylabel(f"${name}$ at training loss $J$")
+        ax.set_title(title, fontsize=9)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center")
     return fig
 
 
 def plot_final_grads(results: Results) -> Figure:
-    """Final G and V of the converged runs against μ (left), and G/J, V/J (right)."""
+    """Final G and V (window at the target) of the converged runs against μ (left), and G/J, V/J (right)."""
     fig, axes = plt.subplots(1, 2, figsize=figsize(2.9), layout="constrained")
     mus_all = np.array(results.config.lrs)
     ok = converged(results)
     rows = np.flatnonzero(usable(ok))
-    for values, marker, colour, name in [
-        (results.grad_norm, "o", "C0", "G"),
-        (results.grad_var, "s", "C1", "V"),
-    ]:
-        for ax, scale, label in [(axes[0], 1.0, f"${name}$"), (axes[1], results.train_loss, f"${name}/J$")]:
-            ratio = values / scale
+    end = final(results)
+    for key, marker, colour in [("G", "o", "C0"), ("V", "s", "C1")]:
+        for ax, scale, label in [(axes[0], 1.0, f"${key}$"), (axes[1], end["J"], f"${key}/J$")]:
+            ratio = end[key] / scale
             _geo_errorbar(ax, mus_all[rows], [ratio[j][ok[j]] for j in rows], marker=marker, ms=3, color=colour,
                           label=label)  # fmt: skip
-    for ax, title in zip(axes, ("at the end", "at the end, per unit of training loss"), strict=True):
+    for ax, ylabel, title in zip(
+        axes, ("final $G$, $V$", "final $G/J$, $V/J$"), ("at the end", "at the end, per unit of training loss"),
+        strict=True,
+    ):  # fmt: skip
         ax.set_yscale("log")
         _log_ticks(ax)
         _mu_axis(ax, mus_all[rows])
+        ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=9)
         ax.legend()
     return fig
 
 
 def plot_test_vs_grad(results: Results) -> Figure:
-    """Test MSE against final G (left) and V (right), one colour per μ."""
+    """Test MSE against final G (left) and V (right), one colour and marker per μ."""
     fig, axes = plt.subplots(1, 2, figsize=figsize(3.2), sharey=True, layout="constrained")
     ok = converged(results)
     colours = sequential(len(results.config.lrs))
-    for ax, values, label in zip(axes, (results.grad_norm, results.grad_var), (G_LABEL, "$V$"), strict=True):
+    end = final(results)
+    for ax, key, label in zip(axes, ("G", "V"), (G_LABEL, "$V$"), strict=True):
         for j in np.flatnonzero(usable(ok)):
-            x, y = values[j][ok[j]], results.test_loss[j][ok[j]]
-            ax.scatter(x, y, s=10, color=colours[j], alpha=0.4, lw=0)
+            x, y = end[key][j][ok[j]], results.test_loss[j][ok[j]]
+            ax.scatter(x, y, s=9, color=colours[j], marker=_marker(j), alpha=0.35, lw=0)
             gm, factor = geo_mean_factor(x)
             mean, se = mean_se(y)
-            ax.errorbar(gm, mean, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=se, marker="o",
-                        color=colours[j], capsize=2, label=_mu_label(results.config.lrs[j]) if ax is axes[0] else None)  # fmt: skip
+            ax.errorbar(gm, mean, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=se, marker=_marker(j), ms=5,
+                        mec="k", mew=0.5, color=colours[j], capsize=2,
+                        label=_mu_label(results.config.lrs[j]) if ax is axes[0] else None)  # fmt: skip
         ax.set(xscale="log", xlabel=f"final {label}")
         _log_ticks(ax, "x")
     axes[0].set_ylabel("test MSE")
@@ -151,33 +168,39 @@ def plot_test_vs_grad(results: Results) -> Figure:
 
 
 def plot_weight_decay(results: Results) -> Figure:
-    """Test MSE against λ (evenly spaced) for each μ, one panel per B; open markers: λ = 0
-    early-stopped; band: the validation-selected μ of (b) without weight decay, to the target."""
+    """Test MSE against the λ grid (evenly spaced categories labelled with their values) for each μ,
+    one panel per B; open markers: λ = 0 early-stopped; band: the validation-selected μ of (b)
+    without weight decay, to the target."""
     c = results.config
     fig, axes = plt.subplots(1, len(c.wd_batch_sizes), figsize=figsize(2.9), sharey=True, layout="constrained",
                              squeeze=False)  # fmt: skip
     best = implicit_best(results, results.val_loss)
     mean, se = mean_se(results.test_loss[best], converged(results)[best])
     x = np.arange(len(c.wd_lambdas))
-    exponent = int(np.floor(np.log10(max(c.wd_lambdas))))  # λ in units of 10^exponent: short tick labels
-    unit = 10.0**exponent
     zero = c.wd_lambdas.index(0.0)
     colours = sequential(len(c.wd_lrs), cmap="plasma") if len(c.wd_lrs) > 2 else ["C0", "C3"]
+    early = tuple(
+        Line2D([], [], color=colour, marker=_marker(k), mfc="white", ls="none")
+        for k, colour in enumerate(colours)
+    )  # the legend key of the early-stopped models: one open symbol per μ
     for i, (ax, batch_size) in enumerate(zip(axes[0], c.wd_batch_sizes, strict=True)):
         ax.axhspan(mean - se, mean + se, color="0.85")
         ax.axhline(mean, color="k", ls="--", lw=0.8, label=f"(b): $\\mu = {c.lrs[best]:g}$, $\\lambda=0$")
         for k, (mu, colour) in enumerate(zip(c.wd_lrs, colours, strict=True)):
             stats = np.array([mean_se(results.wd_test_loss[i, k, m]) for m in range(len(c.wd_lambdas))])
-            ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], marker="o", ms=3, capsize=2, color=colour,
+            ax.errorbar(x, stats[:, 0], yerr=stats[:, 1], marker=_marker(k), ms=3.5, capsize=2, color=colour,
                         label=_mu_label(mu))  # fmt: skip
             es_mean, es_se = mean_se(results.wd_es_test_loss[i, k, zero])
-            ax.errorbar(x[zero] + 0.15 * (k + 1), es_mean, yerr=es_se, marker="o", ms=4, mfc="white", capsize=2,
-                        color=colour, label="early-stopped" if k == 0 else None)  # fmt: skip
-        ax.set_xticks(x, [f"{lam / unit:g}" for lam in c.wd_lambdas])
-        ax.set(xlabel=rf"weight decay $\lambda$ / $10^{{{exponent}}}$")
+            ax.errorbar(x[zero] + 0.15 * (k + 1), es_mean, yerr=es_se, marker=_marker(k), ms=4, mfc="white",
+                        capsize=2, color=colour)  # fmt: skip
+        ax.set_xticks(x, [power_label(lam) if lam else "0" for lam in c.wd_lambdas], rotation=30, ha="right",
+                      rotation_mode="anchor")  # fmt: skip
         ax.set_title(f"$B = {batch_size}$", fontsize=9)
+    fig.supxlabel(r"weight decay $\lambda$ (grid values, evenly spaced, not to scale)", fontsize=9)
     axes[0, 0].set_ylabel("test MSE")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right center")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend([*handles, early], [*labels, r"$\lambda=0$, early-stopped"], loc="outside right center",
+               handler_map={tuple: HandlerTuple(ndivide=None)})  # fmt: skip
     return fig
 
 

@@ -1,12 +1,23 @@
 """Statistics and report values of the implicit-regularization stage (computer assignment 2).
 
 Reads the :class:`experiments.sgd_implicit_reg.Results` the compute module saved; ``context``
-fills ``templates/sections/sgd_implicit_reg.tex.j2``.  Statistics over runs use only the
-runs that reached the target loss (or, at a loss level, the runs that crossed it), and only
-learning rates where at least ``MIN_FRACTION`` of the runs did ("usable" μ).  Every sentence
-of the section that depends on the data is chosen by a value computed here, and every rule
-that chooses a word (``CLEAR``, ``WEAK``, ``APART_SE``) is printed in the report.
+fills ``templates/sections/sgd_implicit_reg.tex.j2``.  J, G, V and V_fix are geometric means
+over each level's window of checks (:attr:`Stopping.window`); the final values are the window
+at the target loss.  Statistics over runs use only the runs that reached the target loss
+(every level is crossed on the way), and only learning rates where at least ``MIN_FRACTION``
+of the runs did ("usable" μ), so every comparison over μ uses one μ set and one set of runs.
+Every word that calls a relation or a difference *clear* is chosen by a printed rule:
+
+* a rank correlation ρ of per-μ means is clear when its exact permutation p-value is below
+  ``ALPHA`` and its 95 % bootstrap interval (``N_BOOT`` resamples of the runs within each μ)
+  excludes zero;
+* a difference between two settings is paired over the runs both include, and clear when its
+  exact sign-flip permutation p-value is below ``ALPHA``.
 """
+
+import functools
+import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,9 +26,9 @@ from experiments.sgd_implicit_reg import Results, Status
 from report.fmt import Tex, integer, num
 
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
-CLEAR = 0.7  # |Spearman ρ| at or above which a relation is called clear
-WEAK = 0.4  # |ρ| at or above which (and below CLEAR) it is called weak; below: none
-APART_SE = 2.0  # two means differ when they are this many combined standard errors apart
+ALPHA = 0.05  # significance level of the permutation tests
+N_BOOT = 4000  # bootstrap resamples (rank correlations, the epochs-vs-μ slope)
+BOOT_SEED = 0  # the bootstrap's generator: the intervals are reproducible
 
 
 def converged(results: Results) -> np.ndarray:
@@ -28,6 +39,26 @@ def converged(results: Results) -> np.ndarray:
 def usable(reached: np.ndarray) -> np.ndarray:
     """(n_lr,) True for learning rates where at least ``MIN_FRACTION`` of the runs are ``reached``."""
     return reached.mean(axis=1) >= MIN_FRACTION
+
+
+def window_mean(values: np.ndarray) -> np.ndarray:
+    """Geometric mean over the last axis (a level's window) of the finite entries; NaN if none."""
+    logs = np.log(values)
+    ok = np.isfinite(logs)
+    n = ok.sum(-1)
+    return np.where(n > 0, np.exp(np.where(ok, logs, 0.0).sum(-1) / np.maximum(n, 1)), np.nan)
+
+
+def level_values(results: Results) -> dict[str, np.ndarray]:
+    """Window means "J", "G", "V", "Vf": (n_lr, n_runs, n_levels) each."""
+    fields = {"J": "level_loss", "G": "level_grad_norm", "V": "level_grad_var", "Vf": "level_grad_var_fixed"}
+    return {k: window_mean(getattr(results, f)) for k, f in fields.items()}
+
+
+def final(results: Results) -> dict[str, np.ndarray]:
+    """Window means "J", "G", "V", "Vf" at the target loss: (n_lr, n_runs) each, NaN where not reached."""
+    k = results.config.loss_levels.index(results.config.stopping.target_loss)
+    return {key: v[..., k] for key, v in level_values(results).items()}
 
 
 def mean_se(values: np.ndarray, keep: np.ndarray | None = None) -> tuple[float, float]:
@@ -45,47 +76,145 @@ def geo_mean_factor(values: np.ndarray) -> tuple[float, float]:
     return float(np.exp(logs.mean())), float(np.exp(se))
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Rank correlation of two samples without ties (NaN for fewer than two points)."""
-    if len(x) < 2:
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis (no ties)."""
+    return np.argsort(np.argsort(x, axis=-1), axis=-1).astype(float)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rank correlation along the last axis of samples without ties (NaN for fewer than two points)."""
+    if x.shape[-1] < 2:
+        return np.full(np.broadcast_shapes(x.shape, y.shape)[:-1], np.nan)
+    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
+    return (rx * ry).sum(-1) / np.sqrt((rx * rx).sum(-1) * (ry * ry).sum(-1))
+
+
+def rank_p(rho: float, n: int) -> float:
+    """Exact two-sided permutation p-value of a rank correlation ``rho`` between ``n`` points:
+    the fraction of the n! orderings whose |ρ| is at least |rho|."""
+    if n < 2 or not np.isfinite(rho):
         return np.nan
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
+    return float(np.mean(np.abs(_null_rhos(n)) >= abs(rho) - 1e-9))
 
 
-def strength(rho: float) -> str:
-    """ "clear", "weak" or "none" by |ρ| against ``CLEAR`` and ``WEAK``."""
-    return "clear" if abs(rho) >= CLEAR else "weak" if abs(rho) >= WEAK else "none"
+@functools.cache
+def _null_rhos(n: int) -> np.ndarray:
+    """ρ of every ordering of ``n`` points against the identity."""
+    perms = np.array(list(itertools.permutations(range(n))), dtype=float)
+    return spearman(np.arange(n, dtype=float), perms)
 
 
-def relation(rho: float) -> Tex:
-    """A correlation in words by the printed rule, e.g. "a clear decrease (ρ = −0.9)"."""
-    word = strength(rho)
-    text = "no monotone relation" if word == "none" else f"a {word} {'decrease' if rho < 0 else 'increase'}"
-    return Tex(rf"{text} ($\rho={num(rho, sig=2)}$)")
+def sign_flip_p(d: np.ndarray) -> float:
+    """Exact two-sided p-value of a mean paired difference under random signs (all 2^n flips)."""
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return np.nan
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
+    return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-12 * np.abs(d).sum()))
 
 
-def trend(rho: float) -> str:
+@dataclass(frozen=True)
+class Corr:
+    """Rank correlation of per-μ means, its 95 % bootstrap interval and exact permutation p-value."""
+
+    rho: float
+    lo: float
+    hi: float
+    p: float
+    n: int  # points (learning rates)
+
+    @property
+    def clear(self) -> bool:
+        return bool(self.p < ALPHA and (self.lo > 0 or self.hi < 0))
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> Corr:
+    """Spearman ρ between the per-row means of ``x`` and ``y`` (n_points, n_runs), over the runs
+    where both are finite; the bootstrap resamples those runs within each row."""
+    rng = np.random.default_rng(BOOT_SEED)
+    keep = np.isfinite(x) & np.isfinite(y)
+    boot_x, boot_y = [], []
+    for xr, yr, k in zip(x, y, keep, strict=True):
+        idx = rng.integers(0, k.sum(), size=(N_BOOT, k.sum()))
+        boot_x.append(xr[k][idx].mean(1))
+        boot_y.append(yr[k][idx].mean(1))
+    mx = np.array([xr[k].mean() for xr, k in zip(x, keep, strict=True)])
+    my = np.array([yr[k].mean() for yr, k in zip(y, keep, strict=True)])
+    rho = float(spearman(mx, my))
+    lo, hi = np.quantile(spearman(np.array(boot_x).T, np.array(boot_y).T), [0.025, 0.975])
+    return Corr(rho, float(lo), float(hi), rank_p(rho, len(mx)), len(mx))
+
+
+def against_mu(mus: np.ndarray, values: np.ndarray) -> Corr:
+    """:func:`rank_correlation` of ``values`` (n_mu, n_runs; NaN where left out) against μ."""
+    return rank_correlation(np.broadcast_to(mus[:, None], values.shape).copy(), values)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Mean and standard error of a per-run difference over the runs both settings include,
+    with the exact sign-flip p-value."""
+
+    mean: float
+    se: float
+    p: float
+    n: int
+
+    @property
+    def verdict(self) -> str:
+        """ "lower", "higher" or "tie" by the sign-flip test at ``ALPHA``."""
+        if not self.p < ALPHA:
+            return "tie"
+        return "lower" if self.mean < 0 else "higher"
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> Paired:
+    """Per-run difference a − b (same data and initialization) over the runs where both are finite."""
+    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    return Paired(*mean_se(d), sign_flip_p(d), len(d))
+
+
+def corr_tex(c: Corr) -> Tex:
+    """ρ, its interval and p, e.g. "ρ = −0.94, 95 % interval −1 to −0.77, p = 0.017"."""
+    return Tex(
+        rf"$\rho={num(c.rho, sig=2)}$, 95\,\% interval ${num(c.lo, sig=2)}$ to ${num(c.hi, sig=2)}$,"
+        rf" $p={num(c.p, sig=2)}$"
+    )
+
+
+def relation(c: Corr) -> Tex:
+    """A correlation in words by the printed rule, e.g. "a clear decrease (ρ = −0.9, …)"."""
+    text = f"a clear {'decrease' if c.rho < 0 else 'increase'}" if c.clear else "no clear trend"
+    return Tex(rf"{text} ({corr_tex(c)})")
+
+
+def trend(c: Corr) -> str:
     """ "decreasing"/"increasing" for a clear relation, else "mixed"."""
-    return "mixed" if strength(rho) != "clear" else "decreasing" if rho < 0 else "increasing"
+    return "mixed" if not c.clear else "decreasing" if c.rho < 0 else "increasing"
 
 
-def shape(mus: np.ndarray, mean: np.ndarray, se: np.ndarray) -> str:
-    """ "peak" or "valley" when an interior extremum lies more than ``APART_SE`` standard errors
-    from both ends, else the monotone :func:`trend` of the series."""
+def shape(values: np.ndarray, c: Corr) -> str:
+    """ "peak" or "valley" when the interior extreme of the per-μ means of ``values`` (n_mu, n_runs)
+    differs clearly (:func:`paired`) from both ends, else the :func:`trend` of ``c``."""
+    mean = np.array([v[np.isfinite(v)].mean() for v in values])
     n = len(mean)
-
-    def apart(i: int, j: int) -> bool:
-        return abs(mean[i] - mean[j]) > APART_SE * np.hypot(se[i], se[j])
-
     for kind, k in [("peak", int(np.argmax(mean))), ("valley", int(np.argmin(mean)))] if n else []:
-        if 0 < k < n - 1 and apart(k, 0) and apart(k, n - 1):
+        if 0 < k < n - 1 and all(paired(values[k], values[e]).p < ALPHA for e in (0, n - 1)):
             return kind
-    return trend(spearman(mus, mean))
+    return trend(c)
 
 
 def pm(mean: float, se: float) -> Tex:
     return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
+
+
+def paired_tex(d: Paired, n_runs: int, parens: bool = True) -> Tex:
+    """A paired difference with its p-value (in parentheses or after a comma), naming the runs
+    when not all are included."""
+    runs = "" if d.n == n_runs else rf", {integer(d.n)} common runs"
+    p = rf"$p={num(d.p, sig=2)}${runs}"
+    return Tex(rf"{pm(d.mean, d.se)} ({p})" if parens else rf"{pm(d.mean, d.se)}, {p}")
 
 
 def setting(x: float) -> Tex:
@@ -106,11 +235,18 @@ def in_set(symbol: str, values) -> Tex:
     return Tex(rf"{symbol}\in\{{{num_list(values)}\}}")
 
 
-def log_series(values: np.ndarray, reached: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Usable-μ indices and, per usable μ, mean and standard error of log ``values`` over the ``reached`` runs."""
-    rows = np.flatnonzero(usable(reached))
-    stats = np.array([mean_se(np.log(values[j][reached[j]])) for j in rows]).reshape(-1, 2)
-    return rows, stats[:, 0], stats[:, 1]
+def change(ratio: float) -> Tex:
+    """A ratio last/first in words: "falling by a factor 4.7" or "rising by a factor 1.2"."""
+    return Tex(
+        f"falling by a factor {num(1 / ratio, sig=2)}"
+        if ratio < 1
+        else f"rising by a factor {num(ratio, sig=2)}"
+    )
+
+
+def masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``values`` with NaN where not ``keep``."""
+    return np.where(keep, values, np.nan)
 
 
 # --- context -------------------------------------------------------------------------------
@@ -124,21 +260,23 @@ def implicit_best(results: Results, loss: np.ndarray) -> int:
     return int(rows[np.argmin([loss[j][ok[j]].mean() for j in rows])])
 
 
+def target_epoch(results: Results) -> np.ndarray:
+    """(n_lr, n_runs) epoch of the first check below the target loss (NaN where never)."""
+    return results.level_epoch[..., results.config.loss_levels.index(results.config.stopping.target_loss)]
+
+
 def _lr_rows(results: Results) -> list[dict]:
     """One table row per μ: converged runs, epochs, mean final losses, gradient statistics."""
-    ok, use, rows = converged(results), usable(converged(results)), []
+    ok, use, rows, end = converged(results), usable(converged(results)), [], final(results)
+    reach = target_epoch(results)
     for j, mu in enumerate(results.config.lrs):
         row = {"mu": setting(mu), "converged": integer(ok[j].sum()), "usable": bool(use[j])}
-        row["epochs"] = integer(np.median(results.stop_epoch[j][ok[j]])) if ok[j].any() else Tex("--")
+        row["epochs"] = integer(np.median(reach[j][ok[j]])) if ok[j].any() else Tex("--")
         if use[j]:
             row["train"] = num(results.train_loss[j][ok[j]].mean())
             row["test"] = pm(*mean_se(results.test_loss[j], ok[j]))
-            for key, values in [
-                ("G", results.grad_norm),
-                ("V", results.grad_var),
-                ("Vf", results.grad_var_fixed),
-            ]:
-                row[key] = num(geo_mean_factor(values[j][ok[j]])[0])
+            for key in ("G", "V", "Vf"):
+                row[key] = num(geo_mean_factor(end[key][j][ok[j]])[0])
         else:
             row |= dict.fromkeys(("train", "test", "G", "V", "Vf"), Tex("--"))
         rows.append(row)
@@ -177,99 +315,103 @@ def _status_context(results: Results) -> dict:
 
 
 def _level_context(results: Results) -> dict:
-    """Trends of G and V over μ at each matched loss level, and of G/J, V/J at the end."""
-    mus_all = np.array(results.config.lrs)
+    """Trends of G and V over the usable μ at each matched loss level (window means, the converged
+    runs), of G/J and V/J at the target, and the μ left out."""
+    c, ok = results.config, converged(results)
+    mus_all, rows = np.array(c.lrs), np.flatnonzero(usable(ok))
+    mus, at = mus_all[rows], level_values(results)
+    logs = {
+        key: np.log(masked(v, ok[..., None]))[rows] for key, v in at.items()
+    }  # (n_usable, n_runs, n_levels)
+    left_out = [{"mu": setting(mus_all[j]), "n": integer(ok[j].sum())} for j in np.flatnonzero(~usable(ok))]
     levels = []
-    for k, level in enumerate(results.config.loss_levels):
-        reached = np.isfinite(results.level_epoch[..., k])
-        rows, logG, seG = log_series(results.level_grad_norm[..., k], reached)
-        _, logV, _ = log_series(results.level_grad_var[..., k], reached)
-        mus = mus_all[rows]
-        entry = {
-            "level": setting(level),
-            "value": level,
-            "n_usable": integer(len(rows)),
-            "lrs": in_set(r"\mu", mus),
-        }
-        if len(rows) >= 2:
-            rho_G, rho_V = spearman(mus, logG), spearman(mus, logV)
-            entry |= {
-                "G": relation(rho_G), "V": relation(rho_V), "G_shape": shape(mus, logG, seG),
-                "G_holds": trend(rho_G) == "decreasing", "V_holds": trend(rho_V) == "decreasing",
-                "G_small": num(np.exp(logG[1] - logG[0]), sig=2), "mu0": setting(mus[0]), "mu1": setting(mus[1]),
-                "G_peak_mu": setting(mus[int(np.argmax(logG))]), "G_ratio": num(np.exp(logG[0] - logG[-1]), sig=2),
-                "V_ratio": num(np.exp(logV[0] - logV[-1]), sig=2), "first": setting(mus[0]), "last": setting(mus[-1]),
-            }  # fmt: skip
-            levels.append(entry)
-    ok = converged(results)
-    ctx = {"levels": levels}
+    for k, level in enumerate(c.loss_levels):
+        G, V, J = logs["G"][..., k], logs["V"][..., k], logs["J"][..., k]
+        corr_G, corr_V = against_mu(mus, G), against_mu(mus, V)
+        mG, mV = np.nanmean(G, 1), np.nanmean(V, 1)
+        J_ratio = np.exp(np.nanmean(J, 1)) / level  # per μ: the window's geometric-mean J over the level
+        levels.append({
+            "level": setting(level), "value": level, "G": relation(corr_G), "V": relation(corr_V),
+            "G_shape": shape(G, corr_G), "G_holds": trend(corr_G) == "decreasing",
+            "V_holds": trend(corr_V) == "decreasing", "G_small": num(np.exp(mG[1] - mG[0]), sig=2),
+            "mu0": setting(mus[0]), "mu1": setting(mus[1]), "G_peak_mu": setting(mus[int(np.argmax(mG))]),
+            "V_change": change(np.exp(mV[-1] - mV[0])), "first": setting(mus[0]), "last": setting(mus[-1]),
+            "J_lo": num(J_ratio.min(), sig=2), "J_hi": num(J_ratio.max(), sig=2),
+        })  # fmt: skip
+    ctx = {"levels": levels, "left_out": left_out, "window": integer(c.stopping.window),
+           "window_epochs": integer((c.stopping.window - 1) * c.stopping.check_every)}  # fmt: skip
     ctx["G_peaks"] = any(e["G_shape"] == "peak" and not e["G_holds"] for e in levels)
     for key in ("G", "V"):
         hold = [e["value"] for e in levels if e[f"{key}_holds"]]
         ctx[f"levels_{key}_hold"] = in_set("J", hold) if hold else None
         ctx[f"all_{key}_hold"] = bool(levels) and len(hold) == len(levels)
-    for key, values in [("G", results.grad_norm), ("V", results.grad_var)]:
-        rows, log_ratio, _ = log_series(values / results.train_loss, ok)
-        ctx[f"end_{key}_per_J"] = relation(spearman(mus_all[rows], log_ratio))
-    rows, logG, _ = log_series(results.grad_norm, ok)
-    _, logV, _ = log_series(results.grad_var, ok)
-    _, logVf, _ = log_series(results.grad_var_fixed, ok)
-    ctx["end_G"] = relation(spearman(mus_all[rows], logG))
-    ctx["end_V"] = relation(spearman(mus_all[rows], logV))
-    ratio = np.exp(logVf - logV)  # fixed split over expectation, per usable μ
+    end = {key: masked(v, ok)[rows] for key, v in final(results).items()}
+    for key in ("G", "V"):
+        ctx[f"end_{key}_per_J"] = relation(against_mu(mus, np.log(end[key] / end["J"])))
+    ratio = np.exp(np.nanmean(np.log(end["Vf"]), 1) - np.nanmean(np.log(end["V"]), 1))  # per usable μ
     ctx["fixed_over_expected_min"] = num(ratio.min(), sig=2)
     ctx["fixed_over_expected_max"] = num(ratio.max(), sig=2)
-    mu = mus_all[:, None]
-    reg = mu / 4 * (results.grad_norm + results.grad_var) / results.train_loss
-    ctx["reg_over_loss_max"] = num(np.max(reg[ok]), sig=2)
+    reg = mus[:, None] / 4 * (end["G"] + end["V"]) / end["J"]
+    ctx["reg_over_loss_max"] = num(np.nanmax(reg), sig=2)
     return ctx
 
 
 def _test_context(results: Results) -> dict:
-    """Test MSE over μ (its minimiser and both sides) and against the final G and V; epochs to the target."""
-    ok = converged(results)
+    """Test MSE over μ (its minimiser and both ends, paired over common runs) and against the final
+    G and V; epochs to the target."""
+    c, ok = results.config, converged(results)
     rows = np.flatnonzero(usable(ok))
-    mus = np.array(results.config.lrs)[rows]
-    stats = np.array([mean_se(results.test_loss[j], ok[j]) for j in rows]).reshape(-1, 2)
-    test, test_se = stats[:, 0], stats[:, 1]
-    _, logG, _ = log_series(results.grad_norm, ok)
-    _, logV, _ = log_series(results.grad_var, ok)
+    mus = np.array(c.lrs)[rows]
+    test = masked(results.test_loss, ok)[rows]  # (n_usable, n_runs)
+    end = {key: np.log(masked(v, ok)[rows]) for key, v in final(results).items()}
     best = implicit_best(results, results.test_loss)
-    k = int(np.argmin(test))  # the minimiser among the usable μ
+    k = int(np.argmin(np.nanmean(test, 1)))  # the minimiser among the usable μ
 
     def side(i: int) -> dict:
-        """An end of the usable grid against the minimum: value and whether it is clearly higher."""
-        gap = test[i] - test[k]
-        return {"mu": setting(mus[i]), "test": pm(test[i], test_se[i]),
-                "above": bool(gap > APART_SE * np.hypot(test_se[i], test_se[k]))}  # fmt: skip
+        """An end of the usable grid against the minimum: its test MSE and the paired difference."""
+        d = paired(test[i], test[k])
+        return {"mu": setting(mus[i]), "test": pm(*mean_se(test[i])), "diff": paired_tex(d, c.n_runs, parens=False),
+                "above": d.verdict == "higher"}  # fmt: skip
 
+    corr_test = against_mu(mus, test)
     ctx = {
-        "usable_set": in_set(r"\mu", mus), "test_shape": shape(mus, test, test_se),
+        "usable_set": in_set(r"\mu", mus), "test_shape": shape(test, corr_test), "test_vs_mu": relation(corr_test),
         "test_min_interior": bool(0 < k < len(mus) - 1), "test_left": side(0), "test_right": side(len(mus) - 1),
         "test_other": side(len(mus) - 1 if k == 0 else 0),
-        "test_vs_G": relation(spearman(logG, test)), "test_vs_V": relation(spearman(logV, test)),
-        "best_mu": setting(results.config.lrs[best]), "best_test": pm(*mean_se(results.test_loss[best], ok[best])),
+        "test_vs_G": relation(corr_G := rank_correlation(end["G"], test)),
+        "test_vs_V": relation(corr_V := rank_correlation(end["V"], test)),
+        "test_follows_grads": corr_G.clear and corr_V.clear and corr_G.rho > 0 and corr_V.rho > 0,
+        "best_mu": setting(c.lrs[best]), "best_test": pm(*mean_se(results.test_loss[best], ok[best])),
         "best_test_over_noise": num(results.test_loss[best][ok[best]].mean() / results.noise_var, sig=2),
     }  # fmt: skip
-    epochs = np.array([np.median(results.stop_epoch[j][ok[j]]) for j in rows])
+    reach = masked(target_epoch(results), ok)[rows]  # (n_usable, n_runs)
+    epochs = np.nanmedian(reach, 1)
     fastest = int(np.argmin(epochs))
-    slope = np.polyfit(np.log(mus[: fastest + 1]), np.log(epochs[: fastest + 1]), 1)[0] if fastest else np.nan
     ctx |= {
         "fastest_mu": setting(mus[fastest]), "fastest_epochs": integer(epochs[fastest]),
-        "slower_beyond_fastest": bool(fastest < len(mus) - 1), "epochs_slope": num(slope, sig=2),
-        "epochs_slope_near_minus_one": bool(abs(slope + 1) < 0.25),
+        "slower_beyond_fastest": bool(fastest < len(mus) - 1), "slope_vs_flow": None,
     }  # fmt: skip
+    if fastest >= 2:  # a slope needs at least three learning rates up to the fastest
+        slope, lo, hi = epochs_slope(mus[: fastest + 1], reach[: fastest + 1])
+        vs_flow = "shallower" if lo > -1 else "steeper" if hi < -1 else "consistent"
+        ctx |= {"epochs_slope": num(slope, sig=2), "slope_lo": num(lo, sig=2), "slope_hi": num(hi, sig=2),
+                "slope_vs_flow": vs_flow}  # fmt: skip
     return ctx
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Mean and standard error of the per-run difference a − b (same data and initialization)."""
-    return mean_se(a - b)
-
-
-def _verdict(mean: float, se: float) -> str:
-    """ "lower", "higher" or "tie": whether a paired difference is more than ``APART_SE`` errors from zero."""
-    return "lower" if mean < -APART_SE * se else "higher" if mean > APART_SE * se else "tie"
+def epochs_slope(mus: np.ndarray, epochs: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares slope of log median epochs against log μ (``epochs``: n_mu, n_runs, NaN where
+    left out) and its 95 % bootstrap interval (runs resampled within each μ)."""
+    rng = np.random.default_rng(BOOT_SEED)
+    x = np.log(mus)
+    medians = []
+    for row in epochs:
+        v = row[np.isfinite(row)]
+        medians.append(np.median(v[rng.integers(0, len(v), size=(N_BOOT, len(v)))], axis=1))
+    boot = np.polyfit(x, np.log(np.array(medians)), 1)[0]  # (N_BOOT,)
+    slope = np.polyfit(x, np.log(np.nanmedian(epochs, 1)), 1)[0]
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(slope), float(lo), float(hi)
 
 
 def _wd_context(results: Results) -> dict:
@@ -319,21 +461,21 @@ def _wd_context(results: Results) -> dict:
         "n_val": integer(c.n_val),
     }  # fmt: skip
     effects = {
-        "wd": _paired(results.wd_test_loss[sel], results.wd_test_loss[base]),
-        "es": _paired(results.wd_es_test_loss[base], results.wd_test_loss[base]),
-        "wd_vs_es": _paired(results.wd_test_loss[sel], results.wd_es_test_loss[base]),
-        "total": _paired(results.wd_test_loss[sel], np.where(ok[best], results.test_loss[best], np.nan)),
+        "wd": paired(results.wd_test_loss[sel], results.wd_test_loss[base]),
+        "es": paired(results.wd_es_test_loss[base], results.wd_test_loss[base]),
+        "wd_vs_es": paired(results.wd_test_loss[sel], results.wd_es_test_loss[base]),
+        "total": paired(results.wd_test_loss[sel], masked(results.test_loss[best], ok[best])),
     }
-    for key, (mean, se) in effects.items():
-        ctx[f"{key}_effect"] = pm(mean, se)
-        ctx[f"{key}_verdict"] = _verdict(mean, se)
+    for key, d in effects.items():
+        ctx[f"{key}_effect"] = paired_tex(d, c.n_runs)
+        ctx[f"{key}_verdict"] = d.verdict
     ctx["es_median_epoch"] = integer(np.median(results.wd_es_epoch[base]))
     ctx["es_median_stop"] = integer(np.median(results.wd_stop_epoch[base]))
     ctx["wd_verdict"] = {"lower": "wd_better", "higher": "implicit_better", "tie": "tie"}[
         ctx["total_verdict"]
     ]
     implicit_test = results.test_loss[best][ok[best]].mean()
-    ctx["gap_closed"] = integer(round(100 * -effects["total"][0] / (implicit_test - results.noise_var)))
+    ctx["gap_closed"] = integer(round(100 * -effects["total"].mean / (implicit_test - results.noise_var)))
     ctx["implicit_row"] = {
         "B": integer(c.batch_size), "mu": setting(c.lrs[best]), "lam": setting(0.0),
         "train": num(results.train_loss[best][ok[best]].mean()), "test": pm(*mean_se(results.test_loss[best], ok[best])),
@@ -357,7 +499,7 @@ def context(results: Results) -> dict:
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
         "data": data_context(results.process),
         "lr_rows": _lr_rows(results), "min_percent": integer(round(100 * MIN_FRACTION)),
-        "rho_clear": num(CLEAR, sig=2), "rho_weak": num(WEAK, sig=2), "apart_se": num(APART_SE, sig=2),
+        "alpha": setting(ALPHA), "n_boot": integer(N_BOOT),
         "partition_factor": Tex(r"\frac{N-B}{B(N-1)}"),
     }  # fmt: skip
     return (

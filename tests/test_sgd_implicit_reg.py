@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from torch import nn
 
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
+from experiments import sgd_implicit_reg_stats as sgd_stats
 from experiments.grad_stats import expected_variation
 from experiments.sgd_implicit_reg import PROFILES, Status, Stopping, minibatch_orders, train
 from report.render import render
@@ -18,7 +20,7 @@ SEEDS = {"order_seeds": [7, 8]}  # one mini-batch order per training set
 
 
 def _stop(**changes) -> Stopping:
-    return Stopping(**{"target_loss": 0.0, "check_every": 1, "stall_epochs": 1_000, **changes})
+    return Stopping(**{"target_loss": 0.0, "check_every": 1, "stall_epochs": 1_000, "window": 1, **changes})
 
 
 def _problem(
@@ -97,6 +99,28 @@ def test_stopping_rules():
     assert np.isnan(traj.history[converged_at + 1 :, 0]).all()
 
 
+def test_a_converged_model_trains_on_for_its_window_and_records_it():
+    model, X, Y = _problem(2, same_init=True)
+    data_index, lr = torch.tensor([0, 0]), torch.tensor([0.1, 0.1], dtype=torch.float64)
+    initial = batched_mlp.mse(batched_mlp.forward(model, X[0]), Y[0])[0].item()
+    zero = torch.zeros(2, dtype=torch.float64)
+    plain = train(model, X, Y, data_index, lr, zero, B, _stop(max_epochs=40), **SEEDS)
+    below = np.flatnonzero(plain.history[::2, 0] < 0.95 * initial)  # checks every 2 epochs below the target
+    assert 0 < below[0] < 15
+    stop = _stop(max_epochs=40, target_loss=0.95 * initial, window=4, check_every=2)
+    traj = train(model, X, Y, data_index, lr, zero, B, stop, levels=(0.95 * initial,), **SEEDS)
+    first = int(traj.at_level["epoch"][0, 0])
+    assert first == 2 * below[0]
+    assert (traj.status == Status.CONVERGED).all()
+    assert (traj.stop_epoch == first + 3 * 2).all()  # the crossing check and 3 more
+    np.testing.assert_allclose(traj.at_level["J"][0, 0], plain.history[first : first + 7 : 2, 0], rtol=1e-10)
+    assert np.isfinite(traj.at_level["G"]).all() and np.isfinite(traj.at_level["Vf"]).all()
+    cut = train(model, X, Y, data_index, lr, zero, B, dataclasses.replace(stop, max_epochs=first + 2),
+                levels=(0.95 * initial,), **SEEDS)  # fmt: skip
+    assert (cut.status == Status.CONVERGED).all()  # the budget cuts the window short
+    assert np.isnan(cut.at_level["G"][0, 0, 2:]).all() and np.isfinite(cut.at_level["G"][0, 0, :2]).all()
+
+
 def test_records_gradient_statistics_where_each_level_is_first_crossed():
     model, X, Y = _problem(2)
     data_index, lr = torch.tensor([0, 1]), torch.tensor([0.05, 0.1], dtype=torch.float64)
@@ -114,11 +138,12 @@ def test_records_gradient_statistics_where_each_level_is_first_crossed():
     assert np.isnan(at["epoch"][:, 2]).all()
     for i in range(2):
         epoch = int(at["epoch"][i, 1])
-        assert at["J"][i, 1] == traj.history[epoch, i] < levels[1]
+        assert at["J"][i, 1, 0] == traj.history[epoch, i] < levels[1]
         assert (traj.history[:epoch, i] >= levels[1]).all()
-    G0, V0, _ = expected_variation(model, X[data_index], Y[data_index], B)
-    np.testing.assert_allclose(at["G"][:, 0], G0.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(at["V"][:, 0], V0.numpy(), rtol=1e-10)
+    G0, V0, Vf0 = expected_variation(model, X[data_index], Y[data_index], B)
+    np.testing.assert_allclose(at["G"][:, 0, 0], G0.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(at["V"][:, 0, 0], V0.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(at["Vf"][:, 0, 0], Vf0.numpy(), rtol=1e-10)
 
 
 def test_rejects_batch_size_not_dividing_n():
@@ -200,9 +225,13 @@ def test_more_runs_reproduce_the_shared_runs(quick_results):
     n = small.config.n_runs
     np.testing.assert_array_equal(big.status[:, :n], small.status)
     np.testing.assert_array_equal(big.stop_epoch[:, :n], small.stop_epoch)
-    for field in ("test_loss", "es_test_loss", "grad_norm", "grad_var", "wd_test_loss", "wd_es_test_loss"):
+    for field in ("test_loss", "es_test_loss", "wd_test_loss", "wd_es_test_loss"):
         np.testing.assert_allclose(
             getattr(big, field)[..., :n], getattr(small, field), rtol=1e-4, err_msg=field
+        )
+    for field in ("level_grad_norm", "level_grad_var"):  # (n_lr, n_runs, n_levels, window)
+        np.testing.assert_allclose(
+            getattr(big, field)[:, :n], getattr(small, field), rtol=1e-4, err_msg=field
         )
 
 
@@ -218,14 +247,15 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
         "val_loss",
         "test_loss",
         "es_test_loss",
-        "grad_norm",
-        "grad_var",
     ):
         assert getattr(r, field).shape == (n_lr, n_runs)
-    assert r.level_grad_var.shape == (n_lr, n_runs, len(r.config.loss_levels))
+    assert r.level_grad_var.shape == (n_lr, n_runs, len(r.config.loss_levels), stop.window)
     assert np.isfinite(r.test_loss).all()
-    assert (r.grad_norm > 0).all()
-    assert (r.grad_var > 0).all()
+    end = sgd_stats.final(r)
+    ok = sgd_stats.converged(r)
+    assert ok.any()
+    assert (end["G"][ok] > 0).all() and (end["V"][ok] > 0).all()
+    assert np.isnan(end["G"][~np.isfinite(sgd_stats.target_epoch(r))]).all()
     c = r.config
     assert r.wd_test_loss.shape == (len(c.wd_batch_sizes), len(c.wd_lrs), len(c.wd_lambdas), n_runs)
     sgd_implicit_reg.save(r, tmp_path)
@@ -241,36 +271,41 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
 
 
 def _fake_results() -> sgd_implicit_reg.Results:
-    """Hand-made results: larger μ gives smaller gradient norms and lower test error; μ = 1 diverged."""
+    """Hand-made results: larger μ gives smaller gradient norms and lower test error; the largest μ diverged."""
     config = dataclasses.replace(
-        PROFILES["quick"], lrs=(0.1, 0.2, 0.4, 1.0), n_runs=3, stopping=Stopping(max_epochs=100, check_every=10),
-        wd_lrs=(0.2, 0.4), wd_lambdas=(0.0, 1e-3, 1e-2), loss_levels=(0.1, 0.01),
+        PROFILES["quick"], lrs=(0.1, 0.2, 0.4, 0.8, 1.6, 3.2), n_runs=6, loss_levels=(0.1, 0.01),
+        stopping=Stopping(max_epochs=100, check_every=10, target_loss=0.01, window=2),
+        wd_lrs=(0.2, 0.4), wd_lambdas=(0.0, 1e-3, 1e-2),
     )  # fmt: skip
     rng = np.random.default_rng(0)
+    n_lr, n_runs = len(config.lrs), config.n_runs
     mu = np.array(config.lrs)[:, None]  # (n_lr, 1)
     epochs = np.arange(11) * 10
-    history = np.exp(-epochs[None, None, :] * mu[..., None] / 3) * np.ones((4, 3, 1))
-    status = np.zeros((4, 3), dtype=int)
-    status[3] = Status.DIVERGED
-    wd_test = 0.5 + 0.05 * rng.random((1, 2, 3, 3))
+    history = np.exp(-epochs[None, None, :] * mu[..., None] / 3) * np.ones((n_lr, n_runs, 1))
+    status = np.zeros((n_lr, n_runs), dtype=int)
+    status[-1] = Status.DIVERGED
+    reached = np.where(status[..., None, None] == Status.DIVERGED, np.nan, 1.0)  # (n_lr, n_runs, 1, 1)
+    wd_shape = (1, 2, 3, n_runs)
+    wd_test = 0.5 + 0.05 * rng.random(wd_shape)
     wd_test[0, 1, 1] -= 0.1  # best: μ = 0.4, λ = 1e-3
-    grad_norm = 1e-6 / mu * (1 + 0.1 * rng.random((4, 3)))
-    levels = np.stack([grad_norm * 100, grad_norm * 10], axis=-1)  # (n_lr, n_runs, n_levels): falling with μ
+    grad_norm = 1e-6 / mu * (1 + 0.1 * rng.random((n_lr, n_runs)))
+    # (n_lr, n_runs, n_levels, window): falling with μ at both levels
+    levels = reached * grad_norm[..., None, None] * np.array([100.0, 10.0])[:, None] * np.ones(2)
     return sgd_implicit_reg.Results(
         config=config, process={"noise_std": 0.5}, noise_var=0.25, n_params=1234, epochs=epochs,
-        history=history, status=status, stop_epoch=np.full((4, 3), 100),
-        train_loss=history[..., -1], test_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
-        val_loss=0.6 - 0.1 * mu + 0.01 * rng.random((4, 3)),
-        es_epoch=np.full((4, 3), 50), es_val_loss=np.full((4, 3), 0.55), es_test_loss=np.full((4, 3), 0.55),
-        grad_norm=grad_norm, grad_var=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
-        grad_var_fixed=1e-5 / mu * (1 + 0.1 * rng.random((4, 3))),
-        level_epoch=np.where(status[..., None] == Status.DIVERGED, np.nan, 10.0) * np.ones((1, 1, 2)),
-        level_loss=np.array([0.09, 0.009]) * np.ones((4, 3, 1)), level_grad_norm=levels, level_grad_var=levels * 3,
-        wd_val_loss=wd_test + 0.001 * rng.random((1, 2, 3, 3)),
-        wd_status=np.full((1, 2, 3, 3), Status.STALLED), wd_stop_epoch=np.full((1, 2, 3, 3), 50),
-        wd_train_loss=np.full((1, 2, 3, 3), 0.1), wd_test_loss=wd_test, wd_es_test_loss=wd_test + 0.02,
-        wd_es_epoch=np.full((1, 2, 3, 3), 20),
-        seconds={"b-mu0.1-r0..2": 1.0},
+        history=history, status=status, stop_epoch=np.full((n_lr, n_runs), 100),
+        train_loss=history[..., -1], test_loss=0.6 - 0.02 * mu + 0.001 * rng.random((n_lr, n_runs)),
+        val_loss=0.6 - 0.02 * mu + 0.001 * rng.random((n_lr, n_runs)),
+        es_epoch=np.full((n_lr, n_runs), 50), es_val_loss=np.full((n_lr, n_runs), 0.55),
+        es_test_loss=np.full((n_lr, n_runs), 0.55),
+        level_epoch=reached[..., 0] * np.array([10.0, 20.0]),
+        level_loss=reached * np.array([0.09, 0.009])[:, None] * np.ones(2), level_grad_norm=levels,
+        level_grad_var=levels * 3, level_grad_var_fixed=levels * 3.1,
+        wd_val_loss=wd_test + 0.001 * rng.random(wd_shape),
+        wd_status=np.full(wd_shape, Status.STALLED), wd_stop_epoch=np.full(wd_shape, 50),
+        wd_train_loss=np.full(wd_shape, 0.1), wd_test_loss=wd_test, wd_es_test_loss=wd_test + 0.02,
+        wd_es_epoch=np.full(wd_shape, 20),
+        seconds={"b-mu0.1-r0..5": 1.0},
     )  # fmt: skip
 
 
@@ -281,8 +316,10 @@ def test_convergence_figure_has_one_labelled_series_per_lr():
     assert ax.get_xscale() == "log"
     assert ax.get_yscale() == "log"
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[:4] == ["$\\mu = 0.1$", "$\\mu = 0.2$", "$\\mu = 0.4$", "$\\mu = 1$"]
-    assert len(ax.get_lines()) == 4 * 3 + 1  # every run, plus the target line
+    assert labels[:3] == ["$\\mu = 0.1$", "$\\mu = 0.2$", "$\\mu = 0.4$"]
+    assert len(ax.get_lines()) == 6 * 6 + 1  # every run, plus the target line
+    styles = [line.get_linestyle() for line in ax.get_lines()[:12:6]]
+    assert styles[0] != styles[1]  # neighbouring μ differ in line style, not only in shade
 
 
 def test_gradient_norm_figures_skip_unconverged_lrs():
@@ -290,14 +327,81 @@ def test_gradient_norm_figures_skip_unconverged_lrs():
     fig = sgd_implicit_reg_plot.FIGURES["sgd_grad_norms"](results)
     assert len(fig.axes) == 2  # G and V at matched loss
     assert all((ax.get_xscale(), ax.get_yscale()) == ("log", "log") for ax in fig.axes)
+    assert all(ax.get_ylabel() for ax in fig.axes)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["$J = $$10^{-1}$", "$J = $$10^{-2}$"]
     fig = sgd_implicit_reg_plot.FIGURES["sgd_final_grads"](results)
     assert [len(ax.get_legend().get_texts()) for ax in fig.axes] == [2, 2]  # G and V; G/J and V/J
-    assert all(len(ax.get_yticks()) >= 3 for ax in fig.axes)
+    assert all(len(ax.get_yticks()) >= 3 and ax.get_ylabel() for ax in fig.axes)
     fig = sgd_implicit_reg_plot.FIGURES["sgd_test_vs_grad"](results)
     assert len(fig.axes) == 2
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
-    assert len(fig.legends[0].get_texts()) == 3  # the diverged μ = 1 is left out
+    assert len(fig.legends[0].get_texts()) == 5  # the diverged μ = 3.2 is left out
+    markers = {line.get_marker() for line in fig.axes[0].get_lines()} - {"_", "|"}  # without error-bar caps
+    assert len(markers) == 5  # one symbol per μ
+
+
+def test_weight_decay_figure_labels_the_lambda_grid_and_the_early_stopped_key():
+    results = _fake_results()
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_weight_decay"](results)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "$10^{-3}$", "$10^{-2}$"]
+    assert "evenly spaced" in fig.get_supxlabel()
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert r"$\lambda=0$, early-stopped" in texts
+    key = {
+        str(line.get_color())
+        for line in fig.legends[0].findobj(Line2D)
+        if line.get_markerfacecolor() == "white"
+    }
+    drawn = {str(line.get_color()) for line in ax.get_lines() if line.get_markerfacecolor() == "white"}
+    assert len(key) == len(results.config.wd_lrs) and key == drawn  # the key shows every μ's open symbol
+
+
+def test_rank_correlation_and_paired_tests_are_exact():
+    assert sgd_stats.rank_p(-1.0, 6) == pytest.approx(2 / 720)
+    assert sgd_stats.rank_p(1.0, 3) == pytest.approx(2 / 6)  # three points can never be clear
+    assert sgd_stats.sign_flip_p(np.array([1.0, 2, 3, 4, 5, 6])) == pytest.approx(2 / 64)
+    assert sgd_stats.sign_flip_p(np.array([1.0, -1.0])) == 1.0
+    mus = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
+    runs = np.random.default_rng(1).normal(size=(6, 8))  # (n_mu, n_runs)
+    clean = sgd_stats.against_mu(mus, -np.arange(6.0)[:, None] + 0.01 * runs)
+    assert clean.rho == -1.0 and clean.hi < 0 and clean.clear
+    noisy = sgd_stats.against_mu(mus, runs)  # no trend at all
+    assert noisy.lo < 0 < noisy.hi and not noisy.clear
+    assert sgd_stats.relation(noisy).startswith("no clear trend")
+    few = sgd_stats.against_mu(mus[:3], -np.arange(3.0)[:, None] + 0.01 * runs[:3])
+    assert few.rho == -1.0 and not few.clear  # a perfect order of three means is not enough
+    d = sgd_stats.paired(np.array([1.0, 2, np.nan, 4]), np.array([0.5, 1.5, 3, np.nan]))
+    assert (d.mean, d.n) == (0.5, 2)
+
+
+def test_epochs_slope_recovers_one_over_mu():
+    mus = np.array([0.1, 0.2, 0.4, 0.8])
+    noise = np.exp(0.1 * np.random.default_rng(2).normal(size=(4, 8)))
+    slope, lo, hi = sgd_stats.epochs_slope(mus, 100 / mus[:, None] * noise)
+    assert slope == pytest.approx(-1, abs=0.1) and lo < -1 < hi
+    slope, lo, hi = sgd_stats.epochs_slope(mus, 100 / np.sqrt(mus[:, None]) * noise)
+    assert lo > -1  # a slower fall than 1/μ is told apart
+
+
+def test_levels_are_compared_on_the_mu_that_reach_the_target():
+    """A μ whose runs cross the first level but mostly not the target is left out at every level."""
+    results = _fake_results()
+    status, level_epoch = results.status.copy(), results.level_epoch.copy()
+    status[0, :4] = Status.MAX_EPOCHS  # μ = 0.1: 2 of 6 runs reach the target
+    level_epoch[0, :4, 1] = np.nan
+    level_grad_norm = results.level_grad_norm.copy()
+    level_grad_norm[0, :4, 1] = np.nan
+    ctx = sgd_implicit_reg_plot.context(
+        dataclasses.replace(results, status=status, level_epoch=level_epoch, level_grad_norm=level_grad_norm)
+    )
+    assert [e["mu"] for e in ctx["left_out"]] == [r"\num{0.1}", r"\num{3.2}"]
+    assert all(e["first"] == r"\num{0.2}" for e in ctx["levels"])  # the same μ set at both levels
+
+
+def test_window_mean_is_geometric_and_skips_missing_checks():
+    values = np.array([[1.0, 4.0, np.nan], [np.nan, np.nan, np.nan]])
+    np.testing.assert_allclose(sgd_stats.window_mean(values), [2.0, np.nan])
 
 
 def test_context_follows_the_data():
@@ -306,14 +410,19 @@ def test_context_follows_the_data():
     assert ctx["all_G_hold"] and ctx["all_V_hold"]
     assert ctx["levels"][0]["G"].startswith("a clear decrease")
     assert ctx["test_shape"] == "decreasing"
-    assert ctx["status_notes"][0]["mu"] == r"\mu=\num{1}"
-    assert ctx["status_notes"][0]["what"] == r"\num{3} of the \num{3} runs diverged"
+    assert ctx["left_out"] == [{"mu": r"\num{3.2}", "n": r"\num{0}"}]
+    assert ctx["status_notes"][0]["mu"] == r"\mu=\num{3.2}"
+    assert ctx["status_notes"][0]["what"] == r"\num{6} of the \num{6} runs diverged"
     assert ctx["wd_verdict"] == "wd_better"
     assert ctx["wd_best"]["lam"] == r"\num{0.001}"
     assert ctx["wd_best"]["best"]
-    flipped = dataclasses.replace(results, level_grad_norm=results.level_grad_norm[::-1].copy())
+    order = [4, 3, 2, 1, 0, 5]  # the converged μ in reverse; the diverged one stays last
+    flipped = dataclasses.replace(results, level_grad_norm=results.level_grad_norm[order].copy())
     assert not sgd_implicit_reg_plot.context(flipped)["levels_G_hold"]
     assert sgd_implicit_reg_plot.context(flipped)["levels"][0]["G"].startswith("a clear increase")
+    scrambled = results.level_grad_norm[[2, 0, 4, 1, 3, 5]]  # no monotone order
+    ctx = sgd_implicit_reg_plot.context(dataclasses.replace(results, level_grad_norm=scrambled))
+    assert ctx["levels"][0]["G"].startswith("no clear trend")
     no_gain = dataclasses.replace(results, wd_test_loss=results.wd_test_loss + 1.0)
     assert sgd_implicit_reg_plot.context(no_gain)["wd_verdict"] == "implicit_better"
 
@@ -328,4 +437,6 @@ def test_section_renders_for_the_fake_results():
         },
     )
     assert r"\label{sec:sgd_implicit_reg}" in text
-    assert "falls with the learning rate at every loss level" in text  # chosen for V falling at matched loss
+    assert (
+        "falls clearly with the learning rate at every loss level" in text
+    )  # chosen for V falling at matched loss
