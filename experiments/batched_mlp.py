@@ -160,8 +160,10 @@ def losses_and_grads(
         weight_grads.append(torch.matmul(activations[layer].mT, delta))
         bias_grads.append(delta.sum(-2, keepdim=True))
         if layer > 0:
-            # a ReLU output is >= 0, so its sign (1 or 0) is ReLU's derivative; the fastest form of it here
-            delta = torch.matmul(delta, params.weights[layer].mT).mul_(torch.sign(activations[layer]))
+            # ReLU's backward as autograd runs it: the gradient where the unit's output is > 0, else 0
+            delta = torch.ops.aten.threshold_backward(
+                torch.matmul(delta, params.weights[layer].mT), activations[layer], 0
+            )
     grads = [*reversed(weight_grads), *reversed(bias_grads)]
     return loss, torch.cat([g.reshape(len(flat), -1) for g in grads], 1)
 

@@ -84,70 +84,80 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _Memory:
     """Each model's last ``size`` curvature pairs in the compact form of Byrd, Nocedal & Schnabel (1994).
 
-    Pair k (counting from 0) is stored in slot ``k % size`` of ``S`` and ``Y`` (n_models, size, P),
-    so adding a pair writes one slot instead of shifting the others; a pair without positive
-    curvature is stored as zeros.  ``SY[i, j] = s_i . y_j`` for i <= j (zero below the diagonal)
-    and ``YY = Y Y^T``, both (n_models, m, m) in chronological order, grow by one column per pair.
-    The product of the inverse-Hessian approximation with a vector then costs four batched
-    matrix-vector products and two m x m triangular solves instead of the two-loop recursion's
-    4m small operations: at these sizes an operation's fixed cost, not its arithmetic, sets the
-    time of an iteration.
+    ``V`` (n_models, 2 size, P) stores pair k (counting from 0) as s in row ``k % size`` and y in
+    row ``size + k % size``, so adding a pair writes two rows instead of shifting the others; a pair
+    without positive curvature is stored as zeros.  ``SY[i, j] = s_i . y_j`` for i <= j (zero below
+    the diagonal) and ``YY = Y Y^T``, both (n_models, m, m) in chronological order, grow by one
+    column per pair.  ``Vg`` is ``V`` times the current gradient g.  Since y = g_new - g, one
+    product ``V g_new`` gives both the new column ``V y`` (as ``V g_new - V g``) and the next
+    ``Vg``, so an iteration reads ``V`` twice (there and in the final combination) instead of the
+    two-loop recursion's 4m small operations, and without autograd-sized bookkeeping: at these sizes
+    an operation's fixed cost, then memory traffic, not arithmetic, set the time of an iteration.
     """
 
-    S: torch.Tensor
-    Y: torch.Tensor
+    V: torch.Tensor
     SY: torch.Tensor
     YY: torch.Tensor
+    Vg: torch.Tensor
     count: int = 0  # pairs added so far
 
     @classmethod
-    def empty(cls, like: torch.Tensor, size: int) -> "_Memory":
-        vectors, matrix = like.new_zeros(len(like), size, like.shape[1]), like.new_zeros(len(like), 0, 0)
-        return cls(vectors, vectors.clone(), matrix, matrix, 0)
+    def empty(cls, g: torch.Tensor, size: int) -> "_Memory":
+        """No pairs yet, for the models whose gradients are the rows of ``g``."""
+        matrix = g.new_zeros(len(g), 0, 0)
+        return cls(g.new_zeros(len(g), 2 * size, g.shape[1]), matrix, matrix, g.new_zeros(len(g), 2 * size))
+
+    @property
+    def size(self) -> int:
+        return self.V.shape[1] // 2
 
     @property
     def order(self) -> torch.Tensor:
         """The slots of the stored pairs, oldest first."""
-        size = self.S.shape[1]
-        return torch.arange(max(0, self.count - size), self.count, device=self.S.device) % size
+        return torch.arange(max(0, self.count - self.size), self.count, device=self.V.device) % self.size
 
     def rows(self, keep: torch.Tensor) -> "_Memory":
-        return _Memory(self.S[keep], self.Y[keep], self.SY[keep], self.YY[keep], self.count)
+        return _Memory(self.V[keep], self.SY[keep], self.YY[keep], self.Vg[keep], self.count)
 
-    def append(self, s: torch.Tensor, y: torch.Tensor) -> "_Memory":
-        """The memory with the pair ``(s, y)`` added (rows of zeros: no pair), the oldest dropped when full."""
-        order = self.order
-        sy_column = torch.cat([_times(self.S, y)[:, order], _dot(s, y).unsqueeze(1)], 1)
-        yy_column = torch.cat([_times(self.Y, y)[:, order], _dot(y, y).unsqueeze(1)], 1)
+    def append(self, s: torch.Tensor, y: torch.Tensor, g_new: torch.Tensor, keep: torch.Tensor) -> "_Memory":
+        """The memory with the pair ``(s, y)`` added where ``keep`` (else an empty pair), the gradient now ``g_new``.
+
+        ``y`` must be ``g_new`` minus the gradient of the last call.  The oldest pair is dropped
+        when the memory is full.
+        """
+        order, size, slot = self.order, self.size, self.count % self.size
+        Vg = _times(self.V, g_new)
+        Vy = Vg - self.Vg  # V (g_new - g); float64 keeps it exact enough for the curvature matrices
+        weight = keep.to(s.dtype).unsqueeze(1)
+        sy_column = torch.cat([Vy[:, order], _dot(s, y).unsqueeze(1)], 1) * weight
+        yy_column = torch.cat([Vy[:, size + order], _dot(y, y).unsqueeze(1)], 1) * weight
         SY = torch.cat([torch.nn.functional.pad(self.SY, (0, 0, 0, 1)), sy_column.unsqueeze(2)], 2)
         YY = torch.cat([torch.cat([self.YY, yy_column[:, :-1].unsqueeze(1)], 1), yy_column.unsqueeze(2)], 2)
-        size = self.S.shape[1]
-        self.S[:, self.count % size], self.Y[:, self.count % size] = s, y
+        self.V[:, slot], self.V[:, size + slot] = s * weight, y * weight
+        Vg[:, slot], Vg[:, size + slot] = _dot(s, g_new) * weight[:, 0], _dot(y, g_new) * weight[:, 0]
         first = 1 if len(order) == size else 0
-        return _Memory(self.S, self.Y, SY[:, first:, first:], YY[:, first:, first:], self.count + 1)
+        return _Memory(self.V, SY[:, first:, first:], YY[:, first:, first:], Vg, self.count + 1)
 
     def inverse_hessian_times(self, g: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        """H g for H = the L-BFGS inverse-Hessian approximation with H_0 = gamma I (Nocedal & Wright, eq. 7.24).
+        """H g for the current gradient g and H the L-BFGS inverse-Hessian approximation with H_0 = gamma I.
 
-        H g = gamma g + S^T R^-T ((D + gamma Y Y^T) u - gamma Y g) - gamma Y^T u,  u = R^-1 S g,
-        with R the upper triangle of SY and D its diagonal.  An empty pair has a zero row and
-        column in every matrix; a unit diagonal entry of R there leaves the other pairs' terms
-        as they are and contributes nothing.
+        H g = gamma g + S^T R^-T ((D + gamma Y Y^T) u - gamma Y g) - gamma Y^T u,  u = R^-1 S g
+        (Nocedal & Wright, eq. 7.24), with R the upper triangle of SY and D its diagonal.  An empty
+        pair has a zero row and column in every matrix; a unit diagonal entry of R there leaves the
+        other pairs' terms as they are and contributes nothing.
         """
         if self.count == 0:
             return gamma.unsqueeze(1) * g
-        order = self.order
+        order, size = self.order, self.size
         D = torch.diagonal(self.SY, dim1=1, dim2=2)
         R = self.SY + torch.diag_embed((D == 0).to(g.dtype))
-        u = torch.linalg.solve_triangular(R, _times(self.S, g)[:, order].unsqueeze(2), upper=True)
+        u = torch.linalg.solve_triangular(R, self.Vg[:, order].unsqueeze(2), upper=True)
         gamma_ = gamma.view(-1, 1, 1)
-        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - _times(self.Y, g)[:, order].unsqueeze(2))
+        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - self.Vg[:, size + order].unsqueeze(2))
         p = torch.linalg.solve_triangular(R.mT, v, upper=False)
-        p_slots, u_slots = torch.zeros_like(self.S[:, :, 0]), torch.zeros_like(self.S[:, :, 0])
-        p_slots[:, order], u_slots[:, order] = p.squeeze(2), u.squeeze(2) * gamma.unsqueeze(1)
-        return gamma.unsqueeze(1) * g + (
-            p_slots.unsqueeze(1) @ self.S - u_slots.unsqueeze(1) @ self.Y
-        ).squeeze(1)
+        coefficients = torch.zeros_like(self.Vg)  # of the rows of V: p on the s rows, -gamma u on the y rows
+        coefficients[:, order], coefficients[:, size + order] = p.squeeze(2), -(gamma_ * u).squeeze(2)
+        return gamma.unsqueeze(1) * g + (coefficients.unsqueeze(1) @ self.V).squeeze(1)
 
 
 def _times(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -171,7 +181,7 @@ def lbfgs(
     f, g = batched_mlp.losses_and_grads(sub, x, X, Y)
     f_all = f.clone()
     stop = torch.where(f < settings.tol, Stop.INTERPOLATED, -1).to(device=dev, dtype=torch.long)
-    memory = _Memory.empty(x, settings.history)
+    memory = _Memory.empty(g, settings.history)
     gamma = torch.full((n,), settings.first_step, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
     iterations = torch.zeros(n, dtype=torch.long, device=dev)
     evaluations = torch.ones(n, dtype=torch.long, device=dev)
@@ -212,7 +222,7 @@ def lbfgs(
         s, y = x_new - x, g_new - g
         sy = _dot(s, y)
         curved = sy > 1e-12 * _dot(s, s).sqrt() * _dot(y, y).sqrt()  # keep only pairs with positive curvature
-        memory = memory.append(s * curved.unsqueeze(1), y * curved.unsqueeze(1))
+        memory = memory.append(s, y, g_new, curved)
         gamma = torch.where(curved, sy / _dot(y, y).clamp_min(1e-300), gamma)
         x, f, g = x_new, f_new, g_new
         f_all[live] = f

@@ -99,25 +99,24 @@ def two_loop(
 
 
 def test_the_compact_memory_multiplies_like_the_two_loop_recursion():
-    # pairs of a random quadratic per model; a zero pair (no positive curvature) is skipped; the
-    # memory of 4 wraps around twice
+    # steps on a random quadratic per model (gradient A x - c, so y = A s); a pair without positive
+    # curvature is skipped; the memory of 4 wraps around twice
     gen = torch.Generator().manual_seed(0)
     n, size, history = 3, 12, 4
     A = torch.randn(n, size, size, generator=gen, dtype=torch.float64)
     A = A @ A.mT + torch.eye(size, dtype=torch.float64)
-    memory, pairs = _Memory.empty(torch.zeros(n, size, dtype=torch.float64), history), [[] for _ in range(n)]
+    g = torch.randn(n, size, generator=gen, dtype=torch.float64)
+    memory, pairs = _Memory.empty(g, history), [[] for _ in range(n)]
     for k in range(10):
         s = torch.randn(n, size, generator=gen, dtype=torch.float64)
-        s[1] *= k != 3  # model 1 stores an empty pair at k = 3
         y = (A @ s.unsqueeze(2)).squeeze(2)
-        memory = memory.append(s, y)
+        keep = torch.tensor([True, k != 3, True])  # model 1 stores an empty pair at k = 3
+        g = g + y
+        memory = memory.append(s, y, g, keep)
         for i in range(n):
-            pairs[i] = (pairs[i] + [(s[i], y[i])])[-history:]
-        g, gamma = (
-            torch.randn(n, size, generator=gen, dtype=torch.float64),
-            torch.rand(n, dtype=torch.float64),
-        )
+            pairs[i] = (pairs[i] + [(s[i], y[i], bool(keep[i]))])[-history:]
+        gamma = torch.rand(n, generator=gen, dtype=torch.float64)
         product = memory.inverse_hessian_times(g, gamma)
         for i in range(n):
-            kept = [(a, b) for a, b in pairs[i] if a.abs().sum() > 0]
+            kept = [(a, b) for a, b, used in pairs[i] if used]
             torch.testing.assert_close(product[i], two_loop(kept, g[i], gamma[i]), rtol=1e-10, atol=1e-12)
