@@ -196,14 +196,14 @@ def lbfgs(
             live, x, f, g, gamma = live[active], x[active], f[active], g[active], gamma[active]
             memory = memory.rows(active)
             sub = _rows(model, live)
-            active = active[active]
+        # from here on every model of the batch is still optimized
         r = memory.inverse_hessian_times(g, gamma)
         d = torch.where((_dot(g, r) > 0).unsqueeze(1), -r, -gamma.unsqueeze(1) * g)  # else steepest descent
         slope = _dot(g, d)
-        t = torch.where(active, 1.0, 0.0).to(x.dtype)
-        trial = x + t.unsqueeze(1) * d
+        t = torch.ones_like(f)  # the step length of each model's line search
+        trial = x + d
         f_new, g_new = batched_mlp.losses_and_grads(sub, trial, X, Y)
-        accepted = ~active | (f_new <= f + settings.armijo * t * slope)
+        accepted = f_new <= f + settings.armijo * slope
         x_new = torch.where(accepted.unsqueeze(1), trial, x)
         f_new, g_new = torch.where(accepted, f_new, f), torch.where(accepted.unsqueeze(1), g_new, g)
         for _ in range(settings.halvings):  # halve the step of the models still searching, on those alone
@@ -228,9 +228,9 @@ def lbfgs(
         f_all[live] = f
         history.append(f_all.clone())
         moved = torch.zeros(n, dtype=torch.bool, device=dev)
-        moved[live] = active & ~searching
-        iterations += (stop < 0).long()
-        evaluations[live] += active.long()
+        moved[live] = accepted
+        iterations[live] += 1
+        evaluations[live] += 1
         evaluation_history.append(evaluations.clone())
         stop[live] = torch.where(searching, Stop.NO_DECREASE, stop[live])
         stop = torch.where(moved & (f_all < settings.tol), Stop.INTERPOLATED, stop)
