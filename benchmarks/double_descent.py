@@ -5,6 +5,11 @@ by less than 1 % over 500 iterations, a budget of 20 000 iterations, stopped mod
 the batch only once half of it has stopped).  *Two-loop*: as of ``5ac81dc`` (the scale-free "too
 slow to reach tol" stall, stopped models dropped at once, the two-loop recursion and autograd).
 *New*: the current module (the compact inverse-Hessian product and hand-written backpropagation).
+Near the threshold a model's iteration count depends on rounding (a creeping network may need
+three times the iterations after a change that only reorders sums), so besides the time to the
+stopping criterion the benchmark prints the CPU time per iteration with stopping disabled, for the
+whole batch and for a single model (the creeping tail), which compares the procedures' cost
+independently of their trajectories.
 Earlier versions are loaded from git history together with their ``batched_mlp``, so that they run
 exactly as they did.  All train the same (width, seed) models on the full profile's training set of
 size N, as one batch, on one intra-op thread, in one run.  For each procedure it prints CPU and wall
@@ -21,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +39,7 @@ from experiments.data import make_data
 
 EARLIER = {"original": "6f2da12", "two-loop": "5ac81dc"}  # procedure name -> commit
 ROOT = Path(__file__).resolve().parents[1]
+FIXED_ITERATIONS = 1000  # per procedure and batch size, for the cost of one iteration
 
 
 def from_git(commit: str, path: str, name: str, directory: Path) -> ModuleType:
@@ -106,6 +113,18 @@ def main(argv: list[str] | None = None) -> None:
         "CPU time relative to the original: "
         + ", ".join(f"{k} {v[2] / base:.2f}" for k, v in results.items())
     )
+    print(f"CPU per iteration with stopping disabled ({FIXED_ITERATIONS} iterations, ms):")
+    for size in (len(pairs), 1):
+        costs = []
+        for name, module, settings in procedures:
+            model = batched_mlp.init(
+                [w for w, _ in pairs[:size]], [s for _, s in pairs[:size]], 2, dtype=torch.float64
+            )
+            never = replace(settings, tol=0.0, window=10**9, max_iters=FIXED_ITERATIONS)
+            cpu = time.process_time()
+            module.lbfgs(model, X, Y, never)
+            costs.append(f"{name} {1e3 * (time.process_time() - cpu) / FIXED_ITERATIONS:.2f}")
+        print(f"  {size:3d} model(s): " + ", ".join(costs))
     print("per model (M, seed): iterations and stop, " + " / ".join(results))
     for i, (w, s) in enumerate(pairs):
         cells = [
