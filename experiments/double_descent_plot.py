@@ -40,10 +40,19 @@ def power_of_ten(x: float) -> str:
 
 
 def threshold_index(interpolated: np.ndarray) -> int | None:
-    """Index of the smallest width from which on every seed interpolates; None if the widest does not.
+    """Index of the smallest width at which every seed interpolates; None if there is none.
 
-    ``interpolated`` is (n_widths, n_seeds) boolean, widths sorted.
+    ``interpolated`` is (n_widths, n_seeds) boolean, widths sorted.  A wider network can represent
+    every narrower one (zero weights on its extra units), so capacity only grows with the width: a
+    seed that stalls above this width is an optimizer failure and does not move the threshold
+    (:func:`settled_index` gives the width from which on no seed fails).
     """
+    every = np.flatnonzero(interpolated.all(axis=1))
+    return int(every[0]) if every.size else None
+
+
+def settled_index(interpolated: np.ndarray) -> int | None:
+    """Index of the smallest width from which on every seed interpolates; None if the widest does not."""
     every = interpolated.all(axis=1)
     if not every[-1]:
         return None
@@ -198,14 +207,25 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     peak_M = int(widths[peak])
 
     low, high = peak_range(sweep.test)
-    inside = {
-        name: widths[low] <= w <= widths[high] for name, w in (("P", by_P.width), ("P_eff", by_eff.width))
-    }
+    # a peak found on the grid lies, on the M axis, between the midpoints to the neighbouring widths
+    lo_edge = (widths[low - 1] + widths[low]) / 2 if low > 0 else widths[low]
+    hi_edge = (widths[high] + widths[high + 1]) / 2 if high + 1 < len(widths) else widths[high]
+    inside = {name: lo_edge <= w <= hi_edge for name, w in (("P", by_P.width), ("P_eff", by_eff.width))}
     loose = threshold_index(sweep.train < TARGET)
 
     stalled = np.isin(sweep.stop, [Stop.STALLED, Stop.NO_DECREASE])
     uncertified = sweep.stop == Stop.UNCERTIFIED
-    partial = [int(w) for w, row in zip(widths, interpolated, strict=True) if row.any() and not row.all()]
+    partial = [  # below the threshold, some seeds interpolate and some do not
+        int(w)
+        for w, row in zip(widths[:index], interpolated[:index], strict=True)
+        if row.any() and not row.all()
+    ]
+    settled = settled_index(interpolated)
+    failures = [
+        {"M": integer(widths[i]), "count": integer(interpolated[i].sum())}
+        for i in range(len(widths))
+        if index is not None and i > index and not interpolated[i].all()
+    ]
     return {
         "n": integer(sweep.n),
         "equations": integer(equations),
@@ -230,6 +250,8 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "peak_low": integer(widths[low]),
         "peak_high": integer(widths[high]),
         "peak_sharp": low == high,
+        "peak_lo_edge": num(lo_edge, sig=3),
+        "peak_hi_edge": num(hi_edge, sig=3),
         "loose_found": loose is not None,
         "loose_M": integer(widths[loose]) if loose is not None else "",
         "loose_same": loose == index,
@@ -261,6 +283,8 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "uncertified_max": num(sweep.train[uncertified].max()) if uncertified.any() else "",
         "partial": bool(partial),
         "partial_widths": widths_text(partial) if partial else "",
+        "failures": failures,
+        "settled_M": integer(widths[settled]) if settled is not None else "",
         "max_iterations": integer(sweep.iterations.max()),
         "uncertified_below": bool(index is not None and uncertified[:index].any()),
     }
@@ -393,7 +417,7 @@ def context(results: Results) -> dict:
         "n_models": integer(len(widths) * len(config.seeds) * len(results.sweeps)),
         "P": tex(latex(P)),
         "P_eff": tex(latex(P_eff)),
-        "tol": num(opt.tol, sig=1),
+        "tol": tex(power_of_ten(opt.tol)),
         "window": integer(opt.window),
         "min_decrease": num(100 * opt.min_decrease, sig=1),
         "history": integer(opt.history),
