@@ -18,8 +18,8 @@ Every word that calls a relation or a difference *clear* is chosen by a printed 
 """
 
 import functools
-from collections.abc import Callable
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -350,7 +350,7 @@ def _peak(values: np.ndarray, mus: np.ndarray) -> dict | None:
         return None
     ends = [(e, paired(values[k], values[e])) for e in (0, len(mean) - 1)]
     return {
-        "mu": setting(mus[k]), "clear": all(d.verdict == "higher" for _, d in ends),
+        "mu": setting(mus[k]), "is_clear": all(d.verdict == "higher" for _, d in ends),
         "ends": [{"mu": setting(mus[e]), "factor": num(np.exp(d.mean), sig=2), "p": num(d.p, sig=2)}
                  for e, d in ends],
     }  # fmt: skip
@@ -372,6 +372,10 @@ def verdicts(results: Results, keep: np.ndarray) -> dict[str, list[str]]:
     }
     test = masked(results.test_loss, keep)[usable(converged(results))]
     return out | {"test": [shape(test, against_mu(mus, test))]}
+
+
+WORDS = {"decreasing": "a clear decrease", "increasing": "a clear increase", "mixed": "no clear trend",
+         "peak": "a peak", "valley": "a valley"}  # fmt: skip
 
 
 def _level_context(results: Results) -> dict:
@@ -422,7 +426,7 @@ def _level_context(results: Results) -> dict:
     ctx["all_runs_agree"] = same == differ
     ctx["all_runs_differ"] = Tex(", ".join(
         f"{'the test MSE' if key == 'test' else f'${key}$ at $J={power(c.loss_levels[k])}$'}"
-        f" ({a} rather than {b})"
+        f" ({WORDS[a]} rather than {WORDS[b]})"
         for key in same for k, (a, b) in enumerate(zip(same[key], differ[key], strict=True)) if a != b
     ))  # fmt: skip
     return ctx
@@ -502,25 +506,24 @@ def _wd_context(results: Results) -> dict:
         test_loss = (results.wd_es_test_loss if early else results.wd_test_loss)[idx]
         return {
             "B": integer(c.wd_batch_sizes[i]), "mu": setting(c.wd_lrs[k]), "lam": setting(c.wd_lambdas[m]),
-            "train": Tex("--") if early else num(results.wd_train_loss[idx].mean()),
+            "train": Tex(r"n.r.") if early else pm(*mean_se(results.wd_train_loss[idx])),
             "test": pm(*mean_se(test_loss)), "note": Tex(note), "best": bold,
         }  # fmt: skip
 
-    rows = [row(sel, "best on validation", bold=True)]
+    rows = []  # every λ of the grid at the selected (B, μ), the early-stopped λ = 0 after λ = 0
+    for m in range(len(c.wd_lambdas)):
+        idx = (sel[0], sel[1], m)
+        note = "best on validation" if m == sel[2] else r"$\lambda=0$, same rule" if m == zero else ""
+        rows.append(row(idx, note, bold=m == sel[2]))
+        if m == zero:
+            rows.append(row(base, r"$\lambda=0$, early-stopped", early=True))
     if by_test != sel:
         rows.append(row(by_test, "best on test"))
-    if sel[2] != zero:
-        rows.append(row(base, r"$\lambda=0$, same rule"))
-    rows.append(row(base, r"$\lambda=0$, early-stopped", early=True))
-    for dm, note in [(-1, r"smaller $\lambda$"), (1, r"larger $\lambda$")]:
-        m = sel[2] + dm
-        if 0 <= m < len(c.wd_lambdas) and m != zero:
-            rows.append(row((sel[0], sel[1], m), note))
     ok = converged(results)
     best = implicit_best(results, results.val_loss)  # no-weight-decay μ of (b) selected on validation
     decayed = np.array(c.wd_lambdas) != 0
     ctx = {
-        "wd_rows": rows, "wd_best": rows[0], "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas),
+        "wd_rows": rows, "wd_best": rows[[r["best"] for r in rows].index(True)], "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas),
         "wd_lr_set": in_set(r"\mu", c.wd_lrs), "wd_B_set": in_set("B", c.wd_batch_sizes),
         "wd_test_selected_differs": by_test != sel,
         "wd_best_lambda_at_edge": bool(sel[2] == len(c.wd_lambdas) - 1 or (sel[2] == 1 and zero == 0)),
@@ -551,7 +554,7 @@ def _wd_context(results: Results) -> dict:
     ctx["gap_closed"] = integer(round(100 * -effects["total"].mean / (implicit_test - results.noise_var)))
     ctx["implicit_row"] = {
         "B": integer(c.batch_size), "mu": setting(c.lrs[best]), "lam": setting(0.0),
-        "train": num(results.train_loss[best][ok[best]].mean()), "test": pm(*mean_se(results.test_loss[best], ok[best])),
+        "train": pm(*mean_se(results.train_loss[best], ok[best])), "test": pm(*mean_se(results.test_loss[best], ok[best])),
         "note": Tex(r"(b), to target"), "best": False,
     }  # fmt: skip
     ctx["implicit_mu"] = setting(c.lrs[best])
