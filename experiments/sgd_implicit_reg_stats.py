@@ -403,6 +403,7 @@ def _level_context(results: Results) -> dict:
            "window_epochs": integer((c.stopping.window - 1) * c.stopping.check_every),
            "n_common": integer(keep[rows[0]].sum()) if len(rows) else integer(0),
            "common_is_all": bool((keep[rows] == ok[rows]).all()),
+           "min_sign_p": num(2 / 2 ** keep[rows[0]].sum(), sig=2) if len(rows) else None,
            "min_rank_p": num(rank_p(1.0, len(rows)), sig=2), "n_usable": integer(len(rows))}  # fmt: skip
     ctx["G_rises_first"] = any(e["G_peak"] and e["G_trend"] != "decreasing" for e in levels)
     for key in ("G", "V"):
