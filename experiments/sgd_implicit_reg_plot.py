@@ -104,7 +104,7 @@ def plot_convergence(results: Results) -> Figure:
     handles = [Line2D([], [], color="k", lw=1.5), Line2D([], [], color="0.6", lw=1.5),
                Line2D([], [], color="C3", ls=":", lw=1.5)]  # fmt: skip
     fig.legend(
-        handles, ["converged run", "other run", "target"], loc="outside lower center", ncols=3, fontsize=8
+        handles, ["converged run", "other run", "target"], loc="outside upper center", ncols=3, fontsize=8
     )
     return fig
 
