@@ -393,7 +393,7 @@ def _level_context(results: Results) -> dict:
         J_ratio = np.exp(np.nanmean(J, 1)) / level  # per μ: the window's geometric-mean J over the level
         levels.append({
             "level": power(level), "value": level, "G": relation(corr_G), "V": relation(corr_V),
-            "G_trend": trend(corr_G), "V_trend": trend(corr_V), "G_rho": num(corr_G.rho, sig=2),
+            "G_trend": trend(corr_G), "V_trend": trend(corr_V), "G_corr": corr_tex(corr_G), "V_corr": corr_tex(corr_V), "G_rho": num(corr_G.rho, sig=2),
             "G_p": num(corr_G.p, sig=2), "G_peak": _peak(G, mus), "V_peak": _peak(V, mus),
             "G_small": num(np.exp(mG[1] - mG[0]), sig=2), "mu0": setting(mus[0]), "mu1": setting(mus[1]),
             "V_change": change(np.exp(mV[-1] - mV[0])), "first": setting(mus[0]), "last": setting(mus[-1]),
@@ -405,7 +405,8 @@ def _level_context(results: Results) -> dict:
            "common_is_all": bool((keep[rows] == ok[rows]).all()),
            "min_sign_p": num(2 / 2 ** keep[rows[0]].sum(), sig=2) if len(rows) else None,
            "min_rank_p": num(rank_p(1.0, len(rows)), sig=2), "n_usable": integer(len(rows))}  # fmt: skip
-    ctx["G_rises_first"] = any(e["G_peak"] and e["G_trend"] != "decreasing" for e in levels)
+    rises = [e["G_peak"] for e in levels if e["G_peak"] and e["G_trend"] != "decreasing"]
+    ctx["G_rises_first"], ctx["G_rise_clear"] = bool(rises), any(pk["is_clear"] for pk in rises)
     for key in ("G", "V"):
         for word in ("decreasing", "increasing", "mixed"):
             at = [e["value"] for e in levels if e[f"{key}_trend"] == word]
