@@ -17,6 +17,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from experiments.sgd_implicit_reg import Results
 from experiments.sgd_implicit_reg_stats import (
+    common_runs,
     context,
     converged,
     final,
@@ -32,7 +33,7 @@ __all__ = ["FIGURES", "context"]
 
 G_LABEL = r"$G=\Vert\nabla J\Vert^{2}$"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per μ or level: neighbours differ in grey print too
-DASHES = ("-", "--")  # alternate between neighbouring μ
+DISTINCT = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666", "#e6ab02")
 
 
 def _marker(j: int) -> str:
@@ -43,15 +44,18 @@ def power_label(x: float) -> str:
     """A positive number in mathtext as m x 10^e, e.g. 1e-05 -> $10^{-5}$, 2e-05 -> $2\\times10^{-5}$."""
     exponent = int(np.floor(np.log10(x) + 1e-9))
     mantissa = round(x / 10**exponent, 1)
+    if exponent == 0:
+        return f"{mantissa:g}"
     if mantissa == 1:
         return rf"$10^{{{exponent}}}$"
     return rf"${mantissa:g}\times10^{{{exponent}}}$"
 
 
 def _log_ticks(ax: Axes, axis: str = "y") -> None:
-    """Log-axis ticks labelled m x 10^e, with mantissas 1, 2, 5 (or 1, 3) when the data span few decades."""
+    """Log-axis ticks labelled m x 10^e, with mantissas 1, 2, 5 (or 1, 3) when the data span few decades
+    (one step sparser on x, whose labels are wider than the room between ticks)."""
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
-    decades = np.log10(hi / lo)
+    decades = np.log10(hi / lo) * (1 if axis == "y" else 2)
     subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 3 else (1.0,)
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_locator(LogLocator(subs=subs))
@@ -80,27 +84,37 @@ def _mu_axis(ax: Axes, mus: np.ndarray) -> None:
 
 
 def plot_convergence(results: Results) -> Figure:
-    """Training MSE against epochs for every μ and run (log-log), with the target loss; legend outside.
-    Neighbouring μ alternate solid and dashed lines, so they differ in grey print too."""
-    fig, ax = plt.subplots(figsize=figsize(3.4), layout="constrained")
-    epochs = results.epochs[1:]
-    colours = sequential(len(results.config.lrs))
-    for j, (mu, colour, runs) in enumerate(zip(results.config.lrs, colours, results.history, strict=True)):
+    """Training MSE against epochs (log-log), one panel per μ (shared axes): every run as a thin grey
+    line, the converged ones dark, with the target loss dotted; the panel title counts the converged."""
+    lrs = results.config.lrs
+    n_cols = (len(lrs) + 1) // 2
+    fig, axes = plt.subplots(2, n_cols, figsize=figsize(3.6), sharex=True, sharey=True, layout="constrained",
+                             squeeze=False)  # fmt: skip
+    epochs, ok = results.epochs[1:], converged(results)
+    for j, (ax, mu, runs) in enumerate(zip(axes.flat, lrs, results.history, strict=False)):
         for r, history in enumerate(runs):
-            ax.plot(epochs, history[1:], color=colour, lw=0.7, alpha=0.7, ls=DASHES[j % 2],
-                    label=_mu_label(mu) if r == 0 else None)  # fmt: skip
-    ax.axhline(results.config.stopping.target_loss, color="k", ls=":", lw=1.0, label="target")
-    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training MSE")
-    fig.legend(loc="outside right center")
+            ax.plot(epochs, history[1:], color="k" if ok[j, r] else "0.6", lw=0.8 if ok[j, r] else 0.6)
+        ax.axhline(results.config.stopping.target_loss, color="C3", ls=":", lw=1.2)
+        ax.set(xscale="log", yscale="log")
+        ax.set_title(f"{_mu_label(mu)}: {ok[j].sum()}/{ok.shape[1]} conv.", fontsize=8)
+    for ax in axes.flat[len(lrs) :]:
+        ax.set_visible(False)
+    fig.supxlabel("epoch", fontsize=9)
+    fig.supylabel("training MSE", fontsize=9)
+    handles = [Line2D([], [], color="k", lw=1.5), Line2D([], [], color="0.6", lw=1.5),
+               Line2D([], [], color="C3", ls=":", lw=1.5)]  # fmt: skip
+    fig.legend(
+        handles, ["converged run", "other run", "target"], loc="outside upper center", ncols=3, fontsize=8
+    )
     return fig
 
 
 def plot_grad_norms(results: Results) -> Figure:
     """G (left) and V (right) against the usable μ at each loss level (window means of the
-    converged runs): geometric means over runs with one-standard-error bars, one colour and
+    common runs): geometric means over runs with one-standard-error bars, one colour and
     marker per level."""
     fig, axes = plt.subplots(1, 2, figsize=figsize(3.0), layout="constrained")
-    ok = converged(results)
+    ok = common_runs(results)
     rows = np.flatnonzero(usable(ok))
     mus = np.array(results.config.lrs)[rows]
     at = level_values(results)
@@ -121,10 +135,10 @@ def plot_grad_norms(results: Results) -> Figure:
 
 
 def plot_final_grads(results: Results) -> Figure:
-    """Final G and V (window at the target) of the converged runs against μ (left), and G/J, V/J (right)."""
+    """Final G and V (window at the target) of the common runs against μ (left), and G/J, V/J (right)."""
     fig, axes = plt.subplots(1, 2, figsize=figsize(2.9), layout="constrained")
     mus_all = np.array(results.config.lrs)
-    ok = converged(results)
+    ok = common_runs(results)
     rows = np.flatnonzero(usable(ok))
     end = final(results)
     for key, marker, colour in [("G", "o", "C0"), ("V", "s", "C1")]:
@@ -146,15 +160,17 @@ def plot_final_grads(results: Results) -> Figure:
 
 
 def plot_test_vs_grad(results: Results) -> Figure:
-    """Test MSE against final G (left) and V (right), one colour and marker per μ."""
+    """Test MSE against final G (left) and V (right) of the common runs, one colour and marker per μ;
+    large symbols: mean test MSE at the geometric-mean gradient measure, bars one standard error."""
     fig, axes = plt.subplots(1, 2, figsize=figsize(3.2), sharey=True, layout="constrained")
-    ok = converged(results)
-    colours = sequential(len(results.config.lrs))
+    ok = common_runs(results)
+    rows = np.flatnonzero(usable(converged(results)))
+    colours = dict(zip(rows, DISTINCT, strict=False))
     end = final(results)
     for ax, key, label in zip(axes, ("G", "V"), (G_LABEL, "$V$"), strict=True):
-        for j in np.flatnonzero(usable(ok)):
+        for j in rows:
             x, y = end[key][j][ok[j]], results.test_loss[j][ok[j]]
-            ax.scatter(x, y, s=9, color=colours[j], marker=_marker(j), alpha=0.35, lw=0)
+            ax.scatter(x, y, s=16, color=colours[j], marker=_marker(j), alpha=0.8, lw=0.4, ec="k")
             gm, factor = geo_mean_factor(x)
             mean, se = mean_se(y)
             ax.errorbar(gm, mean, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=se, marker=_marker(j), ms=5,

@@ -3,9 +3,11 @@
 Reads the :class:`experiments.sgd_implicit_reg.Results` the compute module saved; ``context``
 fills ``templates/sections/sgd_implicit_reg.tex.j2``.  J, G, V and V_fix are geometric means
 over each level's window of checks (:attr:`Stopping.window`); the final values are the window
-at the target loss.  Statistics over runs use only the runs that reached the target loss
-(every level is crossed on the way), and only learning rates where at least ``MIN_FRACTION``
-of the runs did ("usable" μ), so every comparison over μ uses one μ set and one set of runs.
+at the target loss.  A run *converged* when a check fell below the target loss (every level is
+crossed on the way).  Learning rates where at least ``MIN_FRACTION`` of the runs converged are
+"usable"; every comparison across μ uses the usable μ and only the *common* runs, those that
+converged at every usable μ (:func:`common_runs`), so each μ contributes the same runs.  The
+verdicts are recomputed on all converged runs as a check (:func:`verdicts`).
 Every word that calls a relation or a difference *clear* is chosen by a printed rule:
 
 * a rank correlation ρ of per-μ means is clear when its exact permutation p-value is below
@@ -17,6 +19,7 @@ Every word that calls a relation or a difference *clear* is chosen by a printed 
 
 import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +42,13 @@ def converged(results: Results) -> np.ndarray:
 def usable(reached: np.ndarray) -> np.ndarray:
     """(n_lr,) True for learning rates where at least ``MIN_FRACTION`` of the runs are ``reached``."""
     return reached.mean(axis=1) >= MIN_FRACTION
+
+
+def common_runs(results: Results) -> np.ndarray:
+    """(n_lr, n_runs) True at usable μ for the runs that converged at every usable μ."""
+    ok = converged(results)
+    use = usable(ok)
+    return use[:, None] & ok[use].all(axis=0)[None, :]
 
 
 def window_mean(values: np.ndarray) -> np.ndarray:
@@ -222,17 +232,29 @@ def setting(x: float) -> Tex:
     return Tex(rf"\num{{{x:g}}}")
 
 
-def num_list(values) -> Tex:
-    """Comma-separated settings for inline math, breakable after each comma."""
-    return Tex(r",\allowbreak ".join(setting(v) for v in values))
+def power(x: float) -> Tex:
+    """A positive number for math mode as a power of ten where it is one (1e-05 -> 10^{-5}),
+    else m × 10^e for small or large numbers, else as set."""
+    exponent = int(np.floor(np.log10(x) + 1e-9))
+    mantissa = round(x / 10.0**exponent, 3)
+    if -2 <= exponent <= 2 and mantissa != 1:
+        return setting(x)
+    if mantissa == 1:
+        return Tex(rf"10^{{{exponent}}}")
+    return Tex(rf"{mantissa:g}\times10^{{{exponent}}}")
 
 
-def in_set(symbol: str, values) -> Tex:
+def num_list(values, fmt: Callable[[float], Tex] = setting) -> Tex:
+    """Comma-separated values for inline math, breakable after each comma."""
+    return Tex(r",\allowbreak ".join(fmt(v) for v in values))
+
+
+def in_set(symbol: str, values, fmt: Callable[[float], Tex] = setting) -> Tex:
     """Inline math without dollars: ``μ = 2.56`` for one value, ``μ ∈ {0.32, 0.64}`` for several."""
     values = list(values)
     if len(values) == 1:
-        return Tex(rf"{symbol}={setting(values[0])}")
-    return Tex(rf"{symbol}\in\{{{num_list(values)}\}}")
+        return Tex(rf"{symbol}={fmt(values[0])}")
+    return Tex(rf"{symbol}\in\{{{num_list(values, fmt)}\}}")
 
 
 def change(ratio: float) -> Tex:
@@ -253,8 +275,8 @@ def masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def implicit_best(results: Results, loss: np.ndarray) -> int:
-    """Index of the usable μ with the lowest mean ``loss`` (validation or test) over its converged runs."""
-    ok, rows = converged(results), np.flatnonzero(usable(converged(results)))
+    """Index of the usable μ with the lowest mean ``loss`` (validation or test) over the common runs."""
+    ok, rows = common_runs(results), np.flatnonzero(usable(converged(results)))
     if len(rows) == 0:
         raise ValueError("no learning rate converged in enough runs: nothing to compare")
     return int(rows[np.argmin([loss[j][ok[j]].mean() for j in rows])])
@@ -266,19 +288,24 @@ def target_epoch(results: Results) -> np.ndarray:
 
 
 def _lr_rows(results: Results) -> list[dict]:
-    """One table row per μ: converged runs, epochs, mean final losses, gradient statistics."""
+    """One table row per μ over its converged runs: their number, median epochs, the largest first
+    check below the target (the evidence of convergence), the window geometric means of J, G, V and
+    V_fix at the target (geometric means over runs), and the test MSE."""
     ok, use, rows, end = converged(results), usable(converged(results)), [], final(results)
     reach = target_epoch(results)
+    crossing = results.level_loss[
+        ..., results.config.loss_levels.index(results.config.stopping.target_loss), 0
+    ]
     for j, mu in enumerate(results.config.lrs):
         row = {"mu": setting(mu), "converged": integer(ok[j].sum()), "usable": bool(use[j])}
         row["epochs"] = integer(np.median(reach[j][ok[j]])) if ok[j].any() else Tex("--")
         if use[j]:
-            row["train"] = num(results.train_loss[j][ok[j]].mean())
+            row["cross"] = num(crossing[j][ok[j]].max())
             row["test"] = pm(*mean_se(results.test_loss[j], ok[j]))
-            for key in ("G", "V", "Vf"):
+            for key in ("J", "G", "V", "Vf"):
                 row[key] = num(geo_mean_factor(end[key][j][ok[j]])[0])
         else:
-            row |= dict.fromkeys(("train", "test", "G", "V", "Vf"), Tex("--"))
+            row |= dict.fromkeys(("cross", "J", "test", "G", "V", "Vf"), Tex("--"))
         rows.append(row)
     return rows
 
@@ -314,15 +341,49 @@ def _status_context(results: Results) -> dict:
     }
 
 
+def _peak(values: np.ndarray, mus: np.ndarray) -> dict | None:
+    """The paired test of an interior maximum of the per-μ means of ``values`` (n_mu, n_runs, logs)
+    against both ends: its μ, both differences (as factors) with their p-values, and whether it is clear."""
+    mean = np.nanmean(values, 1)
+    k = int(np.argmax(mean))
+    if not 0 < k < len(mean) - 1:
+        return None
+    ends = [(e, paired(values[k], values[e])) for e in (0, len(mean) - 1)]
+    return {
+        "mu": setting(mus[k]), "is_clear": all(d.verdict == "higher" for _, d in ends),
+        "ends": [{"mu": setting(mus[e]), "factor": num(np.exp(d.mean), sig=2), "p": num(d.p, sig=2)}
+                 for e, d in ends],
+    }  # fmt: skip
+
+
+def _level_logs(results: Results, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """log J, G, V, V_fix window means at the usable μ for the runs ``keep``: (n_usable, n_runs, n_levels)."""
+    rows = np.flatnonzero(usable(converged(results)))
+    return {key: np.log(masked(v, keep[..., None]))[rows] for key, v in level_values(results).items()}
+
+
+def verdicts(results: Results, keep: np.ndarray) -> dict[str, list[str]]:
+    """Trend words of G and V at each level and the shape of the test MSE over the usable μ, using
+    the runs ``keep`` (the check of the common-run statistics on all converged runs)."""
+    mus = np.array(results.config.lrs)[usable(converged(results))]
+    logs = _level_logs(results, keep)
+    out = {
+        key: [trend(against_mu(mus, logs[key][..., k])) for k in range(logs[key].shape[-1])] for key in "GV"
+    }
+    test = masked(results.test_loss, keep)[usable(converged(results))]
+    return out | {"test": [shape(test, against_mu(mus, test))]}
+
+
+WORDS = {"decreasing": "a clear decrease", "increasing": "a clear increase", "mixed": "no clear trend",
+         "peak": "a peak", "valley": "a valley"}  # fmt: skip
+
+
 def _level_context(results: Results) -> dict:
-    """Trends of G and V over the usable μ at each matched loss level (window means, the converged
-    runs), of G/J and V/J at the target, and the μ left out."""
-    c, ok = results.config, converged(results)
+    """Trends of G and V over the usable μ at each matched loss level (window means, the common
+    runs), peak tests, G/J and V/J at the target, the μ left out, and the check on all converged runs."""
+    c, ok, keep = results.config, converged(results), common_runs(results)
     mus_all, rows = np.array(c.lrs), np.flatnonzero(usable(ok))
-    mus, at = mus_all[rows], level_values(results)
-    logs = {
-        key: np.log(masked(v, ok[..., None]))[rows] for key, v in at.items()
-    }  # (n_usable, n_runs, n_levels)
+    mus, logs = mus_all[rows], _level_logs(results, keep)
     left_out = [{"mu": setting(mus_all[j]), "n": integer(ok[j].sum())} for j in np.flatnonzero(~usable(ok))]
     levels = []
     for k, level in enumerate(c.loss_levels):
@@ -331,46 +392,64 @@ def _level_context(results: Results) -> dict:
         mG, mV = np.nanmean(G, 1), np.nanmean(V, 1)
         J_ratio = np.exp(np.nanmean(J, 1)) / level  # per μ: the window's geometric-mean J over the level
         levels.append({
-            "level": setting(level), "value": level, "G": relation(corr_G), "V": relation(corr_V),
-            "G_shape": shape(G, corr_G), "G_holds": trend(corr_G) == "decreasing",
-            "V_holds": trend(corr_V) == "decreasing", "G_small": num(np.exp(mG[1] - mG[0]), sig=2),
-            "mu0": setting(mus[0]), "mu1": setting(mus[1]), "G_peak_mu": setting(mus[int(np.argmax(mG))]),
+            "level": power(level), "value": level, "G": relation(corr_G), "V": relation(corr_V),
+            "G_trend": trend(corr_G), "V_trend": trend(corr_V), "G_corr": corr_tex(corr_G), "V_corr": corr_tex(corr_V), "G_rho": num(corr_G.rho, sig=2),
+            "G_p": num(corr_G.p, sig=2), "G_peak": _peak(G, mus), "V_peak": _peak(V, mus),
+            "G_small": num(np.exp(mG[1] - mG[0]), sig=2), "mu0": setting(mus[0]), "mu1": setting(mus[1]),
             "V_change": change(np.exp(mV[-1] - mV[0])), "first": setting(mus[0]), "last": setting(mus[-1]),
             "J_lo": num(J_ratio.min(), sig=2), "J_hi": num(J_ratio.max(), sig=2),
         })  # fmt: skip
     ctx = {"levels": levels, "left_out": left_out, "window": integer(c.stopping.window),
-           "window_epochs": integer((c.stopping.window - 1) * c.stopping.check_every)}  # fmt: skip
-    ctx["G_peaks"] = any(e["G_shape"] == "peak" and not e["G_holds"] for e in levels)
+           "window_epochs": integer((c.stopping.window - 1) * c.stopping.check_every),
+           "n_common": integer(keep[rows[0]].sum()) if len(rows) else integer(0),
+           "common_is_all": bool((keep[rows] == ok[rows]).all()),
+           "min_sign_p": num(2 / 2 ** keep[rows[0]].sum(), sig=2) if len(rows) else None,
+           "min_rank_p": num(rank_p(1.0, len(rows)), sig=2), "n_usable": integer(len(rows))}  # fmt: skip
+    rises = [e["G_peak"] for e in levels if e["G_peak"] and e["G_trend"] != "decreasing"]
+    ctx["G_rises_first"], ctx["G_rise_clear"] = bool(rises), any(pk["is_clear"] for pk in rises)
     for key in ("G", "V"):
-        hold = [e["value"] for e in levels if e[f"{key}_holds"]]
-        ctx[f"levels_{key}_hold"] = in_set("J", hold) if hold else None
-        ctx[f"all_{key}_hold"] = bool(levels) and len(hold) == len(levels)
-    end = {key: masked(v, ok)[rows] for key, v in final(results).items()}
+        for word in ("decreasing", "increasing", "mixed"):
+            at = [e["value"] for e in levels if e[f"{key}_trend"] == word]
+            ctx[f"levels_{key}_{word}"] = in_set("J", at, power) if at else None
+        ctx[f"all_{key}_hold"] = bool(levels) and all(e[f"{key}_trend"] == "decreasing" for e in levels)
+        ctx[f"{key}_unclear"] = [e for e in levels if e[f"{key}_trend"] == "mixed"]
+    end = {key: masked(v, keep)[rows] for key, v in final(results).items()}
     for key in ("G", "V"):
         ctx[f"end_{key}_per_J"] = relation(against_mu(mus, np.log(end[key] / end["J"])))
-    ratio = np.exp(np.nanmean(np.log(end["Vf"]), 1) - np.nanmean(np.log(end["V"]), 1))  # per usable μ
-    ctx["fixed_over_expected_min"] = num(ratio.min(), sig=2)
-    ctx["fixed_over_expected_max"] = num(ratio.max(), sig=2)
+    vf, v = (
+        np.array([geo_mean_factor(x[j][ok[j]])[0] for j in rows])
+        for x in (final(results)["Vf"], final(results)["V"])
+    )
+    ctx["fixed_over_expected_min"] = num((vf / v).min(), sig=3)  # per usable μ, as in the table
+    ctx["fixed_over_expected_max"] = num((vf / v).max(), sig=3)
     reg = mus[:, None] / 4 * (end["G"] + end["V"]) / end["J"]
     ctx["reg_over_loss_max"] = num(np.nanmax(reg), sig=2)
+    same, differ = verdicts(results, keep), verdicts(results, ok & usable(ok)[:, None])
+    ctx["all_runs_agree"] = same == differ
+    ctx["all_runs_differ"] = Tex(", ".join(
+        f"{'the test MSE' if key == 'test' else f'${key}$ at $J={power(c.loss_levels[k])}$'}"
+        f" ({WORDS[a]} rather than {WORDS[b]})"
+        for key in same for k, (a, b) in enumerate(zip(same[key], differ[key], strict=True)) if a != b
+    ))  # fmt: skip
     return ctx
 
 
 def _test_context(results: Results) -> dict:
     """Test MSE over μ (its minimiser and both ends, paired over common runs) and against the final
     G and V; epochs to the target."""
-    c, ok = results.config, converged(results)
-    rows = np.flatnonzero(usable(ok))
+    c, ok = results.config, common_runs(results)
+    rows = np.flatnonzero(usable(converged(results)))
     mus = np.array(c.lrs)[rows]
     test = masked(results.test_loss, ok)[rows]  # (n_usable, n_runs)
     end = {key: np.log(masked(v, ok)[rows]) for key, v in final(results).items()}
+    n_common = int(ok[rows[0]].sum())
     best = implicit_best(results, results.test_loss)
     k = int(np.argmin(np.nanmean(test, 1)))  # the minimiser among the usable μ
 
     def side(i: int) -> dict:
         """An end of the usable grid against the minimum: its test MSE and the paired difference."""
         d = paired(test[i], test[k])
-        return {"mu": setting(mus[i]), "test": pm(*mean_se(test[i])), "diff": paired_tex(d, c.n_runs, parens=False),
+        return {"mu": setting(mus[i]), "test": pm(*mean_se(test[i])), "diff": paired_tex(d, n_common, parens=False),
                 "above": d.verdict == "higher"}  # fmt: skip
 
     corr_test = against_mu(mus, test)
@@ -429,25 +508,24 @@ def _wd_context(results: Results) -> dict:
         test_loss = (results.wd_es_test_loss if early else results.wd_test_loss)[idx]
         return {
             "B": integer(c.wd_batch_sizes[i]), "mu": setting(c.wd_lrs[k]), "lam": setting(c.wd_lambdas[m]),
-            "train": Tex("--") if early else num(results.wd_train_loss[idx].mean()),
+            "train": Tex(r"n.r.") if early else pm(*mean_se(results.wd_train_loss[idx])),
             "test": pm(*mean_se(test_loss)), "note": Tex(note), "best": bold,
         }  # fmt: skip
 
-    rows = [row(sel, "best on validation", bold=True)]
+    rows = []  # every λ of the grid at the selected (B, μ), the early-stopped λ = 0 after λ = 0
+    for m in range(len(c.wd_lambdas)):
+        idx = (sel[0], sel[1], m)
+        note = "best on validation" if m == sel[2] else r"$\lambda=0$, same rule" if m == zero else ""
+        rows.append(row(idx, note, bold=m == sel[2]))
+        if m == zero:
+            rows.append(row(base, r"$\lambda=0$, early-stopped", early=True))
     if by_test != sel:
         rows.append(row(by_test, "best on test"))
-    if sel[2] != zero:
-        rows.append(row(base, r"$\lambda=0$, same rule"))
-    rows.append(row(base, r"$\lambda=0$, early-stopped", early=True))
-    for dm, note in [(-1, r"smaller $\lambda$"), (1, r"larger $\lambda$")]:
-        m = sel[2] + dm
-        if 0 <= m < len(c.wd_lambdas) and m != zero:
-            rows.append(row((sel[0], sel[1], m), note))
     ok = converged(results)
     best = implicit_best(results, results.val_loss)  # no-weight-decay μ of (b) selected on validation
     decayed = np.array(c.wd_lambdas) != 0
     ctx = {
-        "wd_rows": rows, "wd_best": rows[0], "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas),
+        "wd_rows": rows, "wd_best": rows[[r["best"] for r in rows].index(True)], "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas),
         "wd_lr_set": in_set(r"\mu", c.wd_lrs), "wd_B_set": in_set("B", c.wd_batch_sizes),
         "wd_test_selected_differs": by_test != sel,
         "wd_best_lambda_at_edge": bool(sel[2] == len(c.wd_lambdas) - 1 or (sel[2] == 1 and zero == 0)),
@@ -478,7 +556,7 @@ def _wd_context(results: Results) -> dict:
     ctx["gap_closed"] = integer(round(100 * -effects["total"].mean / (implicit_test - results.noise_var)))
     ctx["implicit_row"] = {
         "B": integer(c.batch_size), "mu": setting(c.lrs[best]), "lam": setting(0.0),
-        "train": num(results.train_loss[best][ok[best]].mean()), "test": pm(*mean_se(results.test_loss[best], ok[best])),
+        "train": pm(*mean_se(results.train_loss[best], ok[best])), "test": pm(*mean_se(results.test_loss[best], ok[best])),
         "note": Tex(r"(b), to target"), "best": False,
     }  # fmt: skip
     ctx["implicit_mu"] = setting(c.lrs[best])
@@ -491,11 +569,11 @@ def context(results: Results) -> dict:
     ctx = {
         "M": integer(c.width), "B": integer(c.batch_size), "layers": integer(c.hidden_layers),
         "N": integer(c.n_train), "n_batches": integer(c.n_train // c.batch_size), "n_params": integer(results.n_params),
-        "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": setting(stop.target_loss),
+        "n_runs": integer(c.n_runs), "n_test": integer(c.n_test), "target": Tex(rf"\ensuremath{{{power(stop.target_loss)}}}"),
         "max_epochs": integer(stop.max_epochs), "check_every": integer(stop.check_every),
         "stall_epochs": integer(stop.stall_epochs), "stall_percent": num(100 * stop.stall_improvement, sig=1),
         "diverge_factor": setting(stop.diverge_factor), "val_every": integer(c.val_every),
-        "lr_set": in_set(r"\mu", c.lrs), "level_set": in_set("J", c.loss_levels),
+        "lr_set": in_set(r"\mu", c.lrs), "level_set": in_set("J", c.loss_levels, power),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
         "data": data_context(results.process),
         "lr_rows": _lr_rows(results), "min_percent": integer(round(100 * MIN_FRACTION)),

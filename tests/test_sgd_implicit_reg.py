@@ -309,17 +309,19 @@ def _fake_results() -> sgd_implicit_reg.Results:
     )  # fmt: skip
 
 
-def test_convergence_figure_has_one_labelled_series_per_lr():
-    fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](_fake_results())
+def test_convergence_figure_has_one_panel_per_lr():
+    results = _fake_results()
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](results)
     assert isinstance(fig, Figure)
-    (ax,) = fig.axes
-    assert ax.get_xscale() == "log"
-    assert ax.get_yscale() == "log"
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[:3] == ["$\\mu = 0.1$", "$\\mu = 0.2$", "$\\mu = 0.4$"]
-    assert len(ax.get_lines()) == 6 * 6 + 1  # every run, plus the target line
-    styles = [line.get_linestyle() for line in ax.get_lines()[:12:6]]
-    assert styles[0] != styles[1]  # neighbouring μ differ in line style, not only in shade
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 6
+    assert all((ax.get_xscale(), ax.get_yscale()) == ("log", "log") for ax in panels)
+    assert panels[0].get_title() == "$\\mu = 0.1$: 6/6 conv."
+    assert panels[-1].get_title() == "$\\mu = 3.2$: 0/6 conv."  # the diverged μ
+    assert all(len(ax.get_lines()) == 6 + 1 for ax in panels)  # every run, plus the target line
+    colours = {str(line.get_color()) for line in panels[-1].get_lines()[:6]}
+    assert colours == {"0.6"}  # unconverged runs grey, in grey print too
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["converged run", "other run", "target"]
 
 
 def test_gradient_norm_figures_skip_unconverged_lrs():
@@ -416,9 +418,16 @@ def test_context_follows_the_data():
     assert ctx["wd_verdict"] == "wd_better"
     assert ctx["wd_best"]["lam"] == r"\num{0.001}"
     assert ctx["wd_best"]["best"]
+    lams = [r["lam"] for r in ctx["wd_rows"]]
+    assert lams == [r"\num{0}", r"\num{0}", r"\num{0.001}", r"\num{0.01}"]  # every λ, λ = 0 early-stopped too
+    assert ctx["wd_rows"][1]["train"] == "n.r." and r"\pm" in ctx["wd_rows"][0]["train"]
     order = [4, 3, 2, 1, 0, 5]  # the converged μ in reverse; the diverged one stays last
     flipped = dataclasses.replace(results, level_grad_norm=results.level_grad_norm[order].copy())
-    assert not sgd_implicit_reg_plot.context(flipped)["levels_G_hold"]
+    assert not sgd_implicit_reg_plot.context(flipped)["levels_G_decreasing"]
+    assert (
+        sgd_implicit_reg_plot.context(flipped)["levels_G_increasing"]
+        == r"J\in\{10^{-1},\allowbreak 10^{-2}\}"
+    )
     assert sgd_implicit_reg_plot.context(flipped)["levels"][0]["G"].startswith("a clear increase")
     scrambled = results.level_grad_norm[[2, 0, 4, 1, 3, 5]]  # no monotone order
     ctx = sgd_implicit_reg_plot.context(dataclasses.replace(results, level_grad_norm=scrambled))
@@ -440,3 +449,36 @@ def test_section_renders_for_the_fake_results():
     assert (
         "falls clearly with the learning rate at every loss level" in text
     )  # chosen for V falling at matched loss
+
+
+def test_comparisons_across_mu_use_only_the_common_runs():
+    """A run unconverged at one usable μ leaves every μ's statistics; the check on all converged runs
+    names the verdict that changes."""
+    results = _fake_results()
+    status = results.status.copy()
+    status[2, 0] = Status.STALLED  # μ = 0.4: run 0 did not converge
+    grad = results.level_grad_norm.copy()
+    grad[:5, 0] *= np.array([1e-3, 1e-2, 1.0, 1e2, 1e3])[:, None, None]  # run 0 alone rises steeply with μ
+    changed = dataclasses.replace(results, status=status, level_grad_norm=grad)
+    keep = sgd_stats.common_runs(changed)
+    assert keep[:5].sum(axis=1).tolist() == [5] * 5 and not keep[:5, 0].any() and not keep[5].any()
+    ctx = sgd_implicit_reg_plot.context(changed)
+    assert ctx["n_common"] == r"\num{5}" and ctx["all_G_hold"]  # run 0 is out at every μ
+    assert not ctx["all_runs_agree"] and "$G$" in ctx["all_runs_differ"]
+
+
+def test_peak_is_tested_against_both_ends():
+    mus = np.array([0.1, 0.2, 0.4, 0.8])
+    runs = np.random.default_rng(3).normal(scale=0.01, size=(4, 7))
+    peak = sgd_stats._peak(np.array([0.0, 1.0, 0.5, -1.0])[:, None] + runs, mus)
+    assert peak["mu"] == r"\num{0.2}" and peak["is_clear"]
+    assert [e["p"] for e in peak["ends"]] == [r"\num{0.016}"] * 2  # 2 / 2^7, the smallest attainable
+    flat = sgd_stats._peak(np.array([0.0, 0.001, 0.0, -1.0])[:, None] + runs, mus)
+    assert flat is None or not flat["is_clear"]
+    assert sgd_stats._peak(-np.arange(4.0)[:, None] + runs, mus) is None  # maximum at an end
+
+
+def test_power_formats_levels_as_powers_of_ten():
+    assert sgd_stats.power(1e-5) == "10^{-5}" and sgd_stats.power(2e-5) == r"2\times10^{-5}"
+    assert sgd_stats.power(0.08) == r"\num{0.08}"
+    assert sgd_implicit_reg_plot.power_label(3.0) == "3"
