@@ -216,7 +216,8 @@ def tikz(graph: list[Node], dy: float = 1.25, max_label: int = 24) -> str:
             if len(label) > max_label:
                 label = rf"\partial {latex(node.symbol)} / \partial {latex(parent)}"
             rows = position[node.symbol][1] - position[parent][1]  # a long edge: label in its last row gap
-            side = ", right" if position[node.symbol][0] == position[parent][0] else ""  # beside a vertical edge
+            vertical = position[node.symbol][0] == position[parent][0]
+            side = ", right" if vertical else ""  # a vertical edge's label beside it, not on it
             lines.append(
                 rf"\draw[->] ({parent.name}) -- node[lab{side}, pos={1 - 0.55 / rows:.2f}] {{${label}$}}"
                 rf" ({node.symbol.name});"
