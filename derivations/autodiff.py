@@ -193,7 +193,8 @@ def layout(graph: list[Node], gap: float = 3.0) -> dict[sp.Symbol, tuple[float, 
 def tikz(graph: list[Node], dy: float = 1.25, max_label: int = 24) -> str:
     """A ``tikzpicture`` of the graph: nodes ``v_i = op``, edges labelled with local partials.
 
-    Inputs at the top, the output at the bottom.  A partial whose LaTeX is longer than
+    Inputs at the top, the output at the bottom; a vertical edge has its label beside it, so
+    that a tall label (a fraction) does not hide the edge.  A partial whose LaTeX is longer than
     ``max_label`` characters is shown as the symbol ∂v_j/∂v_i instead (the forward table
     lists it in full).
     """
@@ -215,8 +216,10 @@ def tikz(graph: list[Node], dy: float = 1.25, max_label: int = 24) -> str:
             if len(label) > max_label:
                 label = rf"\partial {latex(node.symbol)} / \partial {latex(parent)}"
             rows = position[node.symbol][1] - position[parent][1]  # a long edge: label in its last row gap
+            vertical = position[node.symbol][0] == position[parent][0]
+            side = ", right" if vertical else ""  # a vertical edge's label beside it, not on it
             lines.append(
-                rf"\draw[->] ({parent.name}) -- node[lab, pos={1 - 0.55 / rows:.2f}] {{${label}$}}"
+                rf"\draw[->] ({parent.name}) -- node[lab{side}, pos={1 - 0.55 / rows:.2f}] {{${label}$}}"
                 rf" ({node.symbol.name});"
             )
     lines.append(r"\end{tikzpicture}")

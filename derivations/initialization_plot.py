@@ -6,6 +6,7 @@ functions of the one-hidden-layer network for several σ²: ReLU with scaled and
 variance, and tanh).
 """
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,49 @@ def trend(values: list[float]) -> str:
     return "increasing" if (steps > 0).all() else "decreasing" if (steps < 0).all() else "mixed"
 
 
+def value_se(x: float, se: float) -> tuple[Tex, Tex]:
+    """A mean and its standard error, the error to 2 significant digits and the mean to the same decimal place."""
+    decimals = max(0, 1 - math.floor(math.log10(se))) if se > 0 else 0
+    return tex(rf"\num{{{x:.{decimals}f}}}"), tex(rf"\num{{{se:.{decimals}f}}}")
+
+
+def compare(rows: list[dict[str, float]], z: float) -> dict[str, Any]:
+    """The one rule of (e) for mean roughnesses ordered by σ²: two differ when their difference exceeds
+    ``z`` standard errors of the difference, and are the same otherwise.
+
+    ``direction``: "increasing" or "decreasing" when every pair that differs goes that way (and some do),
+    "none" when no pair differs, else "mixed"; ``every_step``: whether every neighbouring pair differs.
+    """
+    scores = {
+        (i, j): (b["roughness"] - a["roughness"]) / (a["roughness_se"] ** 2 + b["roughness_se"] ** 2) ** 0.5
+        for i, a in enumerate(rows)
+        for j, b in enumerate(rows)
+        if i < j
+    }
+    differ = {pair: s for pair, s in scores.items() if abs(s) > z}
+    signs = {s > 0 for s in differ.values()}
+    direction = (
+        "none"
+        if not signs
+        else "mixed"
+        if len(signs) > 1
+        else "increasing"
+        if True in signs
+        else "decreasing"
+    )
+    steps = [scores[i, i + 1] for i in range(len(rows) - 1)]
+    return {
+        "direction": direction,
+        "every_step": all(abs(s) > z for s in steps),
+        "steps": [num(abs(s), 2) for s in steps],
+        "largest": num(max(abs(s) for s in scores.values()), 2),
+        "pairs": [
+            {"low": num(rows[i]["sigma2"], 2), "high": num(rows[j]["sigma2"], 2), "z": num(abs(s), 2)}
+            for (i, j), s in differ.items()
+        ],
+    }
+
+
 def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/initialization.tex.j2``."""
     c = results.config
@@ -119,7 +163,6 @@ def context(results: "Results") -> dict[str, Any]:
         }
         for m in results.mc
     ]
-    roughness = [r["roughness"] for r in results.roughness]
     relu = {bias: [r for r in results.relu if r["bias"] == bias] for bias in ("scaled", "fixed")}
     return {
         "tex": {k: tex(v) for k, v in results.tex.items()},
@@ -154,8 +197,13 @@ def context(results: "Results") -> dict[str, Any]:
         "rough_rows": [
             {
                 "sigma2": num(r["sigma2"], 2),
-                "roughness": num(r["roughness"], 3),
-                "roughness_se": num(r["roughness_se"], 2),
+                **dict(
+                    zip(
+                        ("roughness", "roughness_se"),
+                        value_se(r["roughness"], r["roughness_se"]),
+                        strict=True,
+                    )
+                ),
                 "f0": num(r["moment_f0"], 3),
                 "f1": num(r["moment_f1"], 3),
                 "f2": num(r["moment_f2"], 3),
@@ -163,7 +211,7 @@ def context(results: "Results") -> dict[str, Any]:
             }
             for r in results.roughness
         ],
-        "roughness_trend": trend(roughness),
+        "tanh_compare": compare(results.roughness, results.tolerance_se),
         "bias_std_fixed": num(c["bias_std_fixed"], 2),
         "n_sigma2_depth": integer(len(c["depth_factors"])),
         "relu_rows": [
@@ -172,21 +220,28 @@ def context(results: "Results") -> dict[str, Any]:
                 **{
                     f"{r['bias']}_{key}": num(r[key], 3)
                     for r in (scaled, fixed)
-                    for key in ("kinks", "kinks_se", "kinks_exact", "roughness", "roughness_se")
+                    for key in ("kinks", "kinks_se", "kinks_exact")
+                },
+                **{
+                    f"{r['bias']}_{key}": text
+                    for r in (scaled, fixed)
+                    for key, text in zip(
+                        ("roughness", "roughness_se"),
+                        value_se(r["roughness"], r["roughness_se"]),
+                        strict=True,
+                    )
                 },
             }
             for scaled, fixed in zip(relu["scaled"], relu["fixed"], strict=True)
         ],
-        "relu_scaled_same": indistinguishable(relu["scaled"], results.tolerance_se),
-        "relu_fixed_trend": trend([r["roughness"] for r in relu["fixed"]]),
+        "relu_scaled_compare": compare(relu["scaled"], results.tolerance_se),
+        "relu_fixed_compare": compare(relu["fixed"], results.tolerance_se),
+        "fixed_smallest": {  # (ii) at the smallest σ² simulated, against (i)
+            "sigma2": num(relu["fixed"][0]["sigma2"], 2),
+            "kinks": num(relu["fixed"][0]["kinks"], 3),
+            "scaled_kinks": num(relu["scaled"][0]["kinks"], 3),
+            "few": relu["fixed"][0]["kinks"] < 1,
+        },
+        "h": num(2 * c["x_max"] / (c["grid"] - 1), 2),
         "relu_fixed_kinks_trend": trend([r["kinks"] for r in relu["fixed"]]),
     }
-
-
-def indistinguishable(rows: list[dict[str, float]], z: float) -> bool:
-    """Whether every pair of mean roughnesses differs by less than ``z`` standard errors of the difference."""
-    return all(
-        abs(a["roughness"] - b["roughness"]) < z * (a["roughness_se"] ** 2 + b["roughness_se"] ** 2) ** 0.5
-        for i, a in enumerate(rows)
-        for b in rows[i + 1 :]
-    )

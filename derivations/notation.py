@@ -137,7 +137,7 @@ SYMBOLS: tuple[Notation, ...] = (
     Notation(r"M", r"hidden width (in Exercise 3 also the fan-in of a neuron)", EX3 + ASSIGNMENTS),
     Notation(r"N", r"number of training samples", ASSIGNMENTS),
     Notation(
-        r"\varepsilon \sim \mathcal{N}(0, \tau^2 I)",
+        r"\bm\varepsilon \sim \mathcal{N}(\mathbf 0, \tau^2 \mathbf I)",
         r"label noise of the data process; $\tau^2$ is the noise variance",
         ASSIGNMENTS,
     ),

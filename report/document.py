@@ -100,6 +100,13 @@ def notation(stems: list[str]) -> list[dict[str, Tex]]:
     return rows
 
 
+def commit_text(described: str) -> Tex:
+    """``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so."""
+    commit, dirty, _ = described.partition("-dirty")
+    text = rf"\texttt{{{latex_escape(commit)}}}"
+    return Tex(text + " with uncommitted changes present" if dirty else text)
+
+
 def appendix(graph: "Graph") -> dict[str, Any]:
     """Reproducibility facts: every task with key and seed; figures with their sources; versions; checks.
 
@@ -120,7 +127,7 @@ def appendix(graph: "Graph") -> dict[str, Any]:
     return {
         "profile": graph.profile,
         "overrides": describe(graph.overrides),  # stage.field = value, from --set or settings.toml
-        "git": graph.tasks["report"].config["git"],
+        "git": commit_text(graph.tasks["report"].config["git"]),
         "python": platform.python_version(),
         "versions": cache.versions(),
         "tasks": rows,

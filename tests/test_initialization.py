@@ -96,10 +96,31 @@ def test_relu_scaled_biases_change_only_the_scale(results):
     from derivations import initialization_plot as plot
 
     scaled = [r for r in results.relu if r["bias"] == "scaled"]
-    assert plot.indistinguishable(scaled, results.tolerance_se)
-    assert not plot.indistinguishable(
-        [{"roughness": 1.0, "roughness_se": 0.01}, {"roughness": 2.0, "roughness_se": 0.01}], 5.0
-    )
+    assert plot.compare(scaled, results.tolerance_se)["direction"] == "none"
+
+
+def test_compare_applies_one_rule_to_every_pair():
+    from derivations import initialization_plot as plot
+
+    def rows(*values: float) -> list[dict[str, float]]:
+        return [{"sigma2": 10.0**i, "roughness": v, "roughness_se": 1.0} for i, v in enumerate(values)]
+
+    steep = plot.compare(rows(0.0, 10.0, 20.0), 5.0)  # each step 7.1 standard errors
+    assert steep["direction"] == "increasing" and steep["every_step"]
+    gentle = plot.compare(rows(0.0, 5.0, 10.0), 5.0)  # steps of 3.5, the ends 7.1 apart
+    assert gentle["direction"] == "increasing" and not gentle["every_step"]
+    assert [(p["low"], p["high"]) for p in gentle["pairs"]] == [(r"\num{1.0}", r"\num{100}")]
+    assert plot.compare(rows(10.0, 0.0), 5.0)["direction"] == "decreasing"
+    assert plot.compare(rows(0.0, 10.0, 0.0), 5.0)["direction"] == "mixed"
+    assert plot.compare(rows(0.0, 6.0), 5.0)["direction"] == "none"  # 4.2 standard errors
+
+
+def test_value_se_rounds_both_to_the_error_digits():
+    from derivations import initialization_plot as plot
+
+    assert plot.value_se(194.27, 8.39) == (r"\num{194.3}", r"\num{8.4}")
+    assert plot.value_se(306.2, 28.7) == (r"\num{306}", r"\num{29}")
+    assert plot.value_se(0.7021, 0.0291) == (r"\num{0.702}", r"\num{0.029}")
 
 
 def test_relu_units_are_homogeneous():
@@ -189,7 +210,7 @@ def test_context_sentence_follows_roughness(results):
     from derivations import initialization_plot as plot
 
     ctx = plot.context(results)
-    assert ctx["roughness_trend"] == "increasing"
+    assert ctx["tanh_compare"]["direction"] == "increasing"
     assert [r["factor"] for r in ctx["depth_rows"]] == [
         r"\num{0.5}",
         r"\num{1}",

@@ -77,7 +77,7 @@ def test_the_symbol_table_follows_the_shared_conventions():
 
     meaning = {n.symbol: n.meaning for n in SYMBOLS}
     assert meaning[r"\sigma^2"] == "variance of the initial weights"  # Exercise 3 only; noise is τ²
-    assert r"\tau^2" in next(m for s, m in meaning.items() if s.startswith(r"\varepsilon"))
+    assert r"\tau^2" in next(m for s, m in meaning.items() if s.startswith(r"\bm\varepsilon"))
     assert meaning[r"\mu"] == "learning rate of SGD" and meaning[r"\lambda"] == "weight-decay rate"
     assert len(meaning) == len(SYMBOLS)  # one row per symbol
 

@@ -78,3 +78,10 @@ def test_joined_latex_stays_latex_and_joined_text_is_escaped(tmp_path):
     (tmp_path / "t.tex.j2").write_text('\\VAR{tex|join(", ")} \\VAR{text|join("_")}\n')
     context = {"tex": [Tex(r"\num{1e-05}"), Tex(r"\num{1e-04}")], "text": ["a", "b"]}
     assert render("t.tex.j2", context, tmp_path) == r"\num{1e-05}, \num{1e-04} a\_b" + "\n"
+
+
+def test_a_dirty_commit_is_said_so():
+    from report.document import commit_text
+
+    assert commit_text("89ed8235fc62") == r"\texttt{89ed8235fc62}"
+    assert commit_text("89ed8235fc62-dirty") == r"\texttt{89ed8235fc62} with uncommitted changes present"
