@@ -210,7 +210,7 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     # a peak found on the grid lies, on the M axis, between the midpoints to the neighbouring widths
     lo_edge = (widths[low - 1] + widths[low]) / 2 if low > 0 else widths[low]
     hi_edge = (widths[high] + widths[high + 1]) / 2 if high + 1 < len(widths) else widths[high]
-    inside = {name: lo_edge <= w <= hi_edge for name, w in (("P", by_P.width), ("P_eff", by_eff.width))}
+    inside = {name: lo_edge <= c.value <= hi_edge for name, c in (("P", by_P), ("P_eff", by_eff))}
     loose = threshold_index(sweep.train < TARGET)
 
     stalled = np.isin(sweep.stop, [Stop.STALLED, Stop.NO_DECREASE])
