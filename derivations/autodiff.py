@@ -18,8 +18,8 @@ import sympy as sp
 import torch
 
 from derivations.notation import latex
-from report.checks import Check
-from report.io import load_json, save_json
+from lab.checks import Check
+from lab.io import load_json, save_json
 
 A, B = sp.symbols("a b")
 

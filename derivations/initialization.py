@@ -25,9 +25,9 @@ import torch
 from sympy import stats
 
 from derivations.notation import latex
-from report.checks import Check
-from report.device import device
-from report.io import load_arrays, load_json, save_arrays, save_json
+from lab.checks import Check
+from lab.device import device
+from lab.io import load_arrays, load_json, save_arrays, save_json
 
 M, sigma2, s2 = sp.symbols("M sigma^2 s^2", positive=True)
 s_b, x_max = sp.symbols("s_b x_max", positive=True)  # (e): fixed bias standard deviation, input range

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from report.figures import figsize, sequential
-from report.fmt import Tex, integer, num, tex
+from lab.fmt import Tex, integer, num, tex
+from lab.style import figsize, sequential
 
 if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
     from derivations.initialization import Results

@@ -25,8 +25,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from derivations.notation import latex
-from report.checks import Check
-from report.io import load_json, save_json
+from lab.checks import Check
+from lab.io import load_json, save_json
 
 I, K, L, O = sp.symbols("I K L O", positive=True, integer=True)
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 
-from report.fmt import integer, num, tex
+from lab.fmt import integer, num, tex
 
 if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
     from derivations.mlp_backprop import Results

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from report.device import device  # also used as batched_mlp.device() by the experiments
+from lab.device import device  # also used as batched_mlp.device() by the experiments
 
 
 @dataclass

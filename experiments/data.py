@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from report.fmt import Tex, integer, num
+from lab.fmt import Tex, integer, num
 from report.paths import ROOT
 from report.render import latex_escape
 

@@ -42,8 +42,9 @@ from experiments import batched_mlp, effective_params
 from experiments.data import DataProcess, DataSource, draw, summary
 from experiments.jacobian_rank import balanced_point, jacobian_rank
 from experiments.optimizers import LBFGS, lbfgs
-from report import io, progress
-from report.checks import Check
+from lab import io
+from lab.checks import Check
+from report import progress  # TODO(issue 18): progress display must leave the compute key
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from experiments import effective_params
 from experiments.data import context as data_context
 from experiments.double_descent import Results, Sweep
 from experiments.optimizers import Stop
-from report.figures import figsize, sequential
-from report.fmt import Tex, integer, num, tex
+from lab.fmt import Tex, integer, num, tex
+from lab.style import figsize, sequential
 
 TARGET = 1e-3  # item (b): the training MSE to reach
 LEVEL = 0.95  # confidence of the paired bootstrap intervals of item (d)

@@ -27,7 +27,7 @@ from experiments.sgd_implicit_reg_stats import (
     mean_se,
     usable,
 )
-from report.figures import figsize, sequential
+from lab.style import figsize, sequential
 
 __all__ = ["FIGURES", "context"]
 

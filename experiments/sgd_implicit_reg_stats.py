@@ -26,7 +26,7 @@ import numpy as np
 
 from experiments.data import context as data_context
 from experiments.sgd_implicit_reg import Results, Status
-from report.fmt import Tex, integer, num
+from lab.fmt import Tex, integer, num
 
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
 ALPHA = 0.05  # significance level of the permutation tests

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from derivations.notation import SYMBOLS
+from lab.fmt import Tex, integer, num
+from lab.style import GEOMETRY
 from report import cache, settings
-from report.figures import GEOMETRY
-from report.fmt import Tex, integer, num
 from report.latex import check_pdf, log_warnings, run_latexmk
 from report.overrides import describe
 from report.render import latex_escape, render

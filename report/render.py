@@ -2,9 +2,9 @@
 
 Delimiters: ``\\VAR{x}`` for values, ``\\BLOCK{if c}...\\BLOCK{endif}`` for statements,
 ``\\#{...}`` for comments, so ``{{`` and ``{%`` stay free for TeX.  Every value passes
-through :func:`finalize`: :class:`report.fmt.Tex` is inserted verbatim, ``str`` is
+through :func:`finalize`: :class:`lab.fmt.Tex` is inserted verbatim, ``str`` is
 LaTeX-escaped, ``int`` is printed, and anything else (a raw float above all) is an
-error, because numbers must be formatted once, in :mod:`report.fmt`.  The ways around
+error, because numbers must be formatted once, in :mod:`lab.fmt`.  The ways around
 ``finalize`` (``~`` concatenation, the ``string``, ``join`` and ``format`` filters) refuse
 non-integer numbers too.
 """
@@ -18,7 +18,7 @@ import jinja2
 import jinja2.filters
 from jinja2 import nodes
 
-from report.fmt import Tex
+from lab.fmt import Tex
 from report.paths import TEMPLATES
 
 _ESCAPES = {
@@ -48,7 +48,7 @@ def latex_escape(text: str) -> str:
 def _unformatted(value: Any) -> TypeError:
     return TypeError(
         f"template value {value!r} of type {type(value).__name__} was not formatted; "
-        "pass numbers through report.fmt.num/integer in the stage's context()"
+        "pass numbers through lab.fmt.num/integer in the stage's context()"
     )
 
 

@@ -18,7 +18,7 @@ A *stage* is a pair of modules joined by a results directory on disk:
 ``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch:
     ``FIGURES: dict[str, Callable[[Results], Figure]]``  figure name -> plot function
     ``context(results) -> dict``     values for ``templates/sections/<stem>.tex.j2``;
-                                     numbers go through :mod:`report.fmt`
+                                     numbers go through :mod:`lab.fmt`
 
 Compute and presentation are separate modules so that restyling a figure or rewording
 a sentence never invalidates the cached computation (the cache key of a task hashes the

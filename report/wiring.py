@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from lab.checks import Check
 from report import cache, document
-from report.checks import Check
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.pipeline import Graph, Task

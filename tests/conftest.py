@@ -16,8 +16,8 @@ TOY_FILES = {
         from dataclasses import dataclass
         from pathlib import Path
 
-        from report.checks import Check
-        from report.io import load_json, save_json
+        from lab.checks import Check
+        from lab.io import load_json, save_json
         from toypkg.helper import SCALE
 
 
@@ -48,7 +48,7 @@ TOY_FILES = {
     "toypkg/present.py": """
         import matplotlib.pyplot as plt
 
-        from report.fmt import num
+        from lab.fmt import num
 
 
         def plot_values(results):

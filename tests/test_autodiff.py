@@ -101,7 +101,7 @@ def test_run_save_load_roundtrip(tmp_path):
 
 def test_context_formats_everything():
     from derivations import autodiff_plot
-    from report.fmt import Tex
+    from lab.fmt import Tex
 
     ctx = autodiff_plot.context(autodiff.run(Config()))
     assert autodiff_plot.FIGURES == {}

@@ -81,7 +81,7 @@ def test_list_shows_states(cli, capsys, monkeypatch):
 def test_verify_prints_a_table_and_fails_on_a_failed_check(cli, capsys, toy_stage, monkeypatch):
     assert build.main(["--verify"]) == 0
     assert "toy sum" in capsys.readouterr().out
-    from report.checks import Check
+    from lab.checks import Check
 
     monkeypatch.setattr(toy_stage.compute_module(), "check", lambda: [Check("wrong", "m", 1.0, 0.1)])
     assert build.main(["--verify"]) == 1

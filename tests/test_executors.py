@@ -27,7 +27,7 @@ SHARDED = """
 
     import numpy as np
 
-    from report.io import load_arrays, save_arrays
+    from lab.io import load_arrays, save_arrays
 
     SLEEP = 0.0  # seconds per shard (the worker-loss test raises it)
 
@@ -78,7 +78,7 @@ SHARDED = """
 PRESENT = """
     import matplotlib.pyplot as plt
 
-    from report.figures import figsize
+    from lab.style import figsize
 
 
     def plot(results):

@@ -1,4 +1,4 @@
-"""Numbers as the reader sees them: report.fmt's text typeset with the report's own siunitx settings."""
+"""Numbers as the reader sees them: lab.fmt's text typeset with the report's own siunitx settings."""
 
 import re
 import shutil
@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from report import fmt
+from lab import fmt
 from report.latex import run_latexmk
 from report.paths import TEMPLATES
 

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from report.figures import MARGIN_CM
+from lab.style import MARGIN_CM
 
 MAX_EMPTY = 1 / 3  # "no page more than about a third empty"
 GAP_CM = 1.2  # a blank band this tall is empty space, not the gap around a heading, display or TOC line
@@ -202,6 +202,7 @@ def test_title_author_and_figure_links_are_in_the_pdf(two_builds):
 def test_every_figure_is_drawn_at_print_size(two_builds):
     import matplotlib.pyplot as plt
 
+    from lab import style
     from report import figures
     from report.stages import STAGES
 
@@ -209,7 +210,7 @@ def test_every_figure_is_drawn_at_print_size(two_builds):
     for stage in STAGES:
         results = stage.compute_module().load(two_builds[0].parent / "data" / stage.stem)
         for name, plot in stage.present_module().FIGURES.items():
-            with plt.rc_context(figures.STYLE):
+            with plt.rc_context(style.STYLE):
                 fig = plot(results)
                 try:
                     figures.check_print_size(fig)

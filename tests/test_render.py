@@ -2,7 +2,7 @@
 
 import pytest
 
-from report.fmt import Tex, integer, num
+from lab.fmt import Tex, integer, num
 from report.render import TemplateError, latex_escape, render
 
 
