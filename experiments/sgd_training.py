@@ -2,12 +2,11 @@
 
 Every model keeps its own learning rate μ, weight decay λ, training set and mini-batch order, so
 a batch may mix settings (a shard trains several μ or λ at once: the fixed cost of an operation
-is paid once for all of them).  The parameters of the batch are one flat tensor (n_models, P);
-a step is one hand-written forward and backward pass
-(:func:`experiments.batched_mlp.losses_and_grads`) and one fused update of that tensor.  The
-host looks at the models only at a check (every ``Stopping.check_every`` epochs): no step waits
-for the device.  Imported by :func:`experiments.sgd_implicit_reg.run_shard` (torch is imported
-here, not by the stage module).
+is paid once for all of them).  A step is one hand-written forward and backward pass with the
+update fused into each layer's gradient product (:func:`experiments.batched_mlp.sgd_step`): no
+autograd, no stored gradient.  The host looks at the models only at a check (every
+``Stopping.check_every`` epochs): no step waits for the device.  Imported by
+:func:`experiments.sgd_implicit_reg.run_shard` (torch is imported here, not by the stage module).
 """
 
 import time
@@ -42,10 +41,16 @@ def minibatch_orders(generators: Sequence[torch.Generator], n: int) -> torch.Ten
     return torch.stack([torch.rand(n, generator=g).argsort() for g in generators])
 
 
-def _rows(model: batched_mlp.BatchedMLP, flat: torch.Tensor, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
-    """The models ``rows`` of ``model`` carrying the parameters ``flat[rows]``, as a batch of their own."""
-    params = batched_mlp.as_model(model, flat).parameters()
-    return batched_mlp.with_parameters(model, [p[rows] for p in params], rows)
+def _select(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
+    """The models ``rows`` of ``model`` as a new batch (copies, no gradient)."""
+    return batched_mlp.with_parameters(model, [p.detach()[rows] for p in model.parameters()], rows)
+
+
+def _copy_into(target: batched_mlp.BatchedMLP, rows: torch.Tensor, source: batched_mlp.BatchedMLP,
+               pick: torch.Tensor) -> None:  # fmt: skip
+    """target[rows] ← source[pick] for every parameter."""
+    for t, s in zip(target.parameters(), source.parameters(), strict=True):
+        t[rows] = s[pick]
 
 
 def train(
@@ -106,8 +111,9 @@ def train(
     if n % batch_size:
         raise ValueError(f"batch size {batch_size} does not divide N = {n}")
     dev = X.device
-    theta = batched_mlp.flatten(model).to(X.dtype)  # (n_active, P): the models still training
-    final, early = theta.clone(), theta.clone()  # every model's final and early-stopped parameters
+    every = torch.arange(n_models, device=dev)
+    final, early = _select(model, every), _select(model, every)  # final and early-stopped parameters
+    model = _select(model, every)  # the models still training
     generators = [torch.Generator().manual_seed(seed) for seed in order_seeds]
     history = np.full((s.max_epochs // s.check_every + 1, n_models), np.nan)
     status = np.full(n_models, Status.MAX_EPOCHS)
@@ -121,11 +127,10 @@ def train(
     at_level |= {k: np.full((n_models, len(levels), s.window), np.nan) for k in ("J", "G", "V", "Vf")}
 
     active = torch.arange(n_models)  # indices of the models still training
-    sub = _rows(model, theta, active.to(dev))  # the structure (widths, mask) of the active models
     sets = data_index.to(dev)
-    step = lr.to(dev, X.dtype).unsqueeze(1)  # (n_active, 1)
-    shrink = (1 - lr * weight_decay).unsqueeze(1).to(dev, X.dtype)  # (n_active, 1)
+    step = lr.to(dev, X.dtype)  # (n_active,)
     decaying = bool((weight_decay != 0).any())
+    shrink = (1 - lr * weight_decay).to(dev, X.dtype) if decaying else None  # (n_active,): 1 − μλ
     bar = progress.bar(total=s.max_epochs, desc=desc, unit="epoch", leave=False)
     for epoch in range(s.max_epochs + 1):
         if epoch > 0:
@@ -136,15 +141,12 @@ def train(
             )  # each model's samples in order
             for start in range(0, n, batch_size):
                 batch = slice(start, start + batch_size)
-                _, grad = batched_mlp.losses_and_grads(sub, theta, X_epoch[:, batch], Y_epoch[:, batch])
-                if decaying:
-                    theta.mul_(shrink)  # θ(1 − μλ) − μ∇J = θ − μ(∇J + λθ)
-                theta.addcmul_(step, grad, value=-1)
+                batched_mlp.sgd_step(model, X_epoch[:, batch], Y_epoch[:, batch], step, shrink)
             bar.update()
         if epoch % s.check_every:
             continue
-        models = batched_mlp.as_model(sub, theta)
-        loss = batched_mlp.mse(batched_mlp.forward(models, X[sets]), Y[sets]).double().cpu().numpy()
+        with torch.no_grad():
+            loss = batched_mlp.mse(batched_mlp.forward(model, X[sets]), Y[sets]).double().cpu().numpy()
         ids = active.numpy()
         history[epoch // s.check_every, ids] = loss
         if epoch == 0:
@@ -157,7 +159,7 @@ def train(
         if recording.any():
             rows = np.flatnonzero(recording.any(1))
             sel = torch.from_numpy(rows).to(dev)
-            G, V, Vf = expected_variation(_rows(sub, theta, sel), X[sets[sel]], Y[sets[sel]], batch_size)
+            G, V, Vf = expected_variation(_select(model, sel), X[sets[sel]], Y[sets[sel]], batch_size)
             r, k = np.nonzero(recording[rows])
             for key, value in [("J", loss[rows]), ("G", G), ("V", V), ("Vf", Vf)]:
                 value = value.double().cpu().numpy() if torch.is_tensor(value) else value
@@ -176,34 +178,30 @@ def train(
         done[finished & ~np.isnan(reached[ids])] = Status.CONVERGED  # also when the budget cut its window
         if val is not None and (on_val_schedule(epoch, s.check_every, val_every) or finished.any()):
             with torch.no_grad():
-                v = batched_mlp.mse(batched_mlp.forward(models, val[0]), val[1]).double().cpu().numpy()
+                v = batched_mlp.mse(batched_mlp.forward(model, val[0]), val[1]).double().cpu().numpy()
             # Off the schedule only models stopping now are checked, so no model depends on its batch mates.
             checked = finished | on_val_schedule(epoch, s.check_every, val_every)
             better = (v < best_val[ids]) & checked & (done != Status.DIVERGED)
             if better.any():
                 best_val[ids[better]], early_epoch[ids[better]] = v[better], epoch
-                early[active[better].to(dev)] = theta[torch.from_numpy(better).to(dev)]
+                _copy_into(
+                    early, active[better].to(dev), model, torch.from_numpy(np.flatnonzero(better)).to(dev)
+                )
         if finished.any():
             status[ids[finished]] = done[finished]
             stop_epoch[ids[finished]] = epoch
-            final[active[finished].to(dev)] = theta[torch.from_numpy(finished).to(dev)]
+            _copy_into(
+                final, active[finished].to(dev), model, torch.from_numpy(np.flatnonzero(finished)).to(dev)
+            )
             keep = torch.from_numpy(~finished)
             active, kept = active[keep], keep.nonzero().squeeze(1).to(dev)
-            sub = _rows(sub, theta, kept)
-            sets, step, shrink, theta = sets[kept], step[kept], shrink[kept], theta[kept]
+            model, sets, step = _select(model, kept), sets[kept], step[kept]
+            shrink = None if shrink is None else shrink[kept]
             bar.set_postfix(training=len(active))
         if len(active) == 0:
             break
     bar.close()
-    return Trajectory(
-        batched_mlp.as_model(model, final),
-        batched_mlp.as_model(model, early),
-        history,
-        status,
-        stop_epoch,
-        early_epoch,
-        at_level,
-    )
+    return Trajectory(final, early, history, status, stop_epoch, early_epoch, at_level)
 
 
 def _shared_sets(spec: dict, dev: torch.device) -> tuple[tuple, tuple]:
