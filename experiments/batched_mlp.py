@@ -140,13 +140,11 @@ def _activations(
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The inputs of every layer of ``params`` (the architecture of ``model``) at ``X``, and the outputs."""
     activations, h = [X], X
-    last, padded = len(params.weights) - 1, min(model.widths) < max(model.widths)
+    last = len(params.weights) - 1
     for layer, (W, b) in enumerate(zip(params.weights, params.biases, strict=True)):
         h = torch.baddbmm(b, h, W) if h.dim() == 3 else torch.matmul(h, W).add_(b)
         if layer < last:
             h = h.relu_()  # in place: every operation's allocation counts at this size
-            if padded:
-                h = h.mul_(model.mask)
             activations.append(h)
     return activations, h
 
