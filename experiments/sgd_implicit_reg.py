@@ -21,8 +21,9 @@ early stopping and weight decay are separated; settings are selected on a valida
 drawn from the same process.
 
 Shards (the stage contract of ``report/stages.py``): a shard trains one block of models,
-μ × λ × runs at one B; (b) is one shard per μ, (d) one per (B, λ), runs in blocks of
-``RUN_BLOCK``.  The (d) block (B, λ = 0) at (b)'s B is not trained twice: ``gather`` takes
+μ × λ × runs at one B, as one batch; (b) is one shard per band of ``Config.lr_octaves`` octaves of
+μ, (d) one per B over every λ, runs in blocks of ``RUN_BLOCK``.  The training loop is
+:mod:`experiments.sgd_training`, imported by :func:`run_shard` (this module needs no torch of its own).  The (d) block (B, λ = 0) at (b)'s B is not trained twice: ``gather`` takes
 it from (b)'s shards.  Run through the report builder (``python build.py``), or directly::
 
     python -m experiments.sgd_implicit_reg [quick|full]   # prints a summary, writes nothing
@@ -73,7 +74,8 @@ class Config:
     n_val: int = 1_000  # validation set (same process): early stopping and the settings of (d)
     batch_size: int = 20  # B of (b); must divide n_train
     lrs: tuple[float, ...] = (0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)  # μ grid of (b)
-    lr_octaves: float = 4.0  # (b) trains the μ of one band of this many octaves as one batch (one shard)
+    # (b) trains the μ of one band of this many octaves as one batch (one shard): a batch choice, not in the key
+    lr_octaves: float = field(default=4.0, metadata={"affects_results": False})
     n_runs: int = 10  # runs with newly sampled training data and initialisation (error bars)
     loss_levels: tuple[float, ...] = (1e-3, 1e-4, 1e-5)  # G, V, J recorded where a model first crosses each
     stopping: Stopping = Stopping()  # for (b) and (d) alike
