@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from report.project import Project, load
 from report.stages import Stage
 
 TOY_FILES = {
+    "project.py": """
+        STAGES = ("toypkg.toy",)
+        PROFILES = ("quick", "full")  # the first builds into build/
+        TITLE = "Toy"
+    """,
     "toypkg/__init__.py": "",
     "toypkg/helper.py": "SCALE = 2\n",
-    "toypkg/compute.py": """
+    "toypkg/toy.py": """
         from dataclasses import dataclass
         from pathlib import Path
 
@@ -45,7 +51,7 @@ TOY_FILES = {
         def check() -> list[Check]:
             return [Check("toy sum", "arithmetic", error=0.0, tolerance=0.0)]
     """,
-    "toypkg/present.py": """
+    "toypkg/toy_plot.py": """
         import matplotlib.pyplot as plt
 
         from lab.fmt import num
@@ -77,7 +83,7 @@ TOY_FILES = {
 
 @pytest.fixture
 def toy_project(tmp_path: Path):
-    """A project root holding ``toypkg`` and templates, importable for the test's duration.
+    """A project root holding its declaration, ``toypkg`` and templates, importable for the test's duration.
 
     The real ``templates/report.tex.j2`` is copied in, so documents built from the toy
     project exercise the real preamble and appendix.
@@ -95,5 +101,12 @@ def toy_project(tmp_path: Path):
 
 
 @pytest.fixture
-def toy_stage() -> Stage:
-    return Stage("toy", "toypkg.compute", "toypkg.present")
+def toy_declared(toy_project) -> Project:
+    """The toy project's declaration."""
+    return load(toy_project)
+
+
+@pytest.fixture
+def toy_stage(toy_declared) -> Stage:
+    (stage,) = toy_declared.stages
+    return stage
