@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, document
+from report import cache
 from report.overrides import Overrides, apply, check_stages
 from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
@@ -94,7 +94,7 @@ class ReportGraph(Graph):
                 },
                 inputs=tuple(t.name for t in tasks),
                 outputs=(root / "report.pdf",),
-                action=partial(document.build, self),
+                action=partial(_build_document, self),
                 files=(*sorted(self.templates.rglob("*.j2")), *_declaration_files(declared)),
                 in_build=True,  # it reads the whole graph
             )
@@ -206,6 +206,12 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
     compute = stage.compute_module()
     with cache.atomic_directory(data_dir) as tmp:
         compute.save(compute.run(config), tmp)
+
+
+def _build_document(graph: "ReportGraph") -> None:
+    from report import document  # with the figure style (matplotlib): only when the document is built
+
+    document.build(graph)
 
 
 def _make_figure(stage: Stage, name: str, data_dir: Path, path: Path) -> None:
