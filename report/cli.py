@@ -187,7 +187,13 @@ class Request:
 
 
 def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
-    """``unknown figure(s) x; did you mean y?`` with the near misses, or the valid names."""
+    """``unknown figure(s) x; did you mean y?`` with the near misses, or the valid names.
+
+    >>> _unknown("figure", ["dd-curve"], ["dd_curve", "sgd_convergence"])
+    'unknown figure(s) dd-curve; did you mean dd_curve?'
+    >>> _unknown("task", ["x"], ["report", "verification"])
+    'unknown task(s) x; valid names: report, verification'
+    """
     near = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
     hint = f"did you mean {', '.join(near)}?" if near else f"valid names: {', '.join(valid)}"
     return f"unknown {kind}(s) {', '.join(names)}; {hint}"

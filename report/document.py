@@ -104,7 +104,13 @@ def notation(symbols: Iterable[Any], stems: list[str]) -> list[dict[str, Tex]]:
 
 
 def commit_text(described: str) -> Tex:
-    """``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so."""
+    r"""``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so.
+
+    >>> print(commit_text("0a0c52c1d2e3-dirty"))
+    \texttt{0a0c52c1d2e3} with uncommitted changes present
+    >>> print(commit_text("0a0c52c1d2e3"))
+    \texttt{0a0c52c1d2e3}
+    """
     commit, dirty, _ = described.partition("-dirty")
     text = rf"\texttt{{{latex_escape(commit)}}}"
     return Tex(text + " with uncommitted changes present" if dirty else text)

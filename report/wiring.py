@@ -175,7 +175,11 @@ class ReportGraph(Graph):
 
 
 def shard_task(stem: str, shard: str) -> str:
-    """The task name of a stage's shard: ``double_descent[n100-m20..23-s0..4]``."""
+    """The task name of a stage's shard.
+
+    >>> shard_task("double_descent", "n100-m20..23-s0..4")
+    'double_descent[n100-m20..23-s0..4]'
+    """
     return f"{stem}[{shard}]"
 
 
@@ -239,7 +243,12 @@ def failed_checks(graph: Graph) -> list[dict[str, Any]]:
 
 
 def check_names(names: list[str]) -> None:
-    """Refuse a task name used twice, or one of the builder's own (:data:`RESERVED`)."""
+    """Refuse a task name used twice, or one of the builder's own (:data:`RESERVED`).
+
+    >>> check_names(["toy", "toy_fig", "toy"])
+    Traceback (most recent call last):
+    report.project.ProjectError: task name 'toy' is used twice (a stem, shard or figure name)
+    """
     seen: set[str] = set()
     for name in names:
         if name in RESERVED:
