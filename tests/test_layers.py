@@ -27,6 +27,7 @@ PRESENTATION = (
     "report/figures.py",
     "experiments/data_plot.py",
     "experiments/double_descent_plot.py",
+    "experiments/double_descent_stats.py",
     "experiments/sgd_implicit_reg_stats.py",
     *(f"{stage.present.replace('.', '/')}.py" for stage in STAGES),
 )
