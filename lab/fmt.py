@@ -6,6 +6,7 @@ environment inserts it unescaped.  Precision is chosen here, once.
 """
 
 import math
+import re
 
 
 class Tex(str):
@@ -32,6 +33,24 @@ def num(x: float, sig: int = 3) -> Tex:
     return Tex(rf"\num{{{text}}}")
 
 
+def decade(x: float) -> int:
+    """The exponent e of a positive ``x`` = m × 10^e with 1 ≤ m < 10 (robust to 0.1 + 0.2 rounding)."""
+    return math.floor(math.log10(x) + 1e-9)
+
+
+def power_of_ten(x: float, digits: int = 3) -> Tex:
+    r"""A positive ``x`` for mathematics mode as m × 10^e, m rounded to ``digits`` decimals; 10^e when m is 1.
+
+    >>> power_of_ten(1e-5)
+    '10^{-5}'
+    >>> power_of_ten(2.5e-5)
+    '2.5\\times10^{-5}'
+    """
+    exponent = decade(x)
+    mantissa = round(x / 10.0**exponent, digits)
+    return Tex(f"10^{{{exponent}}}" if mantissa == 1 else rf"{mantissa:g}\times10^{{{exponent}}}")
+
+
 def integer(n: int) -> Tex:
     r"""Format an integer with digit grouping, e.g. ``\num{12345}``."""
     return Tex(rf"\num{{{int(n)}}}")
@@ -40,3 +59,27 @@ def integer(n: int) -> Tex:
 def tex(s: str) -> Tex:
     """Mark a LaTeX string (e.g. from ``sympy.latex``) as trusted."""
     return Tex(s)
+
+
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
+
+
+def latex_escape(text: str) -> str:
+    r"""Escape the ten characters TeX treats specially.
+
+    >>> latex_escape("50% of x_1 & {y}")
+    '50\\% of x\\_1 \\& \\{y\\}'
+    """
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text)

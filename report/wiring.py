@@ -31,12 +31,14 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache
+from report import cache, progress
 from report.overrides import Overrides, apply, check_stages
 from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
 from report.settings import with_data
 from report.stages import Stage
+
+progress.install()  # every process that runs a task imports this module: workers show progress too
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
 RESERVED = ("report", "verification", "supplement")  # the builder's own tasks

@@ -357,10 +357,7 @@ def test_weight_decay_figure_labels_the_lambda_grid_and_the_early_stopped_key():
 
 
 def test_rank_correlation_and_paired_tests_are_exact():
-    assert sgd_stats.rank_p(-1.0, 6) == pytest.approx(2 / 720)
-    assert sgd_stats.rank_p(1.0, 3) == pytest.approx(2 / 6)  # three points can never be clear
-    assert sgd_stats.sign_flip_p(np.array([1.0, 2, 3, 4, 5, 6])) == pytest.approx(2 / 64)
-    assert sgd_stats.sign_flip_p(np.array([1.0, -1.0])) == 1.0
+    # the exact p-values themselves are tested in tests/test_stats.py
     mus = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
     runs = np.random.default_rng(1).normal(size=(6, 8))  # (n_mu, n_runs)
     clean = sgd_stats.against_mu(mus, -np.arange(6.0)[:, None] + 0.01 * runs)
