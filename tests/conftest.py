@@ -1,6 +1,7 @@
 """Shared fixtures: a toy project with one stage, for testing the builder without real experiments."""
 
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -110,3 +111,28 @@ def toy_declared(toy_project) -> Project:
 def toy_stage(toy_declared) -> Stage:
     (stage,) = toy_declared.stages
     return stage
+
+
+# The command line in a fresh interpreter, then the heavy libraries it imported.
+HEAVY = """
+import sys
+from report.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in ("torch", "matplotlib") if m in sys.modules)))
+"""
+
+
+@pytest.fixture
+def heavy_imports():
+    """``heavy_imports(*argv)``: which of torch and matplotlib ``report.cli.main(argv)`` imports."""
+
+    def run(*argv: str) -> list[str]:
+        root = Path(__file__).resolve().parent.parent
+        command = [sys.executable, "-c", HEAVY, *argv]
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout.splitlines()[-1].split()
+
+    return run

@@ -205,3 +205,18 @@ def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, cap
         ["report"], keep_going=True, log=lambda _: None
     )  # no TeX needed
     assert {o.task for o in outcomes if o.skipped} == {"report"}
+
+
+@pytest.mark.xfail(
+    reason="science side: experiments/data.py (the data-source hook) and the compute modules import torch,"
+    " the *_plot.py modules matplotlib, at module level; the builder imports them to list the tasks",
+    strict=True,
+)
+@pytest.mark.parametrize("argv", [["--list"], ["--dry-run"]], ids=["list", "dry-run"])
+def test_listing_this_repository_imports_neither_torch_nor_matplotlib(heavy_imports, argv):
+    assert heavy_imports("--profile", "quick", *argv) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--profile", "huge"], ["--jobs", "0"], ["--list", "--force"]])
+def test_help_and_command_line_errors_import_neither_torch_nor_matplotlib(heavy_imports, argv):
+    assert heavy_imports(*argv) == []

@@ -6,7 +6,6 @@ one check (``halving.py``, ``halving_plot.py``), one experiment in two shards wi
 """
 
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from pypdf import PdfReader
 
 from report.cli import main
-from report.paths import ROOT
 from report.project import load
 from report.wiring import ReportGraph
 
@@ -192,26 +190,11 @@ def test_the_same_builder_builds_the_tiny_report_end_to_end(tiny, capsys):
     assert "Neural network" not in text  # nothing of this repository's assignment
 
 
-# Runs the command line in a fresh interpreter and prints which heavy libraries it imported.
-HEAVY = """
-import sys
-from report.cli import main
-from report.paths import ROOT
-try:
-    main(sys.argv[1:])
-except SystemExit:
-    pass
-print(sorted(m for m in ("torch", "matplotlib") if m in sys.modules))
-"""
-
-
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["--list"], ["--dry-run", "--explain"], ["--profile", "huge"], ["nope"]],
     ids=["help", "list", "dry-run", "bad-profile", "bad-target"],
 )
-def test_the_builder_starts_without_torch_or_matplotlib(tiny, argv):
+def test_the_builder_starts_without_torch_or_matplotlib(tiny, heavy_imports, argv):
     """The builder's own imports are lazy: what a listing imports is the project's modules' choice."""
-    command = [sys.executable, "-c", HEAVY, "--project", str(tiny), *argv]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.splitlines()[-1] == "[]", done.stderr
+    assert heavy_imports("--project", str(tiny), *argv) == []
