@@ -21,13 +21,12 @@ from experiments.sgd_implicit_reg_stats import (
     context,
     converged,
     final,
-    geo_mean_factor,
     implicit_best,
     level_values,
     usable,
 )
 from lab.fmt import decade, power_of_ten
-from lab.stats import mean_se
+from lab.stats import geo_mean_factor, mean_se
 from lab.style import figsize, sequential
 
 __all__ = ["FIGURES", "context"]

@@ -19,15 +19,14 @@ Every word that calls a relation or a difference *clear* is chosen by a printed 
 The tests are :mod:`lab.stats`'s (exact for up to 8 learning rates and 16 runs).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from experiments.data_plot import context as data_context
 from experiments.sgd_implicit_reg import Results, Status
-from lab.fmt import Tex, decade, integer, num, power_of_ten
-from lab.stats import Trend, mean_se, rank_p, sign_flip_p, spearman, spearman_rows
+from lab.fmt import Tex, in_set, integer, num, pm, power, setting
+from lab.stats import Trend, geo_mean_factor, mean_se, rank_p, sign_flip_p, spearman, spearman_rows
 from lab.stats import trend as stats_trend
 
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
@@ -71,13 +70,6 @@ def final(results: Results) -> dict[str, np.ndarray]:
     """Window means "J", "G", "V", "Vf" at the target loss: (n_lr, n_runs) each, NaN where not reached."""
     k = results.config.loss_levels.index(results.config.stopping.target_loss)
     return {key: v[..., k] for key, v in level_values(results).items()}
-
-
-def geo_mean_factor(values: np.ndarray) -> tuple[float, float]:
-    """Geometric mean of positive ``values`` and its multiplicative standard error."""
-    logs = np.log(values)
-    se = logs.std(ddof=1) / np.sqrt(len(logs)) if len(logs) > 1 else 0.0
-    return float(np.exp(logs.mean())), float(np.exp(se))
 
 
 @dataclass(frozen=True)
@@ -176,41 +168,12 @@ def shape(values: np.ndarray, c: Corr) -> str:
     return trend(c)
 
 
-def pm(mean: float, se: float) -> Tex:
-    return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
-
-
 def paired_tex(d: Paired, n_runs: int, parens: bool = True) -> Tex:
     """A paired difference with its p-value (in parentheses or after a comma), naming the runs
     when not all are included."""
     runs = "" if d.n == n_runs else rf", {integer(d.n)} common runs"
     p = rf"$p={num(d.p, sig=2)}${runs}"
     return Tex(rf"{pm(d.mean, d.se)} ({p})" if parens else rf"{pm(d.mean, d.se)}, {p}")
-
-
-def setting(x: float) -> Tex:
-    """A hyperparameter as set (e.g. 0.02, 1e-04), not rounded to significant digits."""
-    return Tex(rf"\num{{{x:g}}}")
-
-
-def power(x: float) -> Tex:
-    """A positive number for math mode as a power of ten where it is one (1e-05 -> 10^{-5}),
-    else m × 10^e for small or large numbers (:func:`lab.fmt.power_of_ten`), else as set."""
-    text = power_of_ten(x)
-    return setting(x) if -2 <= decade(x) <= 2 and not text.startswith("10^") else text
-
-
-def num_list(values, fmt: Callable[[float], Tex] = setting) -> Tex:
-    """Comma-separated values for inline math, breakable after each comma."""
-    return Tex(r",\allowbreak ".join(fmt(v) for v in values))
-
-
-def in_set(symbol: str, values, fmt: Callable[[float], Tex] = setting) -> Tex:
-    """Inline math without dollars: ``μ = 2.56`` for one value, ``μ ∈ {0.32, 0.64}`` for several."""
-    values = list(values)
-    if len(values) == 1:
-        return Tex(rf"{symbol}={fmt(values[0])}")
-    return Tex(rf"{symbol}\in\{{{num_list(values, fmt)}\}}")
 
 
 def change(ratio: float) -> Tex:

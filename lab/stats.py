@@ -42,6 +42,13 @@ def mean_se(values: ArrayLike, keep: ArrayLike | None = None) -> tuple[float, fl
     return float(v.mean()), float(se)
 
 
+def geo_mean_factor(values: np.ndarray) -> tuple[float, float]:
+    """Geometric mean of positive ``values`` and its multiplicative standard error."""
+    logs = np.log(values)
+    se = logs.std(ddof=1) / np.sqrt(len(logs)) if len(logs) > 1 else 0.0
+    return float(np.exp(logs.mean())), float(np.exp(se))
+
+
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x, axis=axis)
 

@@ -6,6 +6,8 @@ Otherwise a change of number formatting would list every trained shard as stale.
 
 import ast
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,27 @@ def test_presentation_edits_leave_every_computation_cached(profile, edited_copy,
     # the edits are seen where they belong: every figure and the report are stale
     presented = [name for name, task in before.tasks.items() if task.kind not in COMPUTE_KINDS]
     assert [n for n in presented if before.key(n) == after.key(n)] == []
+
+
+COMPUTE_MODULES = [
+    "derivations.autodiff",
+    "derivations.mlp_backprop",
+    "derivations.initialization",
+    pytest.param(
+        "experiments.double_descent",
+        marks=pytest.mark.xfail(
+            reason="experiments.optimizers (issue 23's) defines the LBFGS settings beside torch code",
+            strict=True,
+        ),
+    ),
+    "experiments.data",
+]
+
+
+@pytest.mark.parametrize("module", COMPUTE_MODULES)
+def test_compute_modules_import_without_torch_or_matplotlib(module):
+    # --list and --dry-run import every stage's Config, PROFILES and shards; torch (seconds) and
+    # matplotlib enter only where a task runs: inside run, run_shard, gather or check
+    code = f"import sys, {module}; print(sorted({{'torch', 'matplotlib'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
