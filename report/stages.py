@@ -6,9 +6,11 @@ Which stages a report is made of, and in which order, is the project's declarati
 template ``templates/sections/X.tex.j2``, and optionally ``templates/answers/X.tex.j2`` and
 ``templates/method/X.tex.j2``, the stage's fragments of the abstract.
 
-``compute`` module (e.g. ``experiments/double_descent.py``), never imports matplotlib:
+``compute`` module (e.g. ``experiments/double_descent.py``), never imports matplotlib, and imports
+torch inside the functions that compute (listing the tasks imports the module, not torch):
     ``Config``                       frozen dataclass; every field JSON-serialisable
-    ``PROFILES: dict[str, Config]``  at least ``"full"`` and ``"quick"`` (seconds, for tests)
+    ``PROFILES: dict[str, Config]``  every profile the project declares (here ``"full"``, and
+                                     ``"quick"``: seconds, for tests)
     ``run(config) -> Results``       the computation, deterministic under ``config.seed``
     ``save(results, directory)``     write any files into an existing empty directory
     ``load(directory) -> Results``
@@ -19,14 +21,16 @@ template ``templates/sections/X.tex.j2``, and optionally ``templates/answers/X.t
     ``gather(config, parts) -> Results``   parts by shard name; ``run`` must equal
                                      ``gather(config, {k: run_shard(s) for k, s in shards(config).items()})``
 
-``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch:
+``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch, and imports
+matplotlib inside its plot functions (only the figure tasks draw):
     ``FIGURES: dict[str, Callable[[Results], Figure]]``  figure name -> plot function
     ``context(results) -> dict``     values for ``templates/sections/<stem>.tex.j2``;
                                      numbers go through :mod:`lab.fmt`
 
 Compute and presentation are separate modules so that restyling a figure or rewording
 a sentence never invalidates the cached computation (the cache key of a task hashes the
-source of the modules it imports).  Figure names are global and unique across stages.
+source of the modules it imports).  Figure names are task names: unique across stages, and a
+clash with a stem, another figure or the builder's own tasks is an error.
 """
 
 from dataclasses import dataclass
