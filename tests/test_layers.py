@@ -5,6 +5,7 @@ Otherwise a change of number formatting would list every trained shard as stale.
 """
 
 import ast
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from report.paths import ROOT
-from report.stages import STAGES
+from report.project import load
 from report.wiring import ReportGraph
+
+DECLARED = load()
 
 COMPUTE_KINDS = {"shard", "data", "verification"}
 # Presentation and builder code: appending a function to any of these may restale figures and the
@@ -31,7 +34,7 @@ PRESENTATION = (
     "experiments/double_descent_plot.py",
     "experiments/double_descent_stats.py",
     "experiments/sgd_implicit_reg_stats.py",
-    *(f"{stage.present.replace('.', '/')}.py" for stage in STAGES),
+    *(f"{stage.present.replace('.', '/')}.py" for stage in DECLARED.stages),
 )
 TEMPLATE = "templates/sections/double_descent.tex.j2"
 
@@ -80,10 +83,8 @@ def edited_copy(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_presentation_edits_leave_every_computation_cached(profile, edited_copy, tmp_path):
-    before = ReportGraph(profile, out=tmp_path / "before")
-    after = ReportGraph(
-        profile, project=edited_copy, out=tmp_path / "after", templates=edited_copy / "templates"
-    )
+    before = ReportGraph(profile, DECLARED, out=tmp_path / "before")
+    after = ReportGraph(profile, dataclasses.replace(DECLARED, root=edited_copy), out=tmp_path / "after")
     compute = [name for name, task in before.tasks.items() if task.kind in COMPUTE_KINDS]
     assert {before.tasks[n].kind for n in compute} == COMPUTE_KINDS  # shards, stages and the checks
     assert [n for n in compute if before.key(n) != after.key(n)] == []
