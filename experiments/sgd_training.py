@@ -20,7 +20,7 @@ from experiments import batched_mlp
 from experiments.data import DataProcess, draw
 from experiments.grad_stats import expected_variation
 from experiments.sgd_implicit_reg import Status, Stopping, on_val_schedule, order_seed, test_set
-from report import progress
+from lab import progress
 
 
 @dataclass
