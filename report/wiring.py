@@ -8,7 +8,9 @@ For one profile, in dependency order:
   compute module defines ``shards`` (keyed by config, code and the shards' keys), else ``run``
 * ``<figure>``         one figure of a stage -> ``figures/<figure>.pdf``  (keyed by plot code and data key)
 * ``verification``     every derivation's ``check()`` -> ``data/verification.json``
-* ``report``           templates + all of the above -> ``report.pdf``
+* ``supplement``       supplement templates + all of the above -> ``supplement.pdf`` (the evidence)
+* ``report``           submission templates + all of the above -> ``report.pdf``; after the supplement,
+  whose labels it links to (its key hashes the supplement's outline, not the supplement's key)
 
 Overrides apply to a stage's ``Config`` before its shards are derived.  All outputs live under
 :func:`report.paths.build_dir`; manifests under ``cache/``.
@@ -29,12 +31,14 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, document
+from report import cache, document, supplement
+from report.document import SUPPLEMENT_TEXDIR
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.pipeline import Graph, Task
 from report.settings import SETTINGS_FILE, with_data
 from report.stages import STAGES, Stage
+from report.supplement import SECTIONS
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
 
@@ -68,24 +72,49 @@ class ReportGraph(Graph):
                 "verification",
                 "verification",
                 modules=checked,
-                config=None,
+                config={"extra_fields": ["passed", "module"]},  # beside Check's, in every record it writes
                 inputs=(),
                 outputs=(verification,),
                 action=partial(_save_checks, checked, verification),
+            )
+        )
+        stage_tasks = tuple(t.name for t in tasks)
+        presents = tuple(s.present for s in stages)
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")  # the title page's date may come from it
+        supplement_templates = (
+            templates / "supplement.tex.j2",
+            *sorted((templates / SECTIONS).rglob("*.j2")),
+        )
+        tasks.append(
+            Task(
+                "supplement",
+                "document",
+                modules=("report.supplement", *presents),
+                config={"git": git_commit(), "source_date_epoch": epoch},
+                inputs=stage_tasks,
+                outputs=(root / "supplement.pdf", root / SUPPLEMENT_TEXDIR),
+                action=partial(supplement.build, self),
+                # The submission's section templates too: the supplement lists the tables they hold.
+                files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
+                in_build=True,  # it reads the whole graph
             )
         )
         tasks.append(
             Task(
                 "report",
                 "document",
-                modules=("report.document", *(s.present for s in stages)),
-                # The title page's date may come from SOURCE_DATE_EPOCH; the settings file fills the title page.
-                config={"git": git_commit(), "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH")},
-                inputs=tuple(t.name for t in tasks),
+                modules=("report.document", *presents),
+                # The supplement's structure, not its text: the section numbers and links the report cites.
+                config={"source_date_epoch": epoch, "supplement": supplement.outline(stages, templates)},
+                inputs=stage_tasks,
                 outputs=(root / "report.pdf",),
                 action=partial(document.build, self),
-                files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
+                files=(
+                    *sorted(set(templates.rglob("*.j2")) - set(supplement_templates)),
+                    *_settings_file(project),
+                ),
                 in_build=True,  # it reads the whole graph
+                after=("supplement",),  # it reads supplement.aux for its links
             )
         )
         super().__init__(tasks, root, project)
@@ -202,7 +231,11 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
 
 
 def _save_checks(modules: tuple[str, ...], path: Path) -> None:
-    checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
+    checks = [
+        dataclasses.asdict(c) | {"passed": c.passed, "module": name}
+        for name in modules
+        for c in import_module(name).check()
+    ]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
 
 
