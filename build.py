@@ -1,6 +1,6 @@
 """Build the NNDL2024 session-2 submission: derivations, experiments, figures, PDF.
 
-    python build.py                      # everything stale -> build/report.pdf
+    python build.py                      # everything stale -> build/report.pdf, build/supplement.pdf
     python build.py --profile quick      # small configurations -> build/quick/report.pdf
     python build.py --verify             # run every derivation check, print a table
     python build.py --figure dd_curve    # regenerate one figure (its data only if stale)
@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from report import executors, settings
+from report import executors, pages, settings
 from report.executors import ExecutorError, TaskError
 from report.explain import reason
 from report.export import write_bundle
@@ -38,6 +38,7 @@ from report.stages import STAGES
 from report.wiring import ReportGraph, failed_checks, run_checks
 
 PROFILES = ("full", "quick")
+DOCUMENTS = ("supplement", "report")  # what a build without targets makes: the evidence, then the submission
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -82,7 +83,8 @@ def main_parser() -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="TASK",
-        help="tasks to bring up to date, with what they need (default: report, the PDF); names as"
+        help="tasks to bring up to date, with what they need (default: supplement and report, the PDFs);"
+        " names as"
         " --list shows them, e.g. double_descent or dd_curve",
     )
     what = parser.add_mutually_exclusive_group()
@@ -96,7 +98,7 @@ def main_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="regenerate only this figure (repeatable; names: --list, kind 'figure'); its data is"
-        " recomputed only if stale; report.pdf is left as it was",
+        " recomputed only if stale; report.pdf and supplement.pdf are left as they were",
     )
     what.add_argument(
         "--list",
@@ -142,8 +144,9 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--export",
         action="store_true",
-        help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
-        " beside it, and the built PDF (for a course system, Overleaf or arXiv)",
+        help="after the build, write <build dir>/submission.zip: report.tex and supplement.tex, each"
+        " self-contained, their figures beside them, supplement.aux for the links, and the built PDFs"
+        " (for a course system, Overleaf or arXiv)",
     )
     parser.add_argument(
         "--keep-going",
@@ -245,7 +248,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         parser.error(_unknown("figure", unknown, graph.figures()))
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
         parser.error(_unknown("task", unknown, list(graph.tasks)))
-    targets = [*args.targets, *(args.figure or ())] or ["report"]
+    targets = [*args.targets, *(args.figure or ())] or list(DOCUMENTS)
     if args.export and "report" not in targets:
         parser.error("--export bundles the report: use it without targets other than report, or --figure")
     force = set(args.figure or ())
@@ -264,7 +267,7 @@ def main(cli_args: Sequence[str] | None = None) -> int:
             print(f"{name} runs: {reason(graph, name, name in force)}")
     start = time.perf_counter()
     try:
-        if "report" in graph.closure(targets):
+        if set(DOCUMENTS) & set(graph.closure(targets)):
             require_tools()  # before minutes of computation, not after
         with build_lock(graph.root, wait=args.wait), stop_on_signals():
             executor = executors.make(args.jobs, args.scheduler)
@@ -303,11 +306,10 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         print(f"wrote {relative(graph.tasks[name].outputs[0])}")
     if args.export:
         print(f"wrote {relative(write_bundle(graph.root, graph.root / 'submission.zip'))}")
-    report_pdf = graph.tasks["report"].outputs[0]
-    if "report" not in targets and report_pdf.exists():
-        print(
-            f"note: {relative(report_pdf)} was not updated (build without targets or --figure to update it)"
-        )
+    for document in DOCUMENTS:
+        pdf = graph.tasks[document].outputs[0]
+        if document not in graph.closure(targets) and pdf.exists():
+            print(f"note: {relative(pdf)} was not updated (build without targets or --figure to update it)")
     if "verification" in graph.closure(targets):
         failed = failed_checks(graph)
         for check in failed:
@@ -319,6 +321,11 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         if failed:
             print(f"error: {len(failed)} derivation check(s) failed; the PDF marks them", file=sys.stderr)
             return 1
+    if "report" in graph.closure(targets) and (
+        too_long := pages.over_limit(graph.tasks["report"].outputs[0], loaded.page_limit)
+    ):
+        print(f"error: {too_long}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,7 +10,7 @@ a successful compile, so a failed build keeps the last good one.  The supplement
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,18 @@ def commit_text(described: str) -> Tex:
     return Tex(text + " with uncommitted changes present" if dirty else text)
 
 
+class SectionRefs(dict):
+    """Stem -> how this document cites the submission's section of that stage, for any stem (the notation's
+    prose names sections that a test's toy project does not have; LaTeX then warns of the reference)."""
+
+    def __init__(self, cite: Callable[[str], Tex]) -> None:
+        super().__init__()
+        self.cite = cite
+
+    def __missing__(self, stem: str) -> Tex:
+        return self.cite(stem)
+
+
 def checks_summary(graph: "Graph") -> dict[str, Tex]:
     """How many derivation checks the verification task ran and how many passed (the abstract says so)."""
     checks = json.loads((graph.root / "data" / "verification.json").read_text())
@@ -129,7 +141,7 @@ def context(graph: "Graph") -> dict[str, Any]:
     ctx["build"] = checks_summary(graph)
     ctx["settings"] = title_page()
     ctx["notation"] = notation(ctx["stems"])
-    ctx["section_refs"] = {stem: Tex(rf"\cref{{sec:{stem}}}") for stem in ctx["stems"]}
+    ctx["section_refs"] = SectionRefs(lambda stem: Tex(rf"\cref{{sec:{stem}}}"))
     ctx["verification_ref"] = Tex(r"\supref{sup:verification}")
     ctx["title_suffix"] = ""
     return ctx | helpers(graph)

@@ -1,10 +1,15 @@
-"""The submission bundle: one self-contained LaTeX file, its figures beside it, and the PDF.
+"""The submission bundle: each document as one self-contained LaTeX file, the figures beside them, the PDFs.
 
-``build/tex/report.tex`` inputs ``sections/*.tex`` and reads figures from ``../figures/``; a
-course system, Overleaf or arXiv wants one directory that compiles on its own.  The bundle
-inlines every ``\\input{sections/...}``, rewrites ``../figures/NAME.pdf`` to ``NAME.pdf`` (the
-figures lie beside the source), starts with ``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds
-the built PDF as ``report-as-built.pdf`` (compiling ``report.tex`` makes ``report.pdf``).
+``build/tex/report.tex`` inputs ``sections/*.tex`` and ``build/tex-supplement/supplement.tex`` inputs
+``supplement/*.tex``; both read figures from ``../figures/``.  A course system, Overleaf or arXiv wants
+one directory that compiles on its own.  The bundle inlines every ``\\input{sections/...}`` and
+``\\input{supplement/...}``, rewrites ``../figures/NAME.pdf`` to ``NAME.pdf`` (the figures lie beside
+the sources; the figure links' destination names change alike in both files), starts each file with
+``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds the built PDFs as ``<name>-as-built.pdf``.
+
+The submission's links into the supplement need ``supplement.aux``: the bundle carries the build's
+copy, so ``report.tex`` compiles alone with its links resolved; compiling ``supplement.tex`` in the
+same directory rewrites it.  The links open ``supplement.pdf`` beside ``report.pdf``.
 """
 
 import io
@@ -13,18 +18,20 @@ import zipfile
 from pathlib import Path
 
 from report.cache import write_atomic
+from report.document import SUPPLEMENT_TEXDIR
 
-INPUT = re.compile(r"\\input\{(sections/[^}]+)\}")
+INPUT = re.compile(r"\\input\{((?:sections|supplement)/[^}]+)\}")
+DOCUMENTS = {"report": "tex", "supplement": SUPPLEMENT_TEXDIR}  # document -> its LaTeX directory in the build
 
 
-def flattened_source(texdir: Path) -> str:
-    """``texdir/report.tex`` with its section files inlined and figure paths made local."""
+def flattened_source(texdir: Path, name: str = "report") -> str:
+    """``texdir/<name>.tex`` with its section files inlined and figure paths made local."""
 
     def inline(match: re.Match[str]) -> str:
-        name = match.group(1).replace(r"\_", "_")
-        return (texdir / f"{name}.tex").read_text()
+        section = match.group(1).replace(r"\_", "_")
+        return (texdir / f"{section}.tex").read_text()
 
-    source = INPUT.sub(inline, (texdir / "report.tex").read_text())  # a function: no escape processing
+    source = INPUT.sub(inline, (texdir / f"{name}.tex").read_text())  # a function: no escape processing
     source = source.replace(r"\graphicspath{{../figures/}}", "").replace("../figures/", "")
     return "\\pdfoutput=1\n" + source
 
@@ -37,18 +44,20 @@ def figure_files(source: str, figures: Path) -> list[Path]:
 
 def write_bundle(root: Path, bundle: Path) -> Path:
     """Write ``bundle`` (a .zip) from the build directory ``root``; return its path."""
-    source = flattened_source(root / "tex")
-    files = figure_files(source, root / "figures")
+    sources = {name: flattened_source(root / texdir, name) for name, texdir in DOCUMENTS.items()}
+    files = sorted({f for source in sources.values() for f in figure_files(source, root / "figures")})
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")
+    entries = [
+        *((f"{name}.tex", source.encode()) for name, source in sources.items()),
+        ("supplement.aux", (root / SUPPLEMENT_TEXDIR / "supplement.aux").read_bytes()),
+        *((f.name, f.read_bytes()) for f in files),
+        *((f"{name}-as-built.pdf", (root / f"{name}.pdf").read_bytes()) for name in DOCUMENTS),
+    ]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in (
-            ("report.tex", source.encode()),
-            *((f.name, f.read_bytes()) for f in files),
-            ("report-as-built.pdf", (root / "report.pdf").read_bytes()),
-        ):
+        for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # the same sources, the same bytes
             info.external_attr = 0o644 << 16
             archive.writestr(info, data, zipfile.ZIP_DEFLATED)

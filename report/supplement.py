@@ -38,7 +38,7 @@ TINY = 1e-15  # an error below this is round-off of double precision: printed "<
 _STRUCTURE = re.compile(
     r"\\(?:section|subsection|label|caption|begin\{(?:table|figure|longtable)|appendix)|\\BLOCK\{"
 )
-_TABLE_LABEL = re.compile(r"\\label\{(tab:[^}]+)\}")
+_TABLE_LABEL = re.compile(r"\\begin\{table\}.*?\\label\{([^}]+)\}.*?\\end\{table\}", re.DOTALL)
 
 
 def stems(stages: Any, templates: Path) -> list[str]:
@@ -173,8 +173,8 @@ def facts(graph: "Graph", rendered: dict[str, str]) -> dict[str, Any]:
 
 def _section_title(graph: "Graph", stem: str) -> Tex:
     r"""The ``\section{...}`` title of the stage's submission template (its exercise), else its stem."""
-    text = (graph.templates / "sections" / f"{stem}.tex.j2").read_text()
-    match = re.search(r"\\section\{([^{}]*)\}", text)
+    template = graph.templates / "sections" / f"{stem}.tex.j2"
+    match = template.is_file() and re.search(r"\\section\{([^{}]*)\}", template.read_text())
     return Tex(match.group(1)) if match else Tex(escape_latex(stem))
 
 
@@ -190,9 +190,9 @@ def build(graph: "Graph") -> None:
     ctx |= {"supplement_stems": own, "supplement": facts(graph, rendered)}
     ctx["supplement"]["sections_ref"] = Tex(rf"\Cref{{{','.join(f'sup:{stem}' for stem in own)}}}")
     ctx["notation"] = document.notation(ctx["stems"], prefix="sup:", linked=own)
-    ctx["section_refs"] = {
-        stem: Tex(rf"\emph{{{_section_title(graph, stem)}}} of the submission") for stem in ctx["stems"]
-    }
+    ctx["section_refs"] = document.SectionRefs(
+        lambda stem: Tex(rf"\emph{{{_section_title(graph, stem)}}} of the submission")
+    )
     ctx["verification_ref"] = Tex(r"\cref{sup:verification}")
     ctx["title_suffix"] = ": supplement"
     document.typeset(

@@ -73,7 +73,13 @@ def test_list_shows_states(cli, capsys, monkeypatch):
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split() == ["task", "kind", "state", "outputs"]
     lines = {line.split()[0]: line.split()[2] for line in rows}
-    assert lines == {"toy": "cached", "toy_fig": "cached", "verification": "stale", "report": "stale"}
+    assert lines == {
+        "toy": "cached",
+        "toy_fig": "cached",
+        "verification": "stale",
+        "supplement": "stale",
+        "report": "stale",
+    }
     output = {line.split()[0]: line.split()[3] for line in rows}["toy_fig"]
     assert output == str(Path("build", "figures", "toy_fig.pdf"))
 
