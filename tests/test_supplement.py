@@ -96,6 +96,7 @@ def edit(path, old: str, new: str) -> None:
 
 def test_only_the_supplement_outline_not_its_prose_is_in_the_submissions_key(toy, toy_project):
     section = toy_project / "templates" / "supplement" / "toy.tex.j2"
+
     def keys() -> tuple[str, str]:  # read now: a graph hashes the files when first asked
         graph = toy()
         return graph.key("report"), graph.key("supplement")
