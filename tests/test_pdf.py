@@ -37,7 +37,7 @@ CM_PER_PT = 2.54 / 72
 class Page:
     number: int  # 1-based
     empty: float  # fraction of the text block's height in blank bands taller than GAP_CM
-    section_ends: bool  # the next page starts a section at its top
+    section_ends: bool  # the next page starts a section at its top, or the document ends here
     appendix: bool  # in the appendices
 
 
@@ -84,7 +84,12 @@ def measure(pdf: Path, workdir: Path) -> list[Page]:
     )
     images = sorted(workdir.glob("page-*.pgm"))
     return [
-        Page(i + 1, empty_fraction(np.asarray(Image.open(path))), i + 1 in top_starts, i >= appendix)
+        Page(
+            i + 1,
+            empty_fraction(np.asarray(Image.open(path))),
+            i + 1 in top_starts or i + 1 == len(images),  # the next page starts a section, or none follows
+            i >= appendix,
+        )
         for i, path in enumerate(images)
     ]
 
