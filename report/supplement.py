@@ -156,7 +156,11 @@ def table_provenance(graph: "Graph", rendered: dict[str, str]) -> Tex:
 
 
 def facts(graph: "Graph", rendered: dict[str, str]) -> dict[str, Any]:
-    """The generated parts and the reproducibility facts of the supplement's last sections."""
+    """The generated parts and the reproducibility facts of the supplement's last sections.
+
+    The tables are PyLaTeX objects; the facts (command, commit, versions) are values for a five-line
+    list in the template, which reads better there, beside its sentences, than as a PyLaTeX ``Tabular``.
+    """
     checks = json.loads((graph.root / "data" / "verification.json").read_text())
     titles = {s.compute: _section_title(graph, s.stem) for s in graph.stages}
     return {
