@@ -18,10 +18,9 @@ from derivations.notation import SYMBOLS
 from lab.fmt import Tex, integer
 from lab.style import GEOMETRY
 from report import cache, settings
+from report.crossref import TEXDIR as SUPPLEMENT_TEXDIR
 from report.latex import check_pdf, log_warnings, run_latexmk
 from report.render import latex_escape, render
-
-SUPPLEMENT_TEXDIR = "tex-supplement"  # the supplement's LaTeX; its supplement.aux gives the report's links
 
 if TYPE_CHECKING:
     from report.pipeline import Task

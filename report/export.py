@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from report.cache import write_atomic
-from report.document import SUPPLEMENT_TEXDIR
+from report.crossref import TEXDIR as SUPPLEMENT_TEXDIR
 
 INPUT = re.compile(r"\\input\{((?:sections|supplement)/[^}]+)\}")
 DOCUMENTS = {"report": "tex", "supplement": SUPPLEMENT_TEXDIR}  # document -> its LaTeX directory in the build

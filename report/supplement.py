@@ -18,7 +18,6 @@ their prose: editing only supplement text re-typesets the supplement alone.
 import json
 import platform
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pylatex import LongTable, MultiColumn, NoEscape
@@ -26,33 +25,15 @@ from pylatex.utils import escape_latex
 
 from lab.fmt import Tex, integer, num
 from report import cache, document
+from report.crossref import SECTIONS, TEXDIR, stems
 from report.overrides import describe
 from report.render import render
 
 if TYPE_CHECKING:
     from report.wiring import ReportGraph as Graph
 
-SECTIONS = "supplement"  # templates/supplement/<stem>.tex.j2
 TINY = 1e-15  # an error below this is round-off of double precision: printed "< 1e-15", not 1.2e-125
-# The lines of a supplement template that decide its section, table and figure numbers and its labels.
-_STRUCTURE = re.compile(
-    r"\\(?:section|subsection|label|caption|begin\{(?:table|figure|longtable)|appendix)|\\BLOCK\{"
-)
 _TABLE_LABEL = re.compile(r"\\begin\{table\}.*?\\label\{([^}]+)\}.*?\\end\{table\}", re.DOTALL)
-
-
-def stems(stages: Any, templates: Path) -> list[str]:
-    """The stages, in order, that have a supplement section."""
-    return [s.stem for s in stages if (templates / SECTIONS / f"{s.stem}.tex.j2").is_file()]
-
-
-def outline(stages: Any, templates: Path) -> list[str]:
-    """What the submission's links depend on: each supplement section's stem and its structure lines."""
-    lines = [f"template {(templates / 'supplement.tex.j2').is_file()}"]
-    for stem in stems(stages, templates):
-        text = (templates / SECTIONS / f"{stem}.tex.j2").read_text()
-        lines += [stem, *(line.strip() for line in text.splitlines() if _STRUCTURE.search(line))]
-    return lines
 
 
 def error_text(error: float) -> Tex:
@@ -202,7 +183,7 @@ def build(graph: "Graph") -> None:
     document.typeset(
         graph,
         "supplement",
-        document.SUPPLEMENT_TEXDIR,
+        TEXDIR,
         {f"{SECTIONS}/{stem}.tex": text for stem, text in sections.items()}
         | {"supplement.tex": render("supplement.tex.j2", ctx, graph.templates)},
     )

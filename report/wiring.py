@@ -31,14 +31,12 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, document, supplement
-from report.document import SUPPLEMENT_TEXDIR
+from report import cache, crossref, document
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.pipeline import Graph, Task
 from report.settings import SETTINGS_FILE, with_data
 from report.stages import STAGES, Stage
-from report.supplement import SECTIONS
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
 
@@ -83,7 +81,7 @@ class ReportGraph(Graph):
         epoch = os.environ.get("SOURCE_DATE_EPOCH")  # the title page's date may come from it
         supplement_templates = (
             templates / "supplement.tex.j2",
-            *sorted((templates / SECTIONS).rglob("*.j2")),
+            *sorted((templates / crossref.SECTIONS).rglob("*.j2")),
         )
         tasks.append(
             Task(
@@ -92,8 +90,8 @@ class ReportGraph(Graph):
                 modules=("report.supplement", *presents),
                 config={"git": git_commit(), "source_date_epoch": epoch},
                 inputs=stage_tasks,
-                outputs=(root / "supplement.pdf", root / SUPPLEMENT_TEXDIR),
-                action=partial(supplement.build, self),
+                outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
+                action=partial(_build_supplement, self),
                 # The submission's section templates too: the supplement lists the tables they hold.
                 files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
                 in_build=True,  # it reads the whole graph
@@ -105,7 +103,7 @@ class ReportGraph(Graph):
                 "document",
                 modules=("report.document", *presents),
                 # The supplement's structure, not its text: the section numbers and links the report cites.
-                config={"source_date_epoch": epoch, "supplement": supplement.outline(stages, templates)},
+                config={"source_date_epoch": epoch, "supplement": crossref.outline(stages, templates)},
                 inputs=stage_tasks,
                 outputs=(root / "report.pdf",),
                 action=partial(document.build, self),
@@ -217,6 +215,12 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
     compute = stage.compute_module()
     with cache.atomic_directory(data_dir) as tmp:
         compute.save(compute.run(config), tmp)
+
+
+def _build_supplement(graph: "ReportGraph") -> None:
+    from report import supplement  # PyLaTeX and the documents' code: only when the supplement is built
+
+    supplement.build(graph)
 
 
 def _make_figure(stage: Stage, name: str, data_dir: Path, path: Path) -> None:
