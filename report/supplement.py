@@ -11,8 +11,8 @@ are data, one row per record, and PyLaTeX escapes their text cells itself.
 The submission links into the supplement with xr-hyper: it reads ``supplement.aux``, which this
 task leaves in ``tex-supplement/``.  A supplement section labels what the submission may cite
 ``\\label{sup:<stem>:<name>}``; the submission cites it as ``\\supref{sup:<stem>:<name>}``.  The
-report's key hashes :func:`outline` (the supplement templates' headings, labels and floats), not
-their prose: editing only supplement text re-typesets the supplement alone.
+report's key hashes :func:`report.crossref.outline` (the supplement templates' headings, labels and
+floats), not their prose: editing only supplement text re-typesets the supplement alone.
 """
 
 import json
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from report.wiring import ReportGraph as Graph
 
 TINY = 1e-15  # an error below this is round-off of double precision: printed "< 1e-15", not 1.2e-125
-_TABLE_LABEL = re.compile(r"\\begin\{table\}.*?\\label\{([^}]+)\}.*?\\end\{table\}", re.DOTALL)
+# The label of a table environment (the first \label before its \end{table}).
+_TABLE_LABEL = re.compile(r"\\begin\{table\}(?:(?!\\end\{table\}).)*?\\label\{([^}]+)\}", re.DOTALL)
 
 
 def error_text(error: float) -> Tex:
