@@ -10,11 +10,10 @@ a successful compile, so a failed build keeps the last good one.  The supplement
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from derivations.notation import SYMBOLS
 from lab.fmt import Tex, integer
 from lab.style import GEOMETRY
 from report import cache, settings
@@ -24,6 +23,7 @@ from report.render import latex_escape, render
 
 if TYPE_CHECKING:
     from report.pipeline import Task
+    from report.project import Project
     from report.wiring import ReportGraph as Graph
 
 
@@ -37,7 +37,7 @@ def helpers(graph: "Graph") -> dict[str, Any]:
 
     def figure_path(name: str) -> Tex:
         _figure_task(graph, name)
-        return _included_path(name)
+        return _included_path(graph, name)
 
     def provenance(name: str) -> Tex:
         source = figure_source(graph, name)
@@ -46,9 +46,10 @@ def helpers(graph: "Graph") -> dict[str, Any]:
     return {"figure_path": figure_path, "provenance": provenance, "geometry": Tex(GEOMETRY)}
 
 
-def _included_path(name: str) -> Tex:
-    """The ``\\includegraphics`` argument of figure ``name``, relative to ``tex/``; also its hyperlink target."""
-    return Tex(f"../figures/{name}.pdf")
+def _included_path(graph: "Graph", name: str) -> Tex:
+    """The ``\\includegraphics`` argument of figure ``name``, relative to the LaTeX directory; also its
+    hyperlink target."""
+    return Tex(Path(os.path.relpath(graph.figure_path(name), graph.texdir())).as_posix())
 
 
 def _figure_task(graph: "Graph", name: str) -> "Task":
@@ -67,32 +68,35 @@ def figure_source(graph: "Graph", name: str) -> dict[str, Any]:
     return {
         "name": name,
         "label": Tex(f"fig:{name}"),
-        "path": _included_path(name),
+        "path": _included_path(graph, name),
         "function": Tex(breakable(f"{plot.__module__}.{plot.__qualname__}")),
         "key": graph.key(stem)[:12],
         "seed": "" if seed is None else integer(seed),
     }
 
 
-def title_page(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The title page and PDF metadata from ``settings.toml``; the date never the build time."""
-    s = settings.load()
+def title_page(declared: "Project", environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The title page and PDF metadata from ``settings.toml``, else the project's defaults; the date
+    never the build time."""
+    s = settings.load(declared.settings_file)
     return {
-        "title": s.title,
-        "course": s.course,
+        "title": s.title or declared.title,
+        "course": s.course or declared.course,
         "author": s.author,
         "student_number": s.student_number,
         "date": settings.date_text(s, environ),
     }
 
 
-def notation(stems: list[str], prefix: str = "sec:", linked: list[str] | None = None) -> list[dict[str, Tex]]:
-    """The symbol table of the symbols ``stems`` use, each row pointing at the sections of this document
-    (labelled ``<prefix><stem>``, those of ``linked``, default all) that use the symbol; the same rows
-    in the submission and the supplement, whose sections differ."""
+def notation(
+    symbols: Iterable[Any], stems: list[str], prefix: str = "sec:", linked: list[str] | None = None
+) -> list[dict[str, Tex]]:
+    """The symbol table of the ``symbols`` that ``stems`` use, each row pointing at the sections of this
+    document (labelled ``<prefix><stem>``, those of ``linked``, default all) that use the symbol; the same
+    rows in the submission and the supplement, whose sections differ."""
     linked = stems if linked is None else linked
     rows = []
-    for n in SYMBOLS:
+    for n in symbols:
         if not any(stem in stems for stem in n.sections):
             continue
         used = [f"{prefix}{stem}" for stem in n.sections if stem in linked]
@@ -107,7 +111,13 @@ def notation(stems: list[str], prefix: str = "sec:", linked: list[str] | None = 
 
 
 def commit_text(described: str) -> Tex:
-    """``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so."""
+    r"""``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so.
+
+    >>> print(commit_text("0a0c52c1d2e3-dirty"))
+    \texttt{0a0c52c1d2e3} with uncommitted changes present
+    >>> print(commit_text("0a0c52c1d2e3"))
+    \texttt{0a0c52c1d2e3}
+    """
     commit, dirty, _ = described.partition("-dirty")
     text = rf"\texttt{{{latex_escape(commit)}}}"
     return Tex(text + " with uncommitted changes present" if dirty else text)
@@ -138,8 +148,8 @@ def context(graph: "Graph") -> dict[str, Any]:
     }
     ctx["stems"] = [s.stem for s in graph.stages]
     ctx["build"] = checks_summary(graph)
-    ctx["settings"] = title_page()
-    ctx["notation"] = notation(ctx["stems"])
+    ctx["settings"] = title_page(graph.declared)
+    ctx["notation"] = notation(graph.declared.symbols(), ctx["stems"])
     ctx["section_refs"] = SectionRefs(lambda stem: Tex(rf"\cref{{sec:{stem}}}"))
     ctx["verification_ref"] = Tex(r"\supref{sup:verification}")
     ctx["title_suffix"] = ""
@@ -147,15 +157,15 @@ def context(graph: "Graph") -> dict[str, Any]:
 
 
 def typeset(
-    graph: "Graph", name: str, texdir_name: str, files: dict[str, str], copied: tuple[Path, ...] = ()
+    graph: "Graph", name: str, texdir_path: Path, files: dict[str, str], copied: tuple[Path, ...] = ()
 ) -> None:
     """Write ``files`` (relative path -> LaTeX) and ``copied`` into a fresh private directory, compile
     ``<name>.tex`` there, check the PDF, and move it to ``<build dir>/<name>.pdf``.
 
     The private directory (no stale latexmk state, no other build's files) replaces
-    ``<build dir>/<texdir_name>`` only after a good compile.
+    ``texdir_path`` only after a good compile.
     """
-    with cache.atomic_directory(graph.root / texdir_name) as texdir:
+    with cache.atomic_directory(texdir_path) as texdir:
         for relative, text in files.items():
             cache.write_atomic(texdir / relative, text.encode())
         for path in copied:
@@ -177,4 +187,4 @@ def build(graph: "Graph") -> None:
     }
     files["report.tex"] = render("report.tex.j2", ctx, graph.templates)
     labels = graph.root / SUPPLEMENT_TEXDIR / "supplement.aux"
-    typeset(graph, "report", "tex", files, (labels,) if labels.is_file() else ())
+    typeset(graph, "report", graph.texdir(), files, (labels,) if labels.is_file() else ())

@@ -1,10 +1,11 @@
 """The submission bundle: each document as one self-contained LaTeX file, the figures beside them, the PDFs.
 
 ``build/tex/report.tex`` inputs ``sections/*.tex`` and ``build/tex-supplement/supplement.tex`` inputs
-``supplement/*.tex``; both read figures from ``../figures/``.  A course system, Overleaf or arXiv wants
-one directory that compiles on its own.  The bundle inlines every ``\\input{sections/...}`` and
-``\\input{supplement/...}``, rewrites ``../figures/NAME.pdf`` to ``NAME.pdf`` (the figures lie beside
-the sources; the figure links' destination names change alike in both files), starts each file with
+``supplement/*.tex``; both read figures from the build's figure directory (``../figures/``).  A course
+system, Overleaf or arXiv wants one directory that compiles on its own.  The bundle inlines every
+``\\input{sections/...}`` and ``\\input{supplement/...}``, rewrites the figures' paths
+``../figures/NAME.pdf`` to ``NAME.pdf`` and drops any ``\\graphicspath`` (the figures lie beside the
+sources; the figure links' destination names change alike in both files), starts each file with
 ``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds the built PDFs as ``<name>-as-built.pdf``.
 
 The submission's links into the supplement need ``supplement.aux``: the bundle carries the build's
@@ -13,26 +14,46 @@ same directory rewrites it.  The links open ``supplement.pdf`` beside ``report.p
 """
 
 import io
+import os
 import re
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from report.cache import write_atomic
 from report.crossref import TEXDIR as SUPPLEMENT_TEXDIR
 
+if TYPE_CHECKING:
+    from report.wiring import ReportGraph
+
 INPUT = re.compile(r"\\input\{((?:sections|supplement)/[^}]+)\}")
-DOCUMENTS = {"report": "tex", "supplement": SUPPLEMENT_TEXDIR}  # document -> its LaTeX directory in the build
+GRAPHICSPATH = re.compile(r"\\graphicspath\{(?:\{[^{}]*\})*\}")
+DOCUMENTS = ("report", "supplement")
 
 
-def flattened_source(texdir: Path, name: str = "report") -> str:
-    """``texdir/<name>.tex`` with its section files inlined and figure paths made local."""
+def flattened_source(texdir: Path, figures: Path, name: str = "report") -> str:
+    r"""``texdir/<name>.tex`` with its section files inlined and the paths of ``figures`` made local.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as build:
+    ...     tex = Path(build, "tex")
+    ...     (tex / "sections").mkdir(parents=True)
+    ...     _ = (tex / "report.tex").write_text("\\graphicspath{{../figures/}}\n\\input{sections/a\\_b}\n")
+    ...     _ = (tex / "sections" / "a_b.tex").write_text("\\includegraphics{../figures/f.pdf}")
+    ...     print(flattened_source(tex, Path(build, "figures")))
+    \pdfoutput=1
+    <BLANKLINE>
+    \includegraphics{f.pdf}
+    <BLANKLINE>
+    """
+    prefix = Path(os.path.relpath(figures, texdir)).as_posix() + "/"
 
     def inline(match: re.Match[str]) -> str:
         section = match.group(1).replace(r"\_", "_")
         return (texdir / f"{section}.tex").read_text()
 
     source = INPUT.sub(inline, (texdir / f"{name}.tex").read_text())  # a function: no escape processing
-    source = source.replace(r"\graphicspath{{../figures/}}", "").replace("../figures/", "")
+    source = GRAPHICSPATH.sub("", source).replace(prefix, "")
     return "\\pdfoutput=1\n" + source
 
 
@@ -42,10 +63,12 @@ def figure_files(source: str, figures: Path) -> list[Path]:
     return [figures / name for name in names]
 
 
-def write_bundle(root: Path, bundle: Path) -> Path:
-    """Write ``bundle`` (a .zip) from the build directory ``root``; return its path."""
-    sources = {name: flattened_source(root / texdir, name) for name, texdir in DOCUMENTS.items()}
-    files = sorted({f for source in sources.values() for f in figure_files(source, root / "figures")})
+def write_bundle(graph: "ReportGraph", bundle: Path) -> Path:
+    """Write ``bundle`` (a .zip) from ``graph``'s built documents; return its path."""
+    root, figures = graph.root, graph.figure_dir()
+    texdirs = {"report": graph.texdir(), "supplement": root / SUPPLEMENT_TEXDIR}  # each document's LaTeX
+    sources = {name: flattened_source(texdirs[name], figures, name) for name in DOCUMENTS}
+    files = sorted({f for source in sources.values() for f in figure_files(source, figures)})
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")

@@ -175,7 +175,7 @@ def build(graph: "Graph") -> None:
         rendered[stem] = rendered.get(stem, "") + text
     ctx |= {"supplement_stems": own, "supplement": facts(graph, rendered)}
     ctx["supplement"]["sections_ref"] = Tex(rf"\Cref{{{','.join(f'sup:{stem}' for stem in own)}}}")
-    ctx["notation"] = document.notation(ctx["stems"], prefix="sup:", linked=own)
+    ctx["notation"] = document.notation(graph.declared.symbols(), ctx["stems"], prefix="sup:", linked=own)
     ctx["section_refs"] = document.SectionRefs(
         lambda stem: Tex(rf"\emph{{{_section_title(graph, stem)}}} of the submission")
     )
@@ -184,7 +184,7 @@ def build(graph: "Graph") -> None:
     document.typeset(
         graph,
         "supplement",
-        TEXDIR,
+        graph.root / TEXDIR,
         {f"{SECTIONS}/{stem}.tex": text for stem, text in sections.items()}
         | {"supplement.tex": render("supplement.tex.j2", ctx, graph.templates)},
     )

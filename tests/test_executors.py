@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import build
 from report import executors
+from report.cli import main
 from report.executors import InProcess, Job, LocalPool, TaskError
+from report.project import Project
 from report.stages import Stage
 from report.wiring import ReportGraph
 
@@ -106,10 +107,8 @@ def sharded(toy_project) -> Stage:
 def graph(project: Path, stage: Stage, out: str = "build", **overrides) -> ReportGraph:
     return ReportGraph(
         "quick",
-        stages=(stage,),
-        project=project,
+        Project(project, (stage,)),
         out=project / out,
-        templates=project / "templates",
         overrides={stage.stem: overrides} if overrides else None,
     )
 
@@ -218,18 +217,16 @@ def test_pool_workers_run_elsewhere_with_a_share_of_the_cores():
 
 
 def test_list_groups_shards_and_force_reaches_them(toy_project, sharded, monkeypatch, capsys):
-    monkeypatch.setattr(
-        build, "ReportGraph", lambda profile, overrides=None, data=None: graph(toy_project, sharded)
-    )
+    (toy_project / "project.py").write_text('STAGES = ("toypkg.sharded",)\nPROFILES = ("quick",)\n')
     monkeypatch.chdir(toy_project)
-    assert build.main(["--jobs", "1", "sharded[n5-s0..1]"]) == 0  # a shard is a target of its own
+    assert main(["--project", ".", "--jobs", "1", "sharded[n5-s0..1]"]) == 0  # a shard is a target of its own
     capsys.readouterr()
-    assert build.main(["--list"]) == 0
+    assert main(["--project", ".", "--list"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[1].split() == ["sharded", "data", "stale", "build/data/sharded"]
     assert rows[2].split() == ["+", "2", "shards", "shard", "1", "stale", "build/cache/sharded/"]
     assert not any("[" in r for r in rows)  # shards are not listed one by one
-    assert build.main(["--dry-run", "sharded", "--force", "sharded"]) == 0
+    assert main(["--project", ".", "--dry-run", "sharded", "--force", "sharded"]) == 0
     out = capsys.readouterr().out
     assert "+ 2 shards" in out and "3 task(s) would run (2 of them shards)" in out
 
@@ -326,9 +323,9 @@ def test_a_worker_with_other_code_refuses_the_shard(toy_project, sharded, cluste
 
 @pytest.mark.slow
 def test_the_quick_profile_built_on_dask_has_the_same_result_files(tmp_path, cluster):
-    from report.stages import STAGES
+    from report.project import load
 
-    sweeps = [s.stem for s in STAGES if hasattr(s.compute_module(), "shards")]
+    sweeps = [s.stem for s in load().stages if hasattr(s.compute_module(), "shards")]
     if not sweeps:
         pytest.skip("no stage of the report defines shards")
     local, pool = ReportGraph("quick", out=tmp_path / "local"), LocalPool(2)

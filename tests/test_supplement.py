@@ -6,8 +6,8 @@ import textwrap
 import pytest
 from pypdf import PdfReader
 
-import build
-from report import settings, supplement
+from report import cli, settings, supplement
+from report.project import load
 from report.settings import SettingsError
 from report.wiring import ReportGraph
 
@@ -66,25 +66,17 @@ def test_a_page_limit_is_read():
 
 
 @pytest.fixture
-def toy(toy_project, toy_stage, monkeypatch):
-    """The toy project with a supplement section, ``build.main`` wired to it; returns a graph factory."""
+def toy(toy_project, monkeypatch):
+    """The toy project with a supplement section, ``cli.main`` building it; returns a graph factory."""
     (toy_project / "templates" / "supplement").mkdir()
     (toy_project / "templates" / "supplement" / "toy.tex.j2").write_text(
         textwrap.dedent(TOY_SUPPLEMENT).lstrip()
     )
 
     def graph(profile="quick", overrides=None, data=None):
-        return ReportGraph(
-            profile,
-            overrides=overrides,
-            data=data,
-            stages=(toy_stage,),
-            project=toy_project,
-            out=toy_project / "build",
-            templates=toy_project / "templates",
-        )
+        return ReportGraph(profile, load(toy_project), overrides=overrides, data=data)
 
-    monkeypatch.setattr(build, "ReportGraph", graph)
+    monkeypatch.setattr(cli, "ROOT", toy_project)
     return graph
 
 
@@ -112,13 +104,13 @@ def test_only_the_supplement_outline_not_its_prose_is_in_the_submissions_key(toy
 @pytest.mark.latex
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk missing")
 def test_editing_supplement_text_typesets_the_supplement_alone(toy, toy_project, capsys):
-    assert build.main([]) == 0
+    assert cli.main([]) == 0
     out = capsys.readouterr().out
     assert "] supplement" in out and "] report" in out
     text = " ".join(p.extract_text() for p in PdfReader(toy_project / "build" / "supplement.pdf").pages)
     assert "S1 Toy in detail" in text and "S1.1 The values" in text
     assert "Verification of the derivations" in text and "toy sum" in text and "toy_fig" in text
     edit(toy_project / "templates" / "supplement" / "toy.tex.j2", "reword freely", "reword at will")
-    assert build.main([]) == 0
+    assert cli.main([]) == 0
     out = capsys.readouterr().out
     assert "] supplement" in out and "] report" not in out
