@@ -44,7 +44,7 @@ from experiments.data_process import DataProcess
 
 # TODO(issue 23): LBFGS (a settings dataclass) lives beside torch code, so importing this module still
 # loads torch; once it moves to a torch-free module, nothing here does (tests/test_layers.py).
-from experiments.optimizers import LBFGS
+from experiments.lbfgs_config import LBFGS
 from lab import io
 from lab.checks import Check
 
@@ -100,7 +100,7 @@ class Sweep:
     iterations: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations until the model stopped
     evaluations: np.ndarray  # (n_widths, n_seeds) loss-and-gradient evaluations (line search included)
     slowest: np.ndarray  # (n_widths, n_seeds) largest ratio of the optimizer's rate test on the way
-    stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.optimizers.Stop
+    stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.lbfgs_config.Stop
 
 
 SWEEP_ARRAYS = (

@@ -12,7 +12,8 @@ from experiments.data import draw
 from experiments.data_process import DataProcess
 from experiments.double_descent import span
 from experiments.jacobian_rank import balanced_point, jacobian_rank
-from experiments.optimizers import LBFGS, lbfgs
+from experiments.lbfgs_config import LBFGS
+from experiments.optimizers import lbfgs
 from lab import progress
 
 

@@ -13,7 +13,7 @@ from experiments import double_descent as dd
 from experiments import double_descent_plot as plot
 from experiments import double_descent_stats as dd_stats
 from experiments.data import DataProcess, draw
-from experiments.optimizers import LBFGS, Stop
+from experiments.lbfgs_config import LBFGS, Stop
 
 I, S = Stop.INTERPOLATED, Stop.STALLED
 

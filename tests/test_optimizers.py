@@ -8,7 +8,8 @@ import torch
 
 from experiments import batched_mlp
 from experiments.data import make_data
-from experiments.optimizers import LBFGS, Stop, _Memory, lbfgs
+from experiments.lbfgs_config import LBFGS, Stop
+from experiments.optimizers import _Memory, lbfgs
 
 SETTINGS = LBFGS(max_iters=40, tol=1e-14)  # 40 iterations, none of them converged
 
