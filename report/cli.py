@@ -235,7 +235,7 @@ def validate(args: argparse.Namespace) -> Request:
         raise UsageError(_unknown("figure", unknown, graph.figures()))
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
         raise UsageError(_unknown("task", unknown, list(graph.tasks)))
-    targets = [*args.targets, *(args.figure or ())] or list(DOCUMENTS)
+    targets = [*args.targets, *(args.figure or ())] or [d for d in DOCUMENTS if d in graph.tasks]
     if args.export and "report" not in targets:
         raise UsageError("--export bundles the report: use it without targets other than report, or --figure")
     force = set(args.figure or ())
@@ -301,7 +301,7 @@ def _build(args: argparse.Namespace, request: Request) -> int:
         print(f"wrote {relative(graph.tasks[name].outputs[0])}")
     if args.export:
         print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
-    for document in DOCUMENTS:
+    for document in (d for d in DOCUMENTS if d in graph.tasks):  # a project may have no supplement
         pdf = graph.tasks[document].outputs[0]
         if document not in graph.closure(targets) and pdf.exists():
             print(f"note: {relative(pdf)} was not updated (build without targets or --figure to update it)")

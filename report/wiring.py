@@ -93,20 +93,22 @@ class ReportGraph(Graph):
             templates / "supplement.tex.j2",
             *sorted((templates / crossref.SECTIONS).rglob("*.j2")),
         )
-        tasks.append(
-            Task(
-                "supplement",
-                "document",
-                modules=("report.supplement", *presents),
-                config={"git": git_commit(declared.root), "source_date_epoch": epoch},
-                inputs=stage_tasks,
-                outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
-                action=partial(_build_supplement, self),
-                # The submission's section templates too: the supplement lists the tables they hold.
-                files=(*sorted(templates.rglob("*.j2")), *_declaration_files(declared)),
-                in_build=True,  # it reads the whole graph
+        supplement = supplement_templates[0].is_file()  # a project without one makes the report alone
+        if supplement:
+            tasks.append(
+                Task(
+                    "supplement",
+                    "document",
+                    modules=("report.supplement", *presents),
+                    config={"git": git_commit(declared.root), "source_date_epoch": epoch},
+                    inputs=stage_tasks,
+                    outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
+                    action=partial(_build_supplement, self),
+                    # The submission's section templates too: the supplement lists the tables they hold.
+                    files=(*sorted(templates.rglob("*.j2")), *_declaration_files(declared)),
+                    in_build=True,  # it reads the whole graph
+                )
             )
-        )
         tasks.append(
             Task(
                 "report",
@@ -122,7 +124,7 @@ class ReportGraph(Graph):
                     *_declaration_files(declared),
                 ),
                 in_build=True,  # it reads the whole graph
-                after=("supplement",),  # it reads supplement.aux for its links
+                after=("supplement",) if supplement else (),  # it reads supplement.aux for its links
             )
         )
         super().__init__(tasks, root, declared.root)
