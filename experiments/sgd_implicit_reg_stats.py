@@ -99,7 +99,7 @@ def paired_ratio(before: np.ndarray, after: np.ndarray) -> Ratio:
 
     >>> r = paired_ratio(np.array([1.0, 2.0, 4.0, 1.0]), np.array([0.5, 1.1, 1.9, 0.5]))
     >>> round(r.value, 2), r.direction.value, r.n
-    (0.5, 'down', 4)
+    (0.51, 'down', 4)
     """
     d = np.log(after) - np.log(before)
     d = d[np.isfinite(d)]

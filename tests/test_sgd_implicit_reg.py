@@ -500,6 +500,7 @@ def test_test_error_and_weight_decay_words_follow_the_interval(direction, words)
     text = _render(
         SECTION, test_left=_ratio(direction), test_right=_ratio(direction), wd_effect=_ratio(direction)
     )
+    assert f"weight decay makes the test MSE {words} (ratio" in text  # a space between the words and the ratio
     assert text.count(words) >= 3  # test MSE left, right, and weight decay
     others = {"clearly lower", "clearly higher", "not clearly different"} - {words}
     section_c = text[text.index("(c) Gradient") : text.index("Code.")]
@@ -536,11 +537,11 @@ def test_association_words(direction, words):
 
 def test_weight_decay_side_sentences():
     text = _render(SECTION, es_beats_wd="down", validation_prefers_decay=False, wd_lambda_at_edge=True)
-    assert "lower still than with weight decay" in text
+    assert "its test MSE is clearly lower than with weight decay" in text
     assert "the validation MSE is lower still without weight decay" in text
     assert "the largest searched" in text
     text = _render(SECTION, es_beats_wd="up", validation_prefers_decay=True, wd_lambda_at_edge=False)
-    assert "lower still" not in text and "largest searched" not in text
+    assert "than with weight decay" not in text and "largest searched" not in text
 
 
 def test_explanation_names_the_instability_only_where_it_happened():
