@@ -500,7 +500,9 @@ def test_test_error_and_weight_decay_words_follow_the_interval(direction, words)
     text = _render(
         SECTION, test_left=_ratio(direction), test_right=_ratio(direction), wd_effect=_ratio(direction)
     )
-    assert f"weight decay makes the test MSE {words} (ratio" in text  # a space between the words and the ratio
+    assert (
+        f"weight decay makes the test MSE {words} (ratio" in text
+    )  # a space between the words and the ratio
     assert text.count(words) >= 3  # test MSE left, right, and weight decay
     others = {"clearly lower", "clearly higher", "not clearly different"} - {words}
     section_c = text[text.index("(c) Gradient") : text.index("Code.")]
