@@ -297,11 +297,6 @@ def test_the_submission_says_nothing_about_how_it_was_built(two_builds):
 @pytest.mark.latex
 @pytest.mark.slow
 @needs_tex
-@pytest.mark.xfail(
-    strict=True,
-    reason="today's text: computer assignment 2 repeats 'at ... the test is inconclusive, not contrary;"
-    " interval ... to p' for every inconclusive level",
-)
 def test_no_run_of_eight_words_occurs_three_times_in_the_submission(two_builds):
     assert repeated_runs(pdf_text(two_builds[0])) == {}
 
