@@ -87,12 +87,17 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 def source_digest(path: Path) -> str:
     """SHA-256 of what a source file means: a Python module's AST without docstrings,
     comments or line numbers; any other file's bytes."""
-    if path.suffix != ".py":
-        return file_digest(path)
+    return content_digest(path.name, path.read_bytes())
+
+
+def content_digest(name: str, data: bytes) -> str:
+    """:func:`source_digest` of a file called ``name`` holding ``data`` (for bytes already read)."""
+    if not name.endswith(".py"):
+        return hashlib.sha256(data).hexdigest()
     try:
-        tree = ast.parse(path.read_bytes())
+        tree = ast.parse(data)
     except SyntaxError:
-        return file_digest(path)
+        return hashlib.sha256(data).hexdigest()
     return hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest()
 
 

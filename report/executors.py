@@ -7,23 +7,26 @@ executor has :meth:`~Executor.room` and stores each value in the build process a
 * :class:`InProcess`  ``--jobs 1``: one job at a time in this process (Ctrl-C stops it at once).
 * :class:`LocalPool`  ``--jobs N``: N spawned processes, each with ``cores // N`` torch threads.
 * :class:`DaskCluster` ``--scheduler ADDRESS``: portable jobs (a sweep's shards, which return
-  arrays and touch no files) go to a ``dask.distributed`` cluster, retried there when a worker
-  is lost; the others run in the local executor it wraps.
+  arrays and touch no files) go to a ``dask.distributed`` cluster with the code they run
+  (:mod:`report.shipping`), rerun there when a worker is lost; the others run in the local
+  executor it wraps.
 """
 
 import multiprocessing
 import os
+import pickle
 import signal
-import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
+
+from report.remote import project_frame
 
 INSTALL_HINT = "pip install -e '.[distributed]'  (or: .venv/bin/pip install 'dask[distributed]')"
 
@@ -37,7 +40,8 @@ class Job:
     project: Path  # tracebacks are reported at their innermost frame inside it
     portable: bool = False  # touches no files (returns its result): may run on another machine
     detail: str = ""  # named with a failure, e.g. a shard's spec
-    sources: tuple[tuple[str, str], ...] = ()  # (path in the project, digest) of the code the key hashes
+    sources: tuple[tuple[str, str], ...] = ()  # (path in the project, digest) of the files the key hashes
+    key: str = ""  # the task's cache key (names its Dask task)
 
 
 class TaskError(Exception):
@@ -52,21 +56,15 @@ class TaskError(Exception):
 
     @classmethod
     def of(cls, job: Job, error: Exception) -> "TaskError":
-        frame = _project_frame(error, job.project)
-        message = f"task {job.name} failed: {type(error).__name__}: {error}"
+        return cls.described(job, f"{type(error).__name__}: {error}", project_frame(error, job.project))
+
+    @classmethod
+    def described(cls, job: Job, error: str, frame: str) -> "TaskError":
+        """``error`` ("Type: message") of ``job``, raised at ``frame`` (``file:line in function``, or "")."""
+        message = f"task {job.name} failed: {error}"
         message += f"\n  at {frame}" if frame else ""
         message += f"\n  {job.detail}" if job.detail else ""
         return cls(message, job.name)
-
-
-def _project_frame(error: BaseException, project: Path) -> str:
-    """``file:line in function`` of the innermost traceback frame inside ``project``."""
-    where = ""
-    for frame in traceback.extract_tb(error.__traceback__):
-        path = Path(frame.filename)
-        if path.is_relative_to(project) and ".venv" not in path.parts:
-            where = f"{path.relative_to(project)}:{frame.lineno} in {frame.name}"
-    return where
 
 
 def execute(job: Job) -> tuple[Any, float]:
@@ -191,71 +189,31 @@ class LocalPool:
         self._pool = None
 
 
-_LOADED: dict[str, str] = {}  # on a worker: project module -> digest of the source it was imported from
+class ExecutorError(Exception):
+    """An executor cannot start or lost its workers (Dask missing, scheduler unreachable, no worker); the
+    message is one line saying what happened and where."""
 
 
-def _execute_on_worker(job: Job) -> tuple[Any, float]:
-    """:func:`execute` on a Dask worker (its nanny sets ``OMP_NUM_THREADS=1`` for torch), with the
-    build's code: the value goes into a cache under a key that hashes that code.
-
-    The worker finds the project (a shared file system, else its own checkout) and refuses the job
-    when its files differ from the build's.  A long-lived worker may hold modules imported from
-    other files or from an older version of these: they are imported afresh.
-    """
-    from report import cache, paths
-
-    root = job.project if job.project.is_dir() else paths.ROOT
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    differ = [
-        rel
-        for rel, digest in job.sources
-        if not (root / rel).is_file() or cache.source_digest(root / rel) != digest
-    ]
-    if differ:
-        raise TaskError(
-            f"task {job.name}: the worker on {socket.gethostname()} has other code than the build in {root}:"
-            f" {', '.join(differ)} (update its checkout)",
-            job.name,
-        )
-    modules = {_module_name(rel): ((root / rel).resolve(), digest) for rel, digest in job.sources}
-    if any(_stale(name, path, digest) for name, (path, digest) in modules.items()):
-        for name in modules.keys() - {__name__}:
-            sys.modules.pop(name, None)
-            _LOADED.pop(name, None)
-    value = execute(job)
-    for name, (_, digest) in modules.items():
-        if name in sys.modules:
-            _LOADED.setdefault(name, digest)
-    return value
-
-
-def _module_name(rel: str) -> str:
-    """``experiments/data.py`` -> ``experiments.data``; ``report/__init__.py`` -> ``report``."""
-    return rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
-
-
-def _stale(name: str, path: Path, digest: str) -> bool:
-    """Whether module ``name`` was imported from another file than ``path`` or another version of it."""
-    module = sys.modules.get(name)
-    if module is None:
-        return False
-    loaded_from = getattr(module, "__file__", None)
-    return (loaded_from is not None and Path(loaded_from).resolve() != path) or _LOADED.get(
-        name, digest
-    ) != digest
+WORKER_TIMEOUT = 60.0  # seconds a shard waits while no worker is connected before the build stops
 
 
 class DaskCluster:
     """Portable jobs on the ``dask.distributed`` scheduler at ``address``, the rest in ``local``.
 
-    A job whose worker dies is rerun elsewhere up to ``retries`` times.  Its value comes back to
-    this process, which writes it into the same cache as a local build.
+    The jobs' code goes with them (:mod:`report.shipping`), so the scheduler and the workers need
+    only the project's dependencies.  A task's key is ``(stage, task name, key prefix)``, which the
+    dashboard shows.  A job whose worker dies is rerun on another, as often as the scheduler's
+    ``distributed.scheduler.allowed-failures`` allows (3 by default); its value comes back to this
+    process, which writes it into the same cache as a local build.  A job fails with a one-line
+    :class:`ExecutorError` naming the scheduler and the shard when no worker has been connected for
+    ``worker_timeout`` seconds, when its worker died on every try, or when the scheduler is lost.
     """
 
-    def __init__(self, address: str, local: Executor, retries: int = 3) -> None:
+    def __init__(self, address: str, local: Executor, worker_timeout: float = WORKER_TIMEOUT) -> None:
         try:
             from distributed import Client
+
+            from report import shipping
         except ImportError:
             raise ExecutorError(
                 f"--scheduler needs dask.distributed; install it with {INSTALL_HINT}"
@@ -264,10 +222,17 @@ class DaskCluster:
             self.client = Client(address, timeout="20s")
         except OSError as err:
             raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {err}") from None
-        self.local = local
-        self.remote = self.client.get_executor(retries=retries, pure=False)
+        self.address, self.local, self.worker_timeout = address, local, worker_timeout
+        self.shipping = shipping
+        self.task = shipping.ByValue(shipping.run)
+        self.plugins: dict[tuple[tuple[str, str], ...], str] = {}  # a job's sources -> its archive's plugin
+        self.running: dict[Future, tuple[Job, Any]] = {}  # ours -> (job, Dask's future)
+        self.guard = threading.Lock()  # a future is settled once: by its result or by the watcher
         self.lane = _Lane(0)
         self.counted = -1e9  # when the lane's capacity was last set from the workers' threads
+        self.stopped = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
 
     def room(self, job: Job) -> bool:
         if not job.portable:
@@ -280,21 +245,102 @@ class DaskCluster:
     def submit(self, job: Job) -> "Future[tuple[Any, float]]":
         if not job.portable:
             return self.local.submit(job)
-        return self.lane.track(self.remote.submit(_execute_on_worker, job))
+        plugin = self._plugin(job)
+        future: Future[tuple[Any, float]] = Future()
+        key = (job.name.partition("[")[0], job.name, job.key[:12])
+        remote = self.client.submit(self.task, plugin, pickle.dumps(job.action), key=key)
+        self.running[future] = (job, remote)
+        remote.add_done_callback(partial(self._settle, future, job))
+        return self.lane.track(future)
+
+    def _plugin(self, job: Job) -> str:
+        """The name of the worker plugin that holds ``job``'s code, registered on first use."""
+        if job.sources not in self.plugins:
+            try:
+                archive, digest = self.shipping.pack(job.project, job.sources)
+            except self.shipping.CodeChanged as err:
+                raise ExecutorError(f"task {job.name}: {err}") from None
+            plugin = self.shipping.ShippedCode(archive, digest)
+            self.client.register_plugin(plugin)
+            self.plugins[job.sources] = plugin.name
+        return self.plugins[job.sources]
+
+    def _settle(self, future: Future, job: Job, remote: Any) -> None:
+        """Called by Dask when ``remote`` is done: its value, its task's error or a lost shard."""
+        try:
+            status, value, extra = remote.result()
+        except Exception as err:  # noqa: BLE001 (every way a Dask task can end without a value)
+            self._resolve(future, error=self._lost(job, err))
+            return
+        if status == "done":
+            self._resolve(future, value=(value, extra))
+        else:
+            self._resolve(future, error=TaskError.described(job, value, extra))
+
+    def _lost(self, job: Job, error: Exception) -> ExecutorError:
+        from distributed import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            return ExecutorError(
+                f"shard {job.name} lost its worker on every try on the Dask scheduler at {self.address}"
+            )
+        what = "was cancelled" if isinstance(error, CancelledError) else f"failed: {type(error).__name__}"
+        return ExecutorError(f"shard {job.name} {what} on the Dask scheduler at {self.address}: {error}")
+
+    def _resolve(self, future: Future, value: Any = None, error: Exception | None = None) -> None:
+        with self.guard:
+            if future.done():
+                return
+            self.running.pop(future, None)
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+    def _watch(self) -> None:
+        """Fail the running shards when no worker has been connected for ``worker_timeout`` seconds
+        or the scheduler is gone, rather than wait for ever."""
+        alone_since = None
+        while not self.stopped.wait(0.5):
+            if not self.running:
+                alone_since = None
+                continue
+            try:
+                lost = self.client.status != "running"
+                workers = 0 if lost else len(self.client.nthreads())
+            except Exception:  # noqa: BLE001 (the connection broke while asking)
+                lost, workers = True, 0
+            alone_since = None if workers else alone_since or time.monotonic()
+            if lost:
+                self._fail_running(
+                    lambda job: f"lost the Dask scheduler at {self.address} while shard {job.name} ran"
+                )
+            elif alone_since is not None and time.monotonic() - alone_since >= self.worker_timeout:
+                self._fail_running(
+                    lambda job: (
+                        f"no Dask worker connected to the scheduler at {self.address} for"
+                        f" {self.worker_timeout:.0f} s; shard {job.name} did not run"
+                    )
+                )
+
+    def _fail_running(self, message: Callable[[Job], str]) -> None:
+        for future, (job, remote) in list(self.running.items()):
+            remote.cancel()
+            self._resolve(future, error=ExecutorError(message(job)))
 
     def close(self, cancel: bool = False) -> None:
+        """Cancel the shards still on the cluster (there are none after a finished build) and disconnect."""
+        self.stopped.set()
         if self.client.status != "closed":
-            self.remote.shutdown(wait=not cancel)
+            remotes = [remote for _, remote in self.running.values()]
+            if remotes:
+                self.client.cancel(remotes)
             self.client.close()
         self.local.close(cancel)
-
-
-class ExecutorError(Exception):
-    """An executor cannot start (Dask missing, scheduler unreachable); the message says what to do."""
 
 
 def make(jobs: int = 1, scheduler: str | None = None) -> Executor:
     """The executor for ``--jobs`` and ``--scheduler`` (or ``DASK_SCHEDULER_ADDRESS``)."""
     local: Executor = InProcess() if jobs <= 1 else LocalPool(jobs)
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    return DaskCluster(address, local) if address else local
+    return DaskCluster(address, local, WORKER_TIMEOUT) if address else local

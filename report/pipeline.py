@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from report import cache
-from report.executors import Executor, InProcess, Job, TaskError
+from report.executors import Executor, ExecutorError, InProcess, Job, TaskError
 from report.latex import LatexError
 from report.lock import Stop
 from report.render import TemplateError
@@ -137,6 +137,9 @@ class Graph:
         def collect(name: str, future: Future) -> None:
             try:
                 seconds = self._finish(name, *future.result())
+            except ExecutorError as err:  # the cluster cannot run it: stop whatever keep_going says
+                errors.append(err)
+                return
             except FAILURES as err:
                 if not keep_going:
                     errors.append(err)
@@ -202,7 +205,15 @@ class Graph:
         if task.store is None:
             return Job(name, task.action, self.project, detail=task.detail)
         sources = tuple(sorted(self.basis(name)["sources"].items()))
-        return Job(name, task.action, self.project, portable=True, detail=task.detail, sources=sources)
+        return Job(
+            name,
+            task.action,
+            self.project,
+            portable=True,
+            detail=task.detail,
+            sources=sources,
+            key=self.key(name),
+        )
 
     def _finish(self, name: str, value: Any, seconds: float) -> float:
         """Store a finished task's value and record its manifest (not when a stop was asked for:

@@ -33,6 +33,7 @@ from report import cache, document
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.pipeline import Graph, Task
+from report.remote import run_shard
 from report.settings import SETTINGS_FILE, with_data
 from report.stages import STAGES, Stage
 
@@ -159,11 +160,6 @@ class ReportGraph(Graph):
 def shard_task(stem: str, shard: str) -> str:
     """The task name of a stage's shard: ``double_descent[n100-m20..23-s0..4]``."""
     return f"{stem}[{shard}]"
-
-
-def run_shard(module: str, spec: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One shard's part (runs in any process, on any machine with the project's code)."""
-    return import_module(module).run_shard(spec)
 
 
 def save_part(path: Path, arrays: dict[str, np.ndarray]) -> None:
