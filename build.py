@@ -21,8 +21,10 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from report import executors, settings
+from report.cache import read_manifest
 from report.executors import ExecutorError, TaskError
 from report.explain import reason
 from report.export import write_bundle
@@ -35,6 +37,7 @@ from report.pipeline import Outcome
 from report.render import TemplateError
 from report.settings import SettingsError
 from report.stages import STAGES
+from report.store import Store, parse_age, parse_size
 from report.wiring import ReportGraph, failed_checks, run_checks
 
 PROFILES = ("full", "quick")
@@ -174,19 +177,95 @@ def main_parser() -> argparse.ArgumentParser:
         " pip install -e '.[distributed]'",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
+    add_store_arguments(parser)
     return parser
+
+
+# --- The result store (report/store.py): where it lives, pruning, export and import -------------
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    store = parser.add_argument_group("result store (every result kept by its key; see README.md)")
+    store.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the result store's directory, which several builds may share (default: settings.toml's"
+        " [cache] dir, else <build dir>/store)",
+    )
+    store.add_argument(
+        "--prune",
+        metavar="RULE",
+        help="remove store entries unused for an age (30d, 12h) or the least recently used ones beyond a"
+        " size (500MB, 2GB), never those the build directory holds; with --dry-run, only list them; then exit",
+    )
+    store.add_argument(
+        "--export-cache",
+        metavar="FILE.zip",
+        help="write the store's entries of this profile's tasks (current keys) into one zip, then exit",
+    )
+    store.add_argument(
+        "--import-cache",
+        metavar="FILE.zip",
+        help="add the entries of a zip written by --export-cache to the store (each checked against its"
+        " key first), then build as usual: those results are copied, not computed",
+    )
+
+
+def store_directory(option: str | None, configured: str) -> Path:
+    """``--cache-dir``, else settings.toml's ``[cache] dir`` (relative to the repository root)."""
+    return Path(option).resolve() if option else (settings.SETTINGS_FILE.parent / configured)
+
+
+def store_commands(args: argparse.Namespace, graph: ReportGraph) -> int | None:
+    """Run ``--import-cache``, ``--prune`` and ``--export-cache``; an exit code when the build stops here."""
+    if args.import_cache:
+        added, refused = graph.store.import_archive(Path(args.import_cache))
+        print(f"imported {added} store entr{'y' if added == 1 else 'ies'} from {args.import_cache}")
+        for why in refused:
+            print(f"refused: {why}", file=sys.stderr)
+    if args.prune:
+        try:
+            rule = {"max_bytes": parse_size(args.prune)} if args.prune[-1:] in "bB" else {}
+            rule = rule or {"older_than": parse_age(args.prune)}
+        except ValueError as err:
+            print(f"error: --prune: {err}", file=sys.stderr)
+            return 2
+        current = [r["key"] for m in graph.root.glob("cache/*.json") if (r := read_manifest(m))]
+        removed = graph.store.prune(**rule, keep=current, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for entry in removed:
+            print(
+                f"{verb} {entry.key[:12]} {entry.task:<40} {entry.size / 2**20:8.2f} MiB  last used {time.ctime(entry.used)}"
+            )
+        print(
+            f"{verb} {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, {sum(e.size for e in removed) / 2**20:.2f} MiB, from {relative(graph.store.directory)}"
+        )
+        return 0
+    if args.export_cache:
+        keys = [graph.key(name) for name in graph.tasks if not graph.tasks[name].in_build]
+        count = graph.store.export(keys, Path(args.export_cache))
+        print(
+            f"wrote {args.export_cache}: {count} of {len(keys)} tasks' results (build first for the others)"
+        )
+        return 0
+    return None
+
+
+# -------------------------------------------------------------------------------------------------
 
 
 def _summary(outcomes: list[Outcome], seconds: float) -> str:
     ran = [o for o in outcomes if o.ran]
     failed = [o for o in outcomes if o.error]
     skipped = [o for o in outcomes if o.skipped]
+    restored = [o for o in outcomes if o.restored]
     lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
     lines += [f"  FAILED  {o.task:<28} {o.error.splitlines()[0]}" for o in failed]
     lines += [f"  skipped {o.task:<28} (an input failed)" for o in skipped]
-    cached = len(outcomes) - len(ran) - len(failed) - len(skipped)
+    cached = len(outcomes) - len(ran) - len(failed) - len(skipped) - len(restored)
     tail = f", {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
-    lines.append(f"{len(ran)} task(s) ran, {cached} cached{tail}, {seconds:.1f} s in total")
+    stored = f", {len(restored)} from the store" if restored else ""
+    lines.append(f"{len(ran)} task(s) ran{stored}, {cached} cached{tail}, {seconds:.1f} s in total")
     return "\n".join(lines)
 
 
@@ -234,6 +313,10 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     for line in describe(graph.overrides):
         print(f"override: {line}")
+    if args.cache_dir or loaded.cache.get("dir"):
+        graph.store = Store(store_directory(args.cache_dir, loaded.cache.get("dir", "")))
+    if (code := store_commands(args, graph)) is not None:
+        return code
 
     if args.verify:
         return _verify(graph)

@@ -147,7 +147,7 @@ def task_key(basis: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
-def _digest_tree(path: Path) -> dict[str, str]:
+def digest_tree(path: Path) -> dict[str, str]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return {str(p.relative_to(path.parent)): file_digest(p) for p in files}
 
@@ -176,7 +176,7 @@ def is_valid(manifest: Path, key: str, outputs: Iterable[Path]) -> bool:
         return False
     recorded = record["digests"]
     for out in outputs:
-        if not out.exists() or recorded.get(out.name) != _digest_tree(out):
+        if not out.exists() or recorded.get(out.name) != digest_tree(out):
             return False
     return True
 
@@ -196,7 +196,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_manifest(manifest: Path, key: str, outputs: Iterable[Path], info: dict[str, Any]) -> None:
-    record = {"key": key, "digests": {out.name: _digest_tree(out) for out in outputs}, **info}
+    record = {"key": key, "digests": {out.name: digest_tree(out) for out in outputs}, **info}
     write_atomic(manifest, json.dumps(record, indent=1, sort_keys=True).encode())
 
 

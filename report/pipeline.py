@@ -7,8 +7,13 @@ a report is made of is decided elsewhere (:mod:`report.wiring`); where they run,
 (:mod:`report.executors`): the loop submits every task whose inputs are done while the executor
 has room, and as each finishes, stores its value and writes its manifest here, in the build
 process, so an interrupted build never leaves an entry that looks valid.
+
+Every result is also kept by its key in a :class:`report.store.Store`; a stale task whose key
+the store holds (an earlier data source, override or version of the code) is copied back from it
+instead of being run.
 """
 
+import datetime
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from report.executors import Executor, ExecutorError, InProcess, Job, TaskError
 from report.latex import LatexError
 from report.lock import Stop
 from report.render import TemplateError
+from report.store import Store
 
 FAILURES = (TaskError, LatexError, TemplateError)  # a task failed; the message is one paragraph
 IN_BUILD = InProcess()
@@ -51,12 +57,13 @@ class Outcome:
     seconds: float
     error: str | None = None  # why it failed (with --keep-going); None when it succeeded
     skipped: bool = False  # not attempted because an input failed
+    restored: bool = False  # copied from the store: an earlier run's result for the same key
 
 
 class Graph:
     """Tasks (in dependency order) with their cache keys and state; outputs and manifests under ``root``."""
 
-    def __init__(self, tasks: Iterable[Task], root: Path, project: Path) -> None:
+    def __init__(self, tasks: Iterable[Task], root: Path, project: Path, store: Store | None = None) -> None:
         self.tasks: dict[str, Task] = {}
         for task in tasks:
             if unknown := [i for i in task.inputs if i not in self.tasks]:
@@ -64,6 +71,7 @@ class Graph:
             self.tasks[task.name] = task
         self.root = root
         self.project = project
+        self.store = store or Store(root / "store")
         self._bases: dict[str, dict[str, Any]] = {}
         self._expected: dict[str, float] = {}
 
@@ -87,6 +95,15 @@ class Graph:
 
     def is_cached(self, name: str) -> bool:
         return cache.is_valid(self.manifest(name), self.key(name), self.tasks[name].outputs)
+
+    def stored(self, name: str) -> dict[str, Any] | None:
+        """The store's record of the task's current key, when the store can give its outputs back."""
+        return None if self.tasks[name].in_build else self.store.record(self.key(name))
+
+    def restored(self, name: str) -> str | None:
+        """When the result in the build directory was computed, if it was copied from the store."""
+        record = cache.read_manifest(self.manifest(name))
+        return record.get("restored") if record else None
 
     def stale(self, targets: Iterable[str], force: Iterable[str] = ()) -> list[str]:
         """The tasks a run of ``targets`` would compute, in order (keys depend on input keys, not
@@ -129,6 +146,13 @@ class Graph:
         stale = self.stale(targets, force)
         order = self.closure(targets)
         outcomes = {n: Outcome(n, ran=False, seconds=0.0) for n in order if n not in stale}
+        for name in outcomes:
+            self._keep(name)  # a result from before the store, or from another store
+        for name in [n for n in stale if n not in set(force)]:
+            if when := self._restore(name):
+                log(f"{name}: from the store (computed {when})")
+                outcomes[name] = Outcome(name, ran=False, seconds=0.0, restored=True)
+                stale.remove(name)
         waiting = list(stale)
         running: dict[Future, str] = {}
         broken: set[str] = set()  # failed or skipped
@@ -217,14 +241,44 @@ class Graph:
 
     def _finish(self, name: str, value: Any, seconds: float) -> float:
         """Store a finished task's value and record its manifest (not when a stop was asked for:
-        a task that swallowed the interrupt may be incomplete); its seconds."""
+        a task that swallowed the interrupt may be incomplete), then keep it in the store; its seconds."""
         task = self.tasks[name]
         if task.store is not None:
             task.store(value)
         _stop_if_signalled()
-        info = {"seconds": round(seconds, 2), "seed": task.seed, "basis": self.basis(name)}
+        computed = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        info = {
+            "seconds": round(seconds, 2),
+            "seed": task.seed,
+            "basis": self.basis(name),
+            "computed": computed,
+        }
         cache.write_manifest(self.manifest(name), self.key(name), task.outputs, info)
+        self._keep(name)
         return seconds
+
+    def _keep(self, name: str) -> None:
+        """Put the task's valid result into the store, unless it is there (or lives in the build only)."""
+        if self.tasks[name].in_build:
+            return
+        record = cache.read_manifest(self.manifest(name))
+        if record is not None and record["key"] == self.key(name):
+            self.store.put(
+                self.key(name), self.tasks[name].outputs, {k: v for k, v in record.items() if k != "restored"}
+            )
+
+    def _restore(self, name: str) -> str | None:
+        """Copy the task's result for its current key from the store into the build directory and
+        record it there; when it was computed ("an earlier run" if unknown), or None if not stored."""
+        if self.tasks[name].in_build:
+            return None
+        record = self.store.restore(self.key(name), self.tasks[name].outputs)
+        if record is None:
+            return None
+        when = str(record.get("computed", "in an earlier run"))
+        info = {k: v for k, v in record.items() if k not in ("key", "digests")} | {"restored": when}
+        cache.write_manifest(self.manifest(name), self.key(name), self.tasks[name].outputs, info)
+        return when
 
 
 def _stop_if_signalled() -> None:
