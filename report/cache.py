@@ -36,7 +36,7 @@ def _module_path(name: str, root: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
+def imports(path: Path) -> set[str]:
     """Absolute names imported by the module at ``path`` (``from a import b`` yields a and a.b)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_bytes())):
@@ -64,7 +64,7 @@ def source_closure(modules: Iterable[str], root: Path = ROOT) -> list[Path]:
         if path is None:
             continue
         seen[name] = path
-        todo.extend(_imports(path))
+        todo.extend(imports(path))
         if "." in name:
             todo.append(name.rsplit(".", 1)[0])
     return sorted(set(seen.values()))

@@ -30,11 +30,12 @@ import numpy as np
 
 from lab.checks import Check
 from report import cache, document
+from report.inputs import InputError, source_files
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
 from report.pipeline import Graph, Task
 from report.remote import run_shard
-from report.settings import SETTINGS_FILE, with_data
+from report.settings import SETTINGS_FILE, SettingsError, with_data
 from report.stages import STAGES, Stage
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
@@ -59,6 +60,7 @@ class ReportGraph(Graph):
         self.overrides = dict(overrides or {})
         self.data = data  # an experiments.data.DataSource for every stage with a `data` field; None: defaults
         self.configs: dict[str, Any] = {}  # stem -> the stage's Config, overrides applied
+        self.project = project  # the stages' tasks hash the data source's files inside it
         check_stages(self.overrides, [s.stem for s in stages])
         self.root = root = out or build_dir(profile)
         tasks = [task for stage in stages for task in self._stage_tasks(stage)]
@@ -101,6 +103,10 @@ class ReportGraph(Graph):
         config = apply(stage.stem, compute.PROFILES[self.profile], self.overrides.get(stage.stem, {}))
         config = with_data(stage.stem, config, self.data)
         self.configs[stage.stem] = config
+        try:  # what the data source reads, hashed with the code (none for the built-in process)
+            inputs = source_files(getattr(config, "data", None), self.project)
+        except InputError as err:
+            raise SettingsError(f"[data] source {self.data.spec}: {err}") from err
         data_dir = self.data_dir(stage.stem)
         parts: dict[str, Path] = {}
         if hasattr(compute, "shards"):
@@ -116,6 +122,7 @@ class ReportGraph(Graph):
                     inputs=(),
                     outputs=(parts[shard],),
                     action=partial(run_shard, stage.compute, spec),
+                    files=inputs,
                     store=partial(save_part, parts[shard]),
                     group=stage.stem,
                     detail=f"spec: {json.dumps(spec, default=str)}",
@@ -133,6 +140,7 @@ class ReportGraph(Graph):
             inputs=tuple(shard_task(stage.stem, shard) for shard in parts),
             outputs=(data_dir,),
             action=action,
+            files=inputs,
             seed=getattr(config, "seed", None),
         )
         for figure in stage.present_module().FIGURES:
