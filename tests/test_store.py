@@ -197,3 +197,11 @@ def test_the_cli_uses_the_cache_dir_and_prunes_with_a_dry_run(
 def test_a_bad_age_is_refused(text):
     with pytest.raises(ValueError, match="expected an age"):
         parse_age(text)
+
+
+def test_settings_name_the_store_directory_in_a_cache_table():
+    from report.settings import SettingsError, parse
+
+    assert parse('[cache]\ndir = "/shared/nndl-store"').cache == {"dir": "/shared/nndl-store"}
+    with pytest.raises(SettingsError, match=r'\[cache\] holds one key, dir = "path/to/store"'):
+        parse('[cache]\npath = "x"')
