@@ -2,7 +2,7 @@
 
 The SymPy expression of ``z`` is the single source: :func:`build_graph` walks its tree
 into a list of intermediate variables v_1, v_2, ... (each with its defining operation and
-local partial derivatives), :func:`tikz` draws that graph, and :func:`reverse_mode` is a
+local partial derivatives), :func:`derivations.autodiff_plot.tikz` draws that graph, and :func:`reverse_mode` is a
 small reverse-mode engine that propagates adjoints over it.  Changing :func:`z_expression`
 changes the table, the picture and the gradients together.
 
@@ -12,16 +12,17 @@ float64 (numerically).  Run as a stage of ``python build.py``; writes ``results.
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
-import torch
 
-from derivations.notation import latex
 from lab.checks import Check
 from lab.io import load_json, save_json
 
-A, B = sp.symbols("a b")
+if TYPE_CHECKING:
+    import torch
+
+A, B = sp.symbols("a b")  # plain names: the checks' LaTeX labels print them as they are
 
 
 def z_expression() -> sp.Expr:
@@ -154,7 +155,7 @@ def derive(config: Config = Config()) -> dict[str, Any]:
     }
 
 
-# --- TikZ --------------------------------------------------------------------------------
+# --- drawing order ----------------------------------------------------------------------
 
 
 def layout(graph: list[Node], gap: float = 3.0) -> dict[sp.Symbol, tuple[float, int]]:
@@ -190,109 +191,28 @@ def layout(graph: list[Node], gap: float = 3.0) -> dict[sp.Symbol, tuple[float, 
     return {s: (x[s], layer[s]) for s in layer}
 
 
-def tikz(graph: list[Node], dy: float = 1.25, max_label: int = 24) -> str:
-    """A ``tikzpicture`` of the graph: nodes ``v_i = op``, edges labelled with local partials.
-
-    Inputs at the top, the output at the bottom; a vertical edge has its label beside it, so
-    that a tall label (a fraction) does not hide the edge.  A partial whose LaTeX is longer than
-    ``max_label`` characters is shown as the symbol ∂v_j/∂v_i instead (the forward table
-    lists it in full).
-    """
-    position = layout(graph)
-    lines = [
-        (
-            r"\begin{tikzpicture}[>={Stealth[length=2mm]}, font=\small,"
-            r" var/.style={draw, rounded corners, inner sep=3pt, fill=black!4},"
-            r" lab/.style={font=\footnotesize, fill=white, inner sep=1pt}]"
-        )
-    ]
-    for node in graph:
-        x, k = position[node.symbol]
-        text = latex(node.symbol) if not node.parents else f"{latex(node.symbol)} = {latex(node.op)}"
-        lines.append(rf"\node[var] ({node.symbol.name}) at ({x:.2f}, {-k * dy:.2f}) {{${text}$}};")
-    for node in graph:
-        for parent in node.parents:
-            label = latex(node.partial(parent))
-            if len(label) > max_label:
-                label = rf"\partial {latex(node.symbol)} / \partial {latex(parent)}"
-            rows = position[node.symbol][1] - position[parent][1]  # a long edge: label in its last row gap
-            vertical = position[node.symbol][0] == position[parent][0]
-            side = ", right" if vertical else ""  # a vertical edge's label beside it, not on it
-            lines.append(
-                rf"\draw[->] ({parent.name}) -- node[lab{side}, pos={1 - 0.55 / rows:.2f}] {{${label}$}}"
-                rf" ({node.symbol.name});"
-            )
-    lines.append(r"\end{tikzpicture}")
-    return "\n".join(lines)
-
-
 # --- results -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Results:
     config: dict[str, int]
-    function: str  # LaTeX of z(a, b)
-    tikz: str  # the computational graph
-    nodes: list[dict[str, Any]]  # forward table rows, topological order
-    adjoints: list[dict[str, Any]]  # backward rows, reverse topological order
-    gradients: list[dict[str, Any]]  # ∂z/∂a, ∂z/∂b: exact LaTeX and value
     torch_error: float  # largest |engine - torch.autograd| over both partials
     torch_tolerance: float
 
 
 def run(config: Config) -> Results:
-    """Derive everything and turn it into LaTeX strings and floats for the report."""
+    """Check the engine's gradients against torch.autograd at the point; the present module prints the rest.
+
+    The graph, its values and the adjoints are exact SymPy results of :func:`derive`, which
+    :mod:`derivations.autodiff_plot` calls itself (a fraction of a second) to print them, so that
+    no printing reaches this module's cache key.
+    """
     d = derive(config)
-    graph, values, adjoints = d["graph"], d["values"], d["adjoints"]
-    nodes = [
-        {
-            "symbol": latex(n.symbol),
-            "definition": latex(n.op),
-            "value": float(values[n.symbol]),
-            "partials": [
-                {
-                    "name": rf"\partial {latex(n.symbol)} / \partial {latex(p)}",
-                    "symbolic": latex(n.partial(p)),
-                    "value": float(n.partial(p).subs(values)),
-                }
-                for p in n.parents
-            ],
-        }
-        for n in graph
-    ]
-    uses = children(graph)
-    rows = []
-    for node in reversed(graph):
-        # the output's adjoint is the seed 1: no terms
-        terms = [(bar(c.symbol), c.partial(node.symbol)) for c in uses[node.symbol]]
-        rows.append(
-            {
-                "symbol": latex(bar(node.symbol)),
-                "terms": " + ".join(
-                    rf"{latex(cb)} \frac{{\partial {latex(c.symbol)}}}{{\partial {latex(node.symbol)}}}"
-                    for c, (cb, _) in zip(uses[node.symbol], terms, strict=True)
-                ),
-                "substituted": latex(
-                    sp.Add(*(sp.Mul(cb, p, evaluate=False) for cb, p in terms)), order="none"
-                ),
-                "value": float(adjoints[node.symbol]),
-            }
-        )
-    gradients = [{"symbol": latex(x), "exact": latex(g), "value": float(g)} for x, g in d["gradient"].items()]
     torch_error = max(
         c.error for c in gradient_checks(d["gradient"], d["gradient_symbolic"], config) if "torch" in c.method
     )
-    return Results(
-        asdict(config),
-        latex(z_expression(), order="rev-lex"),  # 1 + e^{a²} + b², the assignment's order
-        tikz(graph),
-        nodes,
-        rows,
-        gradients,
-        torch_error,
-        TORCH_TOLERANCE,
-    )
+    return Results(asdict(config), torch_error, TORCH_TOLERANCE)
 
 
 def save(results: Results, directory: Path) -> None:
@@ -306,8 +226,10 @@ def load(directory: Path) -> Results:
 # --- verification ----------------------------------------------------------------------------
 
 
-def z_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def z_torch(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
     """Exercise 1's function written independently in torch (the numeric reference)."""
+    import torch
+
     return torch.log(b) / (1 + torch.exp(a**2) + b**2)
 
 
@@ -318,6 +240,8 @@ def gradient_checks(
     gradient: dict[sp.Symbol, sp.Expr], gradient_symbolic: dict[sp.Symbol, sp.Expr], config: Config
 ) -> list[Check]:
     """Compare engine gradients (exact at the point, and as functions of a, b) with the references."""
+    import torch  # here, not at the top: listing the stages must not load torch
+
     z = z_expression()
     a = torch.tensor(float(config.a), dtype=torch.float64, requires_grad=True)
     b = torch.tensor(float(config.b), dtype=torch.float64, requires_grad=True)
@@ -326,7 +250,7 @@ def gradient_checks(
     checks = []
     for x in (A, B):
         name = f"dz/d{x} at ({config.a}, {config.b})"
-        name_tex = rf"$\partial z/\partial {latex(x)}$ at $({config.a}, {config.b})$"
+        name_tex = rf"$\partial z/\partial {x}$ at $({config.a}, {config.b})$"
         symbolic_error = sp.simplify(gradient_symbolic[x] - sp.diff(z, x))
         exact_error = sp.simplify(gradient[x] - sp.diff(z, x).subs(point))
         checks += [
@@ -335,7 +259,7 @@ def gradient_checks(
                 "reverse-mode engine vs sympy.diff, simplified difference",
                 0.0 if symbolic_error == 0 else 1.0,
                 0.0,
-                name_tex=rf"$\partial z/\partial {latex(x)}$ as a function of $(a, b)$",
+                name_tex=rf"$\partial z/\partial {x}$ as a function of $(a, b)$",
                 method_tex=r"reverse-mode engine vs \texttt{sympy.diff}, simplified difference",
             ),
             Check(

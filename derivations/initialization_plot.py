@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from derivations import expr_json
+from derivations.notation import latex
 from lab.fmt import Tex, integer, num, tex
 from lab.style import figsize, sequential
 
@@ -165,7 +167,7 @@ def context(results: "Results") -> dict[str, Any]:
     ]
     relu = {bias: [r for r in results.relu if r["bias"] == bias] for bias in ("scaled", "fixed")}
     return {
-        "tex": {k: tex(v) for k, v in results.tex.items()},
+        "tex": {k: tex(latex(expr_json.parse(text))) for k, text in results.exprs.items()},
         "M": integer(c["M"]),
         "sigma2_single": num(c["sigma2_single"], 2),
         "n_single": integer(c["n_single"]),

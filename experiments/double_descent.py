@@ -42,9 +42,8 @@ from experiments import batched_mlp, effective_params
 from experiments.data import DataProcess, DataSource, draw, summary
 from experiments.jacobian_rank import balanced_point, jacobian_rank
 from experiments.optimizers import LBFGS, lbfgs
-from lab import io
+from lab import io, progress
 from lab.checks import Check
-from report import progress  # TODO(issue 18): progress display must leave the compute key
 
 
 @dataclass(frozen=True)

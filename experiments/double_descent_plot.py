@@ -14,7 +14,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from derivations.notation import latex
 from experiments import effective_params
-from experiments.data import context as data_context
+from experiments.data_plot import context as data_context
 from experiments.double_descent import Results, Sweep
 from experiments.optimizers import Stop
 from lab.fmt import Tex, integer, num, tex

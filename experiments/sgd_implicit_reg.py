@@ -44,8 +44,8 @@ import torch
 from experiments import batched_mlp
 from experiments.data import DataProcess, DataSource, draw, noise_variance, summary
 from experiments.grad_stats import expected_variation
+from lab import progress
 from lab.io import load_arrays, load_json, save_arrays, save_json
-from report import progress
 
 RUN_BLOCK = 10  # runs per shard: growing n_runs adds shards and leaves the existing ones unchanged
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.data import context as data_context
+from experiments.data_plot import context as data_context
 from experiments.sgd_implicit_reg import Results, Status
 from lab.fmt import Tex, integer, num
 

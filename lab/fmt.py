@@ -6,6 +6,7 @@ environment inserts it unescaped.  Precision is chosen here, once.
 """
 
 import math
+import re
 
 
 class Tex(str):
@@ -40,3 +41,27 @@ def integer(n: int) -> Tex:
 def tex(s: str) -> Tex:
     """Mark a LaTeX string (e.g. from ``sympy.latex``) as trusted."""
     return Tex(s)
+
+
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
+
+
+def latex_escape(text: str) -> str:
+    r"""Escape the ten characters TeX treats specially.
+
+    >>> latex_escape("50% of x_1 & {y}")
+    '50\\% of x\\_1 \\& \\{y\\}'
+    """
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text)

@@ -3,6 +3,10 @@
 A tqdm bar redraws itself with carriage returns and cursor movements, which garble a piped
 log or a CI log.  :func:`bar` gives the usual bar when standard error is a terminal and, when
 it is not, the same counter as one plain line every ``LOG_INTERVAL`` seconds.
+
+Compute modules never import this module (it would put the display into their cache keys);
+they count through :mod:`lab.progress`, and :func:`install` puts :func:`bar` behind it.
+:mod:`report.wiring` calls it on import, so every process that runs a task shows progress.
 """
 
 import re
@@ -11,6 +15,8 @@ import time
 from typing import Any, TextIO
 
 from tqdm import tqdm
+
+from lab import progress as hook
 
 LOG_INTERVAL = 30.0  # seconds between progress lines in a log
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r")  # cursor movements and carriage returns
@@ -48,3 +54,8 @@ def bar(stream: TextIO | None = None, **kwargs: Any) -> tqdm:
         return tqdm(file=stream, **kwargs)
     kwargs.pop("position", None)  # stacked bars need a terminal
     return tqdm(file=_Lines(stream), **kwargs | {"mininterval": LOG_INTERVAL, "ascii": True, "leave": True})
+
+
+def install() -> None:
+    """Show the compute modules' progress counters (:func:`lab.progress.bar`) with :func:`bar`."""
+    hook.install(bar)

@@ -10,7 +10,6 @@ non-integer numbers too.
 """
 
 import numbers
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +17,8 @@ import jinja2
 import jinja2.filters
 from jinja2 import nodes
 
-from lab.fmt import Tex
+from lab.fmt import Tex, latex_escape
 from report.paths import TEMPLATES
-
-_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-_ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
-
-
-def latex_escape(text: str) -> str:
-    r"""Escape the ten characters TeX treats specially.
-
-    >>> latex_escape("50% of x_1 & {y}")
-    '50\\% of x\\_1 \\& \\{y\\}'
-    """
-    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text)
 
 
 def _unformatted(value: Any) -> TypeError:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, document
+from report import cache, document, progress
 from report.inputs import InputError, source_files
 from report.overrides import Overrides, apply, check_stages
 from report.paths import ROOT, TEMPLATES, build_dir
@@ -37,6 +37,8 @@ from report.pipeline import Graph, Task
 from report.remote import run_shard
 from report.settings import SETTINGS_FILE, SettingsError, with_data
 from report.stages import STAGES, Stage
+
+progress.install()  # every process that runs a task imports this module: workers show progress too
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
 

@@ -2,7 +2,7 @@
 
 import sympy as sp
 
-from derivations import autodiff
+from derivations import autodiff, autodiff_plot
 from derivations.autodiff import A, B, Config, build_graph, forward, reverse_mode
 
 
@@ -22,7 +22,7 @@ def test_graph_follows_the_function():
     graph = build_graph(sp.sin(x * y) + x * y, (x, y))  # x*y is one shared node
     assert len(graph) == 2 + 3
     assert forward(graph, {x: x, y: y})[graph[-1].symbol] == sp.sin(x * y) + x * y
-    tex = autodiff.tikz(graph)
+    tex = autodiff_plot.tikz(graph)
     assert tex.count(r"\node") == 5
     assert tex.count(r"\draw") == 5  # a, b -> ab; ab -> sin; ab, sin -> sum
 
@@ -83,24 +83,27 @@ def test_run_save_load_roundtrip(tmp_path):
     results = autodiff.run(Config())
     autodiff.save(results, tmp_path)
     assert autodiff.load(tmp_path) == results
-    assert results.adjoints[0]["symbol"] == r"\bar{v}_{7}"
-    assert (
-        results.function == r"\frac{\log{\left(b \right)}}{1 + e^{a^{2}} + b^{2}}"
-    )  # the assignment's order
-    assert results.adjoints[-1]["substituted"] == r"\bar{v}_{1} \cdot 2 a"  # a -> v_1 = a^2
-    assert (
-        results.gradients[0]["exact"]
-        == r"- \frac{4 e^{4} \log{\left(3 \right)}}{\left(10 + e^{4}\right)^{2}}"
-    )
-    assert (
-        results.gradients[1]["exact"]
-        == r"\frac{- 18 \log{\left(3 \right)} + 10 + e^{4}}{3 \left(10 + e^{4}\right)^{2}}"
-    )
     assert results.torch_error < 1e-15
 
 
+def test_printed_derivation():
+    results = autodiff_plot.derived_rows(Config())
+    assert results["adjoints"][0]["symbol"] == r"\bar{v}_{7}"
+    assert (
+        results["function"] == r"\frac{\log{\left(b \right)}}{1 + e^{a^{2}} + b^{2}}"
+    )  # the assignment's order
+    assert results["adjoints"][-1]["substituted"] == r"\bar{v}_{1} \cdot 2 a"  # a -> v_1 = a^2
+    assert (
+        results["gradients"][0]["exact"]
+        == r"- \frac{4 e^{4} \log{\left(3 \right)}}{\left(10 + e^{4}\right)^{2}}"
+    )
+    assert (
+        results["gradients"][1]["exact"]
+        == r"\frac{- 18 \log{\left(3 \right)} + 10 + e^{4}}{3 \left(10 + e^{4}\right)^{2}}"
+    )
+
+
 def test_context_formats_everything():
-    from derivations import autodiff_plot
     from lab.fmt import Tex
 
     ctx = autodiff_plot.context(autodiff.run(Config()))

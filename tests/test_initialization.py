@@ -8,8 +8,12 @@ import pytest
 import sympy as sp
 import torch
 
+from derivations import expr_json
 from derivations import initialization as init
-from derivations.initialization import M, ell, s_b, sigma, sigma2, x_max
+from derivations import initialization_montecarlo as montecarlo
+from derivations import initialization_symbolic as sym
+from derivations.initialization_symbolic import M, ell, s_b, sigma, sigma2, x_max
+from derivations.notation import latex
 
 matplotlib.use("Agg")
 
@@ -21,7 +25,7 @@ TINY = init.Config(
 
 @pytest.fixture(scope="module")
 def derived():
-    return init.derive()
+    return sym.derive()
 
 
 @pytest.fixture(scope="module")
@@ -38,41 +42,36 @@ def test_closed_forms(derived):
 
 
 def test_latex_of_key_equations(derived):
-    assert init.latex(derived["var"]) == r"M \sigma^{2}"
-    assert init.latex(derived["relu"]) == r"\frac{M \sigma^{2}}{2}"
-    assert init.latex(derived["layer2_var"]) == r"\frac{M^{2} \sigma^{4}}{2}"
-    assert (
-        init.latex(derived["layer_var_factored"])
-        == r"M \sigma^{2} \left(\frac{M \sigma^{2}}{2}\right)^{l - 1}"
-    )
+    assert latex(derived["var"]) == r"M \sigma^{2}"
+    assert latex(derived["relu"]) == r"\frac{M \sigma^{2}}{2}"
+    assert latex(derived["layer2_var"]) == r"\frac{M^{2} \sigma^{4}}{2}"
+    assert latex(derived["layer_var_factored"]) == r"M \sigma^{2} \left(\frac{M \sigma^{2}}{2}\right)^{l - 1}"
     assert sp.simplify(derived["layer_var_factored"] - derived["layer_var"]) == 0
-    assert init.latex(derived["critical"]) == r"\frac{2}{M}"
-    assert init.latex(derived["unit_d2"]) == r"v w^{2} \psi''\left(w x + b\right)"
-    assert init.latex(derived["small_f2"]) == r"12 \sigma^{6}"
-    assert init.latex(derived["moment_d1"]) == (
+    assert latex(derived["critical"]) == r"\frac{2}{M}"
+    assert latex(derived["unit_d2"]) == r"v w^{2} \psi''\left(w x + b\right)" == sym.UNIT_D2_TEX
+    assert latex(derived["small_f2"]) == r"12 \sigma^{6}"
+    assert latex(derived["moment_d1"]) == (
         r"\sigma^{2} \mathbb{E}\left[\left(1 - \tanh^{2}{\left(b \right)}\right)^{2}\right]"
     )
     # E[f''²]/E[f²] ~ 12 σ⁴, so the curvature relative to f vanishes like σ² (not σ⁴)
-    assert init.latex(derived["curvature_ratio"]) == r"12 \sigma^{4}"
-    assert init.latex(derived["curvature_relative"]) == r"\sigma^{2}"
+    assert latex(derived["curvature_ratio"]) == r"12 \sigma^{4}"
+    assert latex(derived["curvature_relative"]) == r"\sigma^{2}"
 
 
 @pytest.mark.slow
 def test_symbolic_checks_pass_and_fail(derived):
-    assert all(c.passed for c in init.symbolic_checks(derived))
+    assert all(c.passed for c in sym.symbolic_checks(derived))
     wrong = {**derived, "layer_var": M * sigma2 * (M * sigma2) ** (ell - 1)}  # the ReLU halving forgotten
-    failed = [c.name for c in init.symbolic_checks(wrong) if not c.passed]
+    failed = [c.name for c in sym.symbolic_checks(wrong) if not c.passed]
     assert failed == ["(c) Var[z^(l)]", "(d) critical sigma^2"]
     wrong = {**derived, "layer_var_factored": M * sigma2 * (M * sigma2) ** (ell - 1)}
-    assert [c.name for c in init.symbolic_checks(wrong) if not c.passed] == ["(c) printed form"]
+    assert [c.name for c in sym.symbolic_checks(wrong) if not c.passed] == ["(c) printed form"]
 
 
 def test_relu_kink_counts(derived):
     # (i) biases scaled with σ: the Cauchy law of -b/w has scale 1 whatever σ is
     assert derived["kinks_scaled"] == 2 * M * sp.atan(x_max) / sp.pi
-    assert (
-        init.latex(derived["kinks_scaled"]) == r"\frac{2 M \operatorname{atan}{\left(x_{max} \right)}}{\pi}"
-    )
+    assert latex(derived["kinks_scaled"]) == r"\frac{2 M \operatorname{atan}{\left(x_{max} \right)}}{\pi}"
     # (ii) fixed bias variance: few kinks in range for small σ, all M for large σ
     assert derived["kinks_fixed_small"] == 2 * M * sigma * x_max / (sp.pi * s_b)
     assert derived["kinks_fixed_large"] == M
@@ -84,10 +83,10 @@ def test_wrong_kink_law_fails_the_checks(derived):
         **derived,
         "kinks_fixed": M * 2 * sp.atan(sigma * x_max / (2 * s_b)) / sp.pi,
     }  # Cauchy scale off by 2
-    failed = [c.name for c in init.symbolic_checks(wrong) if not c.passed]
+    failed = [c.name for c in sym.symbolic_checks(wrong) if not c.passed]
     assert failed == ["(e) P(ReLU kink in [-x_max, x_max])"]
-    sim = init.simulate(TINY)
-    mc = [c.check() for c in init.comparisons(TINY, sim, wrong)]
+    sim = montecarlo.simulate(TINY)
+    mc = [c.check() for c in montecarlo.comparisons(TINY, sim, wrong)]
     assert any(not c.passed for c in mc if "b fixed" in c.name)
     assert all(c.passed for c in mc if "b scaled" in c.name)
 
@@ -125,17 +124,17 @@ def test_value_se_rounds_both_to_the_error_digits():
 
 def test_relu_units_are_homogeneous():
     gen = torch.Generator().manual_seed(3)
-    w_, b_, v_ = init.random_units(TINY, 1.0, 1.0, gen)
-    _, f1 = init.on_grid(TINY, (w_, b_, v_), torch.relu)
-    _, f9 = init.on_grid(TINY, (3 * w_, 3 * b_, v_), torch.relu)  # σ² = 9 with the same draws
+    w_, b_, v_ = montecarlo.random_units(TINY, 1.0, 1.0, gen)
+    _, f1 = montecarlo.on_grid(TINY, (w_, b_, v_), torch.relu)
+    _, f9 = montecarlo.on_grid(TINY, (3 * w_, 3 * b_, v_), torch.relu)  # σ² = 9 with the same draws
     assert torch.allclose(f9, 3 * f1, rtol=1e-12, atol=1e-12)
     step = 2 * TINY.x_max / (TINY.grid - 1)
-    assert torch.allclose(init.roughness(f9, step), init.roughness(f1, step), rtol=1e-9)
+    assert torch.allclose(montecarlo.roughness(f9, step), montecarlo.roughness(f1, step), rtol=1e-9)
 
 
 def test_quadrature_matches_closed_form_at_small_sigma():
     # E[f'(0)²] = σ² E[sech⁴ b] → σ² (1 - 2σ² + ...) as σ² → 0
-    assert init.derivative_moment_value(1, 1e-4) == pytest.approx(1e-4 * (1 - 2e-4), rel=1e-6)
+    assert montecarlo.derivative_moment_value(1, 1e-4) == pytest.approx(1e-4 * (1 - 2e-4), rel=1e-6)
 
 
 def test_monte_carlo_comparisons_pass(results):
@@ -145,18 +144,22 @@ def test_monte_carlo_comparisons_pass(results):
 
 
 def test_monte_carlo_detects_a_wrong_formula(derived):
-    sim = init.simulate(TINY)
+    sim = montecarlo.simulate(TINY)
     wrong = {**derived, "relu": derived["var"] / 3, "layer_var": derived["layer_var"] * 1.2}
     failed = {
-        c.name.split(",")[0] for c in (x.check() for x in init.comparisons(TINY, sim, wrong)) if not c.passed
+        c.name.split(",")[0]
+        for c in (x.check() for x in montecarlo.comparisons(TINY, sim, wrong))
+        if not c.passed
     }
     assert "(b) E[ReLU(z)^2]" in failed
     assert "(c" in {name[:2] for name in failed}
 
 
 def test_tolerance_scales_with_sample_size():
-    small = init.single_neuron(TINY, torch.Generator().manual_seed(0))
-    large = init.single_neuron(replace(TINY, n_single=16 * TINY.n_single), torch.Generator().manual_seed(0))
+    small = montecarlo.single_neuron(TINY, torch.Generator().manual_seed(0))
+    large = montecarlo.single_neuron(
+        replace(TINY, n_single=16 * TINY.n_single), torch.Generator().manual_seed(0)
+    )
     assert large["var"][1] == pytest.approx(small["var"][1] / 4, rel=0.2)
 
 
@@ -164,14 +167,21 @@ def test_roughness_of_lines_and_wiggles():
     grid = torch.linspace(-2, 2, 101, dtype=torch.float64)
     step = 4 / 100
     line = (3 * grid + 1)[None]
-    assert init.roughness(line, step).item() == pytest.approx(0, abs=1e-12)
+    assert montecarlo.roughness(line, step).item() == pytest.approx(0, abs=1e-12)
     slow, fast = torch.sin(grid)[None], torch.sin(4 * grid)[None]
-    assert init.roughness(fast, step).item() > 100 * init.roughness(slow, step).item()
+    assert montecarlo.roughness(fast, step).item() > 100 * montecarlo.roughness(slow, step).item()
 
 
 def test_same_seed_same_results(results):
     again = init.run(TINY)
     assert np.array_equal(again.arrays["depth_mean"], results.arrays["depth_mean"])
+
+
+def test_results_carry_expressions_not_latex(results, derived):
+    # the present module prints; the stored text reads back as expressions that print as the derived ones
+    assert results.exprs.keys() == derived.keys()
+    assert all(latex(expr_json.parse(results.exprs[k])) == latex(e) for k, e in derived.items())
+    assert not any("\\" in text for text in results.exprs.values())
 
 
 def test_save_load_roundtrip(results, tmp_path):

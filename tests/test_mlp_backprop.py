@@ -1,46 +1,52 @@
 """Exercise 2: backward formulas, operation counts and their checks (which must be able to fail)."""
 
+import operator
+
 import sympy as sp
 import torch
 
 from derivations import mlp_backprop as mb
-from derivations.mlp_backprop import I, K, L, O
+from derivations import mlp_backprop_numerics as numerics
+from derivations import mlp_backprop_plot as plot
+from derivations import mlp_backprop_symbolic as sym
+from derivations.mlp_backprop_symbolic import I, K, L, O
+from derivations.notation import latex
 
 
 def test_counts_in_closed_form():
-    t = mb.totals(mb.count_operations(mb.layer_blocks()))
+    t = sym.totals(sym.count_operations(sym.layer_blocks()))
     assert sp.expand(t["forward", "product"] - (I * L + (K - 1) * L**2 + L * O)) == 0
     assert sp.expand(t["backward", "product"] - (I * L + 2 * (K - 1) * L**2 + 2 * L * O)) == 0
-    assert mb.big_o(t["forward", "product"] + t["forward", "elementwise"]) == I * L + K * L**2 + L * O
+    assert sym.big_o(t["forward", "product"] + t["forward", "elementwise"]) == I * L + K * L**2 + L * O
 
 
 def test_counts_match_a_loop_over_concrete_layers():
     for sizes in [(3, 1, 4, 2), (7, 5, 3, 2)]:
-        layers = mb.layer_sizes(*sizes)
+        layers = sym.layer_sizes(*sizes)
         macs = sum(fi * fo for fi, fo, _ in layers)
-        assert mb.product_counts(*sizes) == {
+        assert numerics.product_counts(*sizes) == {
             "forward": macs,
             "backward": 2 * macs - layers[0][0] * layers[0][1],
         }
 
 
 def test_literal_backward_matches_autograd():
-    for activation in mb.ACTIVATIONS:
-        assert mb.autograd_error((3, 2, 4, 2), activation, seed=1) < 1e-12
+    for activation in numerics.ACTIVATIONS:
+        assert numerics.autograd_error((3, 2, 4, 2), activation, seed=1) < 1e-12
 
 
 def test_mse_mean_scaling_is_two_over_o():
-    assert mb.autograd_error((3, 2, 4, 5), "tanh", seed=2, loss="mean") < 1e-12
+    assert numerics.autograd_error((3, 2, 4, 5), "tanh", seed=2, loss="mean") < 1e-12
 
 
 def test_symbolic_generic_psi():
-    assert mb.symbolic_error((1, 1, 2, 1)) == 0
+    assert sym.symbolic_error((1, 1, 2, 1)) == 0
 
 
 def test_wrong_backward_fails_checks(monkeypatch):
-    right = mb.backward
+    right = sym.backward
 
-    def missing_dpsi(W, a, h, e, dpsi, hadamard=mb.operator.mul):
+    def missing_dpsi(W, a, h, e, dpsi, hadamard=operator.mul):
         return right(
             W,
             a,
@@ -50,25 +56,26 @@ def test_wrong_backward_fails_checks(monkeypatch):
             hadamard,
         )
 
-    monkeypatch.setattr(mb, "backward", missing_dpsi)
-    failed = [c.name for c in mb.formula_checks() if not c.passed]
+    monkeypatch.setattr(numerics, "backward", missing_dpsi)  # the autograd comparison's
+    monkeypatch.setattr(sym, "backward", missing_dpsi)  # the sympy.diff comparison's
+    failed = [c.name for c in numerics.formula_checks() if not c.passed]
     assert any("tanh" in n for n in failed)
     assert any("generic psi" in n for n in failed)
 
 
 def test_wrong_count_fails_flop_check():
     def off_by_one(*sizes):
-        return {s: v + 1 for s, v in mb.product_counts(*sizes).items()}
+        return {s: v + 1 for s, v in numerics.product_counts(*sizes).items()}
 
-    checks = mb.flop_checks(((3, 1, 4, 2),), off_by_one)
+    checks = numerics.flop_checks(((3, 1, 4, 2),), off_by_one)
     assert [c.passed for c in checks] == [False, False]
-    assert all(c.passed for c in mb.flop_checks(((3, 1, 4, 2),), mb.product_counts))
+    assert all(c.passed for c in numerics.flop_checks(((3, 1, 4, 2),), numerics.product_counts))
 
 
 def test_equations_latex():
-    eqs = mb.equations()
-    forward = {lhs: mb.latex(rhs, order="none") for lhs, rhs, _, _ in eqs["forward"]}
-    backward = [(lhs, mb.latex(rhs), mb.size_tex(m)) for lhs, rhs, m, _ in eqs["backward"]]
+    eqs = plot.equations()
+    forward = {lhs: latex(rhs, order="none") for lhs, rhs, _, _ in eqs["forward"]}
+    backward = [(lhs, latex(rhs), plot.size_tex(m)) for lhs, rhs, m, _ in eqs["backward"]]
     assert forward["a_{k}"] == r"W_{k} h_{k - 1} + b_{k}"
     assert forward["J"] == r"\frac{1}{2} e^{\top} e"
     assert backward[3] == (
@@ -85,7 +92,7 @@ def test_backward_rows_of_the_count_table_follow_equation_b():
     # δ_k = ψ'(a_k) ⊙ W_{k+1}ᵀ δ_{k+1}: the product is listed under k, the next layer's W, and ψ'(a_k) under k
     rows = {
         (op.layers, op.what): (op.each, op.times)
-        for op in mb.count_operations(mb.layer_blocks())
+        for op in sym.count_operations(sym.layer_blocks(), latex)
         if op.stage == "backward"
     }
     assert rows[("K", r"W_{K + 1}^{\top} \delta_{K + 1}")] == (L * O, 1)
@@ -95,19 +102,17 @@ def test_backward_rows_of_the_count_table_follow_equation_b():
 
 
 def test_backward_forward_ratio_between_one_and_two():
-    results = mb.run(mb.PROFILES["quick"])
-    assert results.totals["ratio_I_limit"] == "1"
-    assert results.totals["ratio_L_limit"] == "2"
+    totals = plot.derived_rows()["totals"]
+    assert totals["ratio_I_limit"] == "1"
+    assert totals["ratio_L_limit"] == "2"
 
 
 def test_run_save_load_and_context(tmp_path):
-    from derivations import mlp_backprop_plot
-
     results = mb.run(mb.PROFILES["quick"])
     mb.save(results, tmp_path)
     assert mb.load(tmp_path) == results
     assert all(r["counter_forward"] == 2 * r["derived_forward"] for r in results.flops)
-    ctx = mlp_backprop_plot.context(results)
+    ctx = plot.context(results)
     assert ctx["flops_all_twice"] is True
     assert ctx["pass_ratio_min"] == r"\num{1.40}"  # (I, K, L, O) = (3, 1, 4, 2): 28 / 20
-    assert mlp_backprop_plot.FIGURES == {}
+    assert plot.FIGURES == {}
