@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from report import executors, settings
+from report import executors, progress, settings
 from report.cache import read_manifest
 from report.executors import ExecutorError, TaskError
 from report.explain import reason
@@ -259,9 +259,10 @@ def _summary(outcomes: list[Outcome], seconds: float) -> str:
     failed = [o for o in outcomes if o.error]
     skipped = [o for o in outcomes if o.skipped]
     restored = [o for o in outcomes if o.restored]
-    lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
-    lines += [f"  FAILED  {o.task:<28} {o.error.splitlines()[0]}" for o in failed]
-    lines += [f"  skipped {o.task:<28} (an input failed)" for o in skipped]
+    width = max([28, *(len(o.task) + 1 for o in outcomes)])  # long shard names keep the columns aligned
+    lines = [f"  ran     {o.task:<{width}} {o.seconds:8.1f} s" for o in ran]
+    lines += [f"  FAILED  {o.task:<{width}} {o.error.splitlines()[0]}" for o in failed]
+    lines += [f"  skipped {o.task:<{width}} (an input failed)" for o in skipped]
     cached = len(outcomes) - len(ran) - len(failed) - len(skipped) - len(restored)
     tail = f", {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
     stored = f", {len(restored)} from the store" if restored else ""
@@ -350,11 +351,24 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         if "report" in graph.closure(targets):
             require_tools()  # before minutes of computation, not after
         with build_lock(graph.root, wait=args.wait), stop_on_signals():
-            executor = executors.make(args.jobs, args.scheduler)
+            board = progress.Board()  # one display; every process running a task reports to it
+            executors.SEND = board.event
             try:
-                outcomes = graph.run(targets, force=force, keep_going=args.keep_going, executor=executor)
+                executor = executors.make(args.jobs, args.scheduler)
+                try:
+                    outcomes = graph.run(
+                        targets,
+                        force=force,
+                        keep_going=args.keep_going,
+                        executor=executor,
+                        log=board.log,
+                        display=board,
+                    )
+                finally:
+                    executor.close()
             finally:
-                executor.close()
+                board.close()
+                executors.SEND = None
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished tasks stay cached, unfinished ones left nothing behind",

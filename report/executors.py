@@ -26,9 +26,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from report.remote import project_frame
+from report.remote import Send, counting, project_frame
 
 INSTALL_HINT = "pip install -e '.[distributed]'  (or: .venv/bin/pip install 'dask[distributed]')"
+
+# Where this process's progress counters report (see report.remote.Counter): the build's display
+# (report.progress.Board) in the build process, a queue to it in a pool worker; None: not forwarded.
+SEND: Send | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ def execute(job: Job) -> tuple[Any, float]:
 
     start = time.perf_counter()
     try:
-        value = job.action()
+        with counting(job.name, SEND):
+            value = job.action()
     except (LatexError, TemplateError, OSError):
         raise
     except Exception as err:
@@ -131,9 +136,12 @@ class InProcess:
         pass
 
 
-def _init_worker(threads: int) -> None:
-    """A pool worker: ``threads`` intra-op threads for torch, Ctrl-C left to the build process, and
-    an exit when the build process dies (even by SIGKILL, which leaves it no chance to stop us)."""
+def _init_worker(threads: int, progress: Any) -> None:
+    """A pool worker: ``threads`` intra-op threads for torch, Ctrl-C left to the build process,
+    progress sent to the build through the queue ``progress`` (if any), and an exit when the build
+    process dies (even by SIGKILL, which leaves it no chance to stop us)."""
+    global SEND
+    SEND = progress.put if progress is not None else None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -160,17 +168,24 @@ class LocalPool:
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.lane = _Lane(jobs)
         self._pool: ProcessPoolExecutor | None = None
+        self._progress: Any = None  # the workers' queue of progress messages, relayed to SEND ...
+        self._relay: threading.Thread | None = None  # ... by this thread
 
     def room(self, job: Job) -> bool:
         return self.lane.room()
 
     def submit(self, job: Job) -> "Future[tuple[Any, float]]":
         if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            if SEND is not None:
+                self._progress = context.Queue()
+                self._relay = threading.Thread(target=_relay, args=(self._progress, SEND), daemon=True)
+                self._relay.start()
             self._pool = ProcessPoolExecutor(
                 self.jobs,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.threads,),
+                initargs=(self.threads, self._progress),
             )
         return self.lane.track(self._pool.submit(execute, job))
 
@@ -187,6 +202,16 @@ class LocalPool:
         else:
             self._pool.shutdown(wait=True)
         self._pool = None
+        if self._progress is not None and self._relay is not None:
+            self._progress.put(None)  # ends the relay once the workers' messages before it are handed over
+            self._relay.join(timeout=5.0)  # a worker terminated while writing may have left the queue locked
+            self._progress = self._relay = None
+
+
+def _relay(queue: Any, send: Send) -> None:
+    """Hand the pool workers' progress messages to ``send`` until a None arrives."""
+    while (message := queue.get()) is not None:
+        send(message)
 
 
 class ExecutorError(Exception):
@@ -233,6 +258,8 @@ class DaskCluster:
         self.stopped = threading.Event()
         self.watcher = threading.Thread(target=self._watch, daemon=True)
         self.watcher.start()
+        if SEND is not None:
+            self.client.subscribe_topic(shipping.PROGRESS_TOPIC, partial(_ours, self.client.id, SEND))
 
     def room(self, job: Job) -> bool:
         if not job.portable:
@@ -248,7 +275,9 @@ class DaskCluster:
         plugin = self._plugin(job)
         future: Future[tuple[Any, float]] = Future()
         key = (job.name.partition("[")[0], job.name, job.key[:12])
-        remote = self.client.submit(self.task, plugin, pickle.dumps(job.action), key=key)
+        remote = self.client.submit(
+            self.task, plugin, self.client.id, job.name, pickle.dumps(job.action), key=key
+        )
         self.running[future] = (job, remote)
         remote.add_done_callback(partial(self._settle, future, job))
         return self.lane.track(future)
@@ -337,6 +366,12 @@ class DaskCluster:
                 self.client.cancel(remotes)
             self.client.close()
         self.local.close(cancel)
+
+
+def _ours(build: str, send: Send, event: tuple[float, dict[str, Any]]) -> None:
+    """Hand a Dask progress event to ``send`` if it comes from a task of this build."""
+    if event[1].get("build") == build:
+        send(event[1])
 
 
 def make(jobs: int = 1, scheduler: str | None = None) -> Executor:

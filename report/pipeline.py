@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from report import cache
 from report.executors import Executor, ExecutorError, InProcess, Job, TaskError
@@ -48,6 +48,16 @@ class Task:
     group: str | None = None  # the task this one is listed under (a shard: its stage's gather task)
     in_build: bool = False  # runs in the build process itself (e.g. it needs the graph)
     detail: str = ""  # named when the task fails (a shard's spec)
+
+
+class Display(Protocol):
+    """What shows the running tasks (:class:`report.progress.Board`)."""
+
+    def started(self, task: str, line: str) -> None: ...
+
+    def finished(self, task: str, seconds: float | None) -> None:
+        """``task`` ended after ``seconds``; None: it failed."""
+        ...
 
 
 @dataclass
@@ -134,8 +144,11 @@ class Graph:
         log: Callable[[str], None] = print,
         keep_going: bool = False,
         executor: Executor | None = None,
+        display: Display | None = None,
     ) -> list[Outcome]:
         """Bring ``targets`` up to date; tasks in ``force`` run even when cached.
+
+        Each task's start line goes to ``display`` (which also hears when it ends) or else to ``log``.
 
         Tasks whose inputs are done run at the same time as far as ``executor`` has room (default:
         one after the other in this process).  A failing task stops new tasks from starting; the
@@ -161,11 +174,10 @@ class Graph:
         def collect(name: str, future: Future) -> None:
             try:
                 seconds = self._finish(name, *future.result())
-            except ExecutorError as err:  # the cluster cannot run it: stop whatever keep_going says
-                errors.append(err)
-                return
-            except FAILURES as err:
-                if not keep_going:
+            except (ExecutorError, *FAILURES) as err:
+                if display is not None:
+                    display.finished(name, None)
+                if isinstance(err, ExecutorError) or not keep_going:  # a lost cluster stops the build
                     errors.append(err)
                     return
                 log(f"error: {err}")
@@ -173,6 +185,8 @@ class Graph:
                 outcomes[name] = Outcome(name, ran=False, seconds=0.0, error=str(err))
                 return
             outcomes[name] = Outcome(name, ran=True, seconds=seconds)
+            if display is not None:
+                display.finished(name, seconds)
 
         try:
             while (waiting and not errors) or running:
@@ -184,7 +198,11 @@ class Graph:
                     if errors or not runner.room(job):
                         continue
                     waiting.remove(name)
-                    log(f"[{len(stale) - len(waiting)}/{len(stale)}] {name}{self.last_time(name)}")
+                    line = f"[{len(stale) - len(waiting)}/{len(stale)}] {name}{self.last_time(name)}"
+                    if display is not None:
+                        display.started(name, line)
+                    else:
+                        log(line)
                     future = runner.submit(job)
                     if future.done():  # ran here: store it before the next one starts
                         collect(name, future)

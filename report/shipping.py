@@ -29,6 +29,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +40,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 ENTRY = ("report/__init__.py", "report/remote.py")  # in every archive: what a shard's action refers to
 CODE_DIR = "report-code"  # in a worker's local directory: one subdirectory per archive digest
+PROGRESS_TOPIC = "report-progress"  # the Dask event topic of progress messages (report.executors subscribes)
 _PROJECT = Path(__file__).resolve().parent.parent  # where ENTRY is read from (tests build other projects)
 
 
@@ -116,18 +118,26 @@ class ShippedCode(WorkerPlugin):
         )
 
 
-def run(plugin: str, payload: bytes) -> tuple[str, Any, Any]:
-    """A shard's task on a worker: the pickled action ``payload`` in the code of archive ``plugin``;
-    what :func:`report.remote.execute` returns."""
-    code = get_worker().plugins[plugin]
+def run(plugin: str, build: str, task: str, payload: bytes) -> tuple[str, Any, Any]:
+    """Task ``task`` of build ``build`` (its client's id) on a worker: the pickled action ``payload``
+    in the code of archive ``plugin``, its progress sent to the build as events of
+    :data:`PROGRESS_TOPIC` marked with ``build``; what :func:`report.remote.execute` returns."""
+    worker = get_worker()
+    code = worker.plugins[plugin]
     with code.lock:
         code.activate()
         from report.remote import execute  # the archive's copy
 
-        outcome = execute(payload, code.root)
+        outcome = execute(payload, code.root, task, partial(_send, worker, build))
         if strays := code.strays():
             return "failed", f"imported code from outside the build's archive: {', '.join(strays)}", ""
     return outcome
+
+
+def _send(worker: Any, build: str, message: dict[str, Any]) -> None:
+    """Send a progress message to every client of the scheduler; the build's own keeps its own:
+    a cancelled task still runs to its end, and another build may have tasks of the same name."""
+    worker.log_event(PROGRESS_TOPIC, message | {"build": build})
 
 
 class ByValue:

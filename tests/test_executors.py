@@ -35,6 +35,7 @@ SHARDED = """
 
     import numpy as np
 
+    from lab import progress
     from lab.io import load_arrays, save_arrays
 
     SLEEP = 0.0  # seconds per shard (the worker-loss test raises it)
@@ -62,6 +63,8 @@ SHARDED = """
         time.sleep(SLEEP)
         if -1 in spec["seeds"]:
             raise ValueError("seed -1 is refused")
+        with progress.bar(total=len(spec["seeds"]), desc="seeds") as bar:
+            bar.update(len(spec["seeds"]))
         values = np.stack([np.random.default_rng(s).standard_normal(spec["n"]) for s in spec["seeds"]])
         return {"seeds": np.array(spec["seeds"]), "values": values}
 
@@ -432,7 +435,7 @@ def test_workers_compute_an_edited_module_with_its_new_code(toy_project, shipped
 def test_an_interrupt_cancels_the_shards_on_the_cluster_whose_keys_name_them(toy_project, shipped, cluster):
     import distributed
 
-    slow_shards(toy_project, 20.0)
+    slow_shards(toy_project, 8.0)
     submitted: list[str] = []
     dask = executors.make(1, cluster)
     with distributed.Client(cluster) as client:
@@ -452,7 +455,7 @@ def test_an_interrupt_cancels_the_shards_on_the_cluster_whose_keys_name_them(toy
         deadline = time.monotonic() + 10
         while any(client.processing().values()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(client.processing().values())  # cancelled, not left to run for 20 s
+        assert not any(client.processing().values())  # cancelled, not left to run for 8 s
     assert sorted(key[1] for key in seen) == ["sharded[n5-s0..1]", "sharded[n5-s2..3]"]
     assert {key[0] for key in seen} == {"sharded"}  # the dashboard groups them by stage
 
@@ -480,3 +483,19 @@ def test_without_workers_the_build_stops_with_one_line_naming_the_scheduler_and_
 def slow_shards(project: Path, seconds: float) -> None:
     module = project / "toypkg" / "sharded.py"
     module.write_text(module.read_text().replace("SLEEP = 0.0", f"SLEEP = {seconds}"))
+
+
+@pytest.mark.slow
+def test_workers_report_their_shards_progress_to_the_build(toy_project, shipped, cluster, monkeypatch):
+    messages: list[dict] = []
+    monkeypatch.setattr(executors, "SEND", messages.append)
+    dask = executors.make(1, cluster)
+    try:
+        graph(toy_project, shipped, seeds=list(range(4))).run(["sharded"], log=quiet, executor=dask)
+    finally:
+        dask.close()
+    deadline = time.monotonic() + 5  # events travel through the scheduler
+    while len([m for m in messages if m["closed"]]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    closed = sorted((m["task"], m["n"], m["total"]) for m in messages if m["closed"])
+    assert closed == [("sharded[n5-s0..1]", 2, 2), ("sharded[n5-s2..3]", 2, 2)]
