@@ -29,6 +29,7 @@ from report.stages import Stage
 from report.wiring import ReportGraph
 
 SHARDED = """
+    import os
     import time
     from dataclasses import dataclass
     from pathlib import Path
@@ -63,6 +64,8 @@ SHARDED = """
         time.sleep(SLEEP)
         if -1 in spec["seeds"]:
             raise ValueError("seed -1 is refused")
+        if -2 in spec["seeds"]:
+            os._exit(1)  # the worker process dies
         with progress.bar(total=len(spec["seeds"]), desc="seeds") as bar:
             bar.update(len(spec["seeds"]))
         values = np.stack([np.random.default_rng(s).standard_normal(spec["n"]) for s in spec["seeds"]])
@@ -251,18 +254,21 @@ def test_the_scheduler_flag_without_dask_says_how_to_install(monkeypatch):
         executors.make(1, "tcp://127.0.0.1:1")
 
 
-def dask_process(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
-    """``dask ARGS`` as a new user runs it: from ``cwd`` (outside the checkout), without ``PYTHONPATH``."""
+def dask_process(*args: str, cwd: Path, log: Path, config: dict[str, str] | None = None) -> subprocess.Popen:
+    """``dask ARGS`` as a new user runs it: from ``cwd`` (outside the checkout), without ``PYTHONPATH``
+    (``config``: Dask settings as environment variables)."""
     dask = shutil.which("dask", path=str(Path(sys.executable).parent))
     if dask is None:
         pytest.skip("needs the dask command: pip install -e '.[distributed]'")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | (config or {})
     with log.open("w") as out:
-        return subprocess.Popen([dask, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [dask, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 @contextmanager
-def dask_processes(directory: Path, workers: int) -> Iterator[str]:
+def dask_processes(directory: Path, workers: int, config: dict[str, str] | None = None) -> Iterator[str]:
     """A ``dask scheduler`` and ``workers`` ``dask worker`` processes, as the README starts them:
     bound to 127.0.0.1 on free ports, one thread each; the scheduler's address."""
     pytest.importorskip("distributed", reason="needs dask.distributed: pip install -e '.[distributed]'")
@@ -280,6 +286,7 @@ def dask_processes(directory: Path, workers: int) -> Iterator[str]:
             str(scheduler_file),
             cwd=directory,
             log=directory / "scheduler.log",
+            config=config,
         )
     ]
     try:
@@ -309,7 +316,11 @@ def dask_processes(directory: Path, workers: int) -> Iterator[str]:
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # a nanny busy restarting its worker: it and its worker
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +356,9 @@ def test_a_quick_sweep_forced_on_dask_processes_gives_the_local_files_despite_a_
     worker is killed mid-shard, and the results equal a local build's with as many torch threads."""
     import distributed
 
-    small = {"double_descent": {"widths": [4, 10, 20], "rank_widths": [2, 4]}}
+    small = {
+        "double_descent": {"widths": [4, 10, 20], "n_train": [100], "rank_widths": [2, 4], "rank_samples": 50}
+    }
     local, pool = ReportGraph("quick", out=tmp_path / "local", overrides=small), LocalPool(2)
     try:
         local.run(["double_descent"], force=local.closure(["double_descent"]), log=quiet, executor=pool)
@@ -499,3 +512,20 @@ def test_workers_report_their_shards_progress_to_the_build(toy_project, shipped,
         time.sleep(0.1)
     closed = sorted((m["task"], m["n"], m["total"]) for m in messages if m["closed"])
     assert closed == [("sharded[n5-s0..1]", 2, 2), ("sharded[n5-s2..3]", 2, 2)]
+
+
+@pytest.mark.slow
+def test_a_shard_that_kills_every_worker_stops_the_build_with_one_line(
+    toy_project, shipped, tmp_path_factory
+):
+    once = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}  # the second death is the last
+    with dask_processes(tmp_path_factory.mktemp("deadly"), workers=1, config=once) as address:
+        dask = executors.make(1, address)
+        try:
+            with pytest.raises(executors.ExecutorError) as raised:
+                graph(toy_project, shipped, seeds=[-2]).run(["sharded"], log=quiet, executor=dask)
+        finally:
+            dask.close()
+    assert str(raised.value) == (
+        f"shard sharded[n5-s-2..-2] lost its worker on every try on the Dask scheduler at {address}"
+    )
