@@ -9,12 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TEX_PACKAGES=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
-  texlive-latex-extra texlive-pictures texlive-science lmodern cm-super-minimal)
+  texlive-latex-extra texlive-pictures texlive-science lmodern cm-super-minimal
+  poppler-utils)  # pdftotext and pdftoppm: the tests read the PDFs' text and render their pages
 # One file per package that matters, so a partial TeX installation is noticed too.
 TEX_PROBES=(siunitx.sty cleveref.sty tikz.sty lmodern.sty booktabs.sty microtype.sty enumitem.sty placeins.sty)
 
 tex_ready() {
-  command -v latexmk >/dev/null && command -v pdflatex >/dev/null || return 1
+  for tool in latexmk pdflatex pdftotext pdftoppm; do command -v "$tool" >/dev/null || return 1; done
   for f in "${TEX_PROBES[@]}"; do kpsewhich "$f" >/dev/null || return 1; done
 }
 
