@@ -12,6 +12,7 @@ executor has :meth:`~Executor.room` and stores each value in the build process a
   executor it wraps.
 """
 
+import logging
 import multiprocessing
 import os
 import pickle
@@ -247,6 +248,8 @@ class DaskCluster:
             self.client = Client(address, timeout="20s")
         except OSError as err:
             raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+        # Dask logs a lost connection in several lines of its own; the build says it in one (_lost, _watch).
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         self.address, self.local, self.worker_timeout = address, local, worker_timeout
         self.shipping = shipping
         self.task = shipping.ByValue(shipping.run)
@@ -265,7 +268,12 @@ class DaskCluster:
         if not job.portable:
             return self.local.room(job)
         if time.monotonic() - self.counted > 1.0:  # workers come and go; ask the scheduler now and then
-            self.lane.capacity = max(1, 2 * sum(self.client.nthreads().values()))
+            try:
+                self.lane.capacity = max(1, 2 * sum(self.client.nthreads().values()))
+            except (OSError, TimeoutError) as err:
+                raise ExecutorError(
+                    f"lost the Dask scheduler at {self.address} ({err}); shard {job.name} did not run"
+                ) from None
             self.counted = time.monotonic()
         return self.lane.room()
 
@@ -290,7 +298,12 @@ class DaskCluster:
             except self.shipping.CodeChanged as err:
                 raise ExecutorError(f"task {job.name}: {err}") from None
             plugin = self.shipping.ShippedCode(archive, digest)
-            self.client.register_plugin(plugin)
+            try:
+                self.client.register_plugin(plugin)
+            except (OSError, TimeoutError) as err:
+                raise ExecutorError(
+                    f"cannot send the code of {job.name} to the Dask scheduler at {self.address}: {err}"
+                ) from None
             self.plugins[job.sources] = plugin.name
         return self.plugins[job.sources]
 
@@ -313,8 +326,12 @@ class DaskCluster:
             return ExecutorError(
                 f"shard {job.name} lost its worker on every try on the Dask scheduler at {self.address}"
             )
-        what = "was cancelled" if isinstance(error, CancelledError) else f"failed: {type(error).__name__}"
-        return ExecutorError(f"shard {job.name} {what} on the Dask scheduler at {self.address}: {error}")
+        if isinstance(error, CancelledError):  # Dask's message says why in several lines
+            return ExecutorError(f"lost the Dask scheduler at {self.address} while shard {job.name} ran")
+        first = str(error).splitlines()[0] if str(error) else ""
+        return ExecutorError(
+            f"shard {job.name} failed on the Dask scheduler at {self.address}: {type(error).__name__}: {first}"
+        )
 
     def _resolve(self, future: Future, value: Any = None, error: Exception | None = None) -> None:
         with self.guard:

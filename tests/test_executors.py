@@ -529,3 +529,39 @@ def test_a_shard_that_kills_every_worker_stops_the_build_with_one_line(
     assert str(raised.value) == (
         f"shard sharded[n5-s-2..-2] lost its worker on every try on the Dask scheduler at {address}"
     )
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_stops_the_build_with_one_line(toy_project, shipped, tmp_path_factory):
+    import distributed
+
+    slow_shards(toy_project, 5.0)
+    directory = tmp_path_factory.mktemp("lost")
+    with dask_processes(directory, workers=1) as address:
+        dask = executors.make(1, address)
+        killed = threading.Event()
+
+        def kill_the_scheduler_once_busy() -> None:
+            with distributed.Client(address) as client:
+                while not any(client.processing().values()):
+                    time.sleep(0.1)
+            found = subprocess.run(  # the scheduler process: the only one started with this file
+                ["pgrep", "-f", f"scheduler-file {directory / 'scheduler.json'}"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            for pid in found.stdout.split():
+                os.kill(int(pid), signal.SIGKILL)
+                killed.set()
+
+        killer = threading.Thread(target=kill_the_scheduler_once_busy)
+        killer.start()
+        try:
+            with pytest.raises(executors.ExecutorError) as raised:
+                graph(toy_project, shipped).run(["sharded"], log=quiet, executor=dask)
+        finally:
+            killer.join()
+            dask.close()
+    assert killed.is_set()
+    assert str(raised.value).startswith(f"lost the Dask scheduler at {address}")
