@@ -205,3 +205,12 @@ def test_settings_name_the_store_directory_in_a_cache_table():
     assert parse('[cache]\ndir = "/shared/nndl-store"').cache == {"dir": "/shared/nndl-store"}
     with pytest.raises(SettingsError, match=r'\[cache\] holds one key, dir = "path/to/store"'):
         parse('[cache]\npath = "x"')
+
+
+def test_explain_says_a_stale_task_comes_back_from_the_store(toy_project, toy_stage):
+    from report.explain import reason
+
+    make_graph(toy_project, toy_stage).run(["toy"], log=quiet)
+    make_graph(toy_project, toy_stage, n=4).run(["toy"], log=quiet)
+    why = reason(make_graph(toy_project, toy_stage), "toy")
+    assert why.startswith("configuration changed: n; the store holds the result for its key (computed 20")
