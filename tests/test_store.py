@@ -214,3 +214,24 @@ def test_explain_says_a_stale_task_comes_back_from_the_store(toy_project, toy_st
     make_graph(toy_project, toy_stage, n=4).run(["toy"], log=quiet)
     why = reason(make_graph(toy_project, toy_stage), "toy")
     assert why.startswith("configuration changed: n; the store holds the result for its key (computed 20")
+
+
+def test_the_cli_exports_the_results_and_a_coauthor_imports_them_and_computes_nothing(
+    toy_project, toy_stage, tmp_path, monkeypatch, capsys
+):
+    out = {"dir": "build"}
+    monkeypatch.setattr(
+        build,
+        "ReportGraph",
+        lambda profile, overrides=None, data=None: make_graph(toy_project, toy_stage, out=out["dir"]),
+    )
+    monkeypatch.chdir(toy_project)
+    archive = tmp_path / "results.zip"
+    assert build.main(["--jobs", "1", "toy_fig"]) == 0
+    assert build.main(["--export-cache", str(archive)]) == 0
+    assert "wrote" in capsys.readouterr().out and archive.is_file()
+    out["dir"] = "coauthor"  # another checkout: an empty build directory and store
+    assert build.main(["--jobs", "1", "--import-cache", str(archive), "toy_fig"]) == 0
+    printed = capsys.readouterr().out
+    assert "imported 2 store entries" in printed
+    assert "0 task(s) ran, 2 from the store, 0 cached" in printed
