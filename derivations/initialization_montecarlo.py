@@ -26,6 +26,7 @@ from derivations.initialization_symbolic import (
 )
 from lab.checks import Check
 from lab.device import device
+from lab.stats import mean_se
 
 if TYPE_CHECKING:
     from derivations.initialization import Config
@@ -54,8 +55,8 @@ def derivative_moment_value(n: int, variance: float) -> float:
 
 
 def mean_and_se(samples: torch.Tensor) -> tuple[float, float]:
-    """Sample mean and its standard error (samples i.i.d. along dim 0)."""
-    return samples.mean().item(), (samples.std() / samples.numel() ** 0.5).item()
+    """Sample mean and its standard error (:func:`lab.stats.mean_se` of i.i.d. samples along dim 0)."""
+    return mean_se(samples.cpu().numpy())
 
 
 def single_neuron(config: "Config", gen: torch.Generator) -> dict[str, tuple[float, float]]:
@@ -224,7 +225,7 @@ def comparisons(config: "Config", sim: dict[str, Any], d: dict[str, sp.Expr]) ->
                 Comparison(
                     f"(c,d) Var[z^({layer})], sigma^2 = {factor:g}*2/M",
                     rf"\mathrm{{Var}}[z^{{({layer})}}],\ \sigma^2 = {factor:g}\cdot 2/M",
-                    *mean_and_se(torch.from_numpy(per_network[:, layer - 1])),
+                    *mean_se(per_network[:, layer - 1]),
                     exact,
                     config.n_networks,
                 )

@@ -1,6 +1,7 @@
 """The data of both computer assignments: the built-in process, or the student's own source.
 
-The course notebook is not available, so the built-in process is defined here, explicitly:
+The course notebook is not available, so the built-in process is defined explicitly
+(:mod:`experiments.data_process`):
 
     x ~ N(0, I_d),        y = g(x) + eps,        eps ~ N(0, tau^2 I_d),   tau = noise_std,
     g(x) = W2^T tanh(W1^T x),   W1 in R^{d x H}, W1_ij ~ N(0, 1/d),
@@ -16,8 +17,12 @@ for the initialization variance of Exercise 3.
 A student with the notebook names it in ``settings.toml`` (``[data] source``) instead; see
 :class:`DataSource`.  The experiments carry the source in their ``Config.data``, draw with
 :func:`draw`, take R_t from :func:`noise_variance` and store :func:`summary`'s facts, from which
-:func:`context` fills ``templates/sections/data_source.tex.j2``.
+:func:`experiments.data_plot.context` fills ``templates/sections/data_source.tex.j2``.
+An npz source's noise variance comes from :mod:`experiments.gamma_test`.  torch is imported
+inside the functions that draw, so that a stage's configuration imports without it.
 """
+
+from __future__ import annotations
 
 import hashlib
 import importlib
@@ -30,54 +35,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+from experiments.data_process import DataProcess, make_data, optimal_test_error, teacher
+from experiments.gamma_test import GAMMA_MAX_ROWS, GAMMA_NEIGHBOURS, gamma_test
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root: relative data paths start here
-
-
-@dataclass(frozen=True)
-class DataProcess:
-    dim: int = 8  # input and output dimension (R^8 -> R^8)
-    teacher_hidden: int = 16  # H: tanh units of g; a smooth, learnable target of variance ~0.46 per output
-    # Label noise tau = noise_std, tau^2 = 0.25 ~ half the signal variance: an exact fit of this noise at the interpolation
-    # threshold raises the test MSE to several R_t (a clear double-descent peak), while the signal stays
-    # learnable (the best widths reach a test MSE well below Var y). Checked with a 16-width pilot sweep.
-    noise_std: float = 0.5
-    teacher_seed: int = 1234  # the teacher g is fixed by this seed, independent of the samples
-
-
-def teacher_weights(process: DataProcess) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the fixed teacher weights ``(W1, W2)`` in float64."""
-    gen = torch.Generator().manual_seed(process.teacher_seed)
-    d, h = process.dim, process.teacher_hidden
-    W1 = torch.randn(d, h, generator=gen, dtype=torch.float64) / d**0.5  # (8, H)
-    W2 = torch.randn(h, d, generator=gen, dtype=torch.float64) / h**0.5  # (H, 8)
-    return W1, W2
-
-
-def teacher(X: torch.Tensor, process: DataProcess) -> torch.Tensor:
-    """The noiseless target g(X) for inputs ``X`` of shape (n, dim)."""
-    W1, W2 = teacher_weights(process)
-    return (torch.tanh(X.double() @ W1) @ W2).to(X.dtype)
-
-
-def make_data(
-    n: int, sample_seed: int, process: DataProcess = DataProcess(), dtype: torch.dtype = torch.float32
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``n`` samples ``(X, Y)``, each of shape (n, dim), from the process."""
-    gen = torch.Generator().manual_seed(sample_seed)
-    X = torch.randn(n, process.dim, generator=gen, dtype=torch.float64)
-    noise = process.noise_std * torch.randn(n, process.dim, generator=gen, dtype=torch.float64)
-    Y = teacher(X, process) + noise
-    return X.to(dtype), Y.to(dtype)
-
-
-def optimal_test_error(process: DataProcess) -> float:
-    """R_t: the test MSE of the Bayes predictor g itself, i.e. the noise variance tau^2."""
-    return process.noise_std**2
 
 
 # --- Bring your own data ------------------------------------------------------------------------
@@ -87,8 +55,6 @@ SPLITS = ("train", "test", "val")
 NPZ_KEYS = ("X_train", "Y_train", "X_test", "Y_test")  # required; X_val, Y_val optional (both or neither)
 NPZ_OPTIONAL = ("X_val", "Y_val")
 PROBE_ROWS = 5  # rows the callable is asked for when it is checked
-GAMMA_NEIGHBOURS = 10  # the Gamma test regresses over the 1st..10th nearest neighbours
-GAMMA_MAX_ROWS = 20_000  # ... on at most this many rows (a seeded subset; ~5 s CPU)
 # Configuration fields that say how many rows of a split an experiment draws (the check before a run).
 ROW_FIELDS = {"n_train": "train", "rank_samples": "train", "n_test": "test", "n_val": "val"}
 
@@ -116,7 +82,7 @@ class DataSource:
 Split = tuple[np.ndarray, np.ndarray]
 
 
-def as_source(source: "DataSource | Mapping[str, str]") -> DataSource:
+def as_source(source: DataSource | Mapping[str, str]) -> DataSource:
     """``source`` itself, or the :class:`DataSource` of its dict form (as shard specs carry it)."""
     return source if isinstance(source, DataSource) else DataSource(**source)
 
@@ -212,9 +178,14 @@ def _function(source: DataSource) -> Callable[..., Any]:
     return function
 
 
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor (there is none unless a source imported torch)."""
+    return "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor)
+
+
 def _matrix(where: str, value: Any, rows: int | None = None) -> np.ndarray:
     """``value`` as a finite real 2-D float64 array, or a :class:`DataError` naming what is wrong."""
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         value = value.detach().cpu().numpy()
     try:
         array = np.asarray(value)
@@ -262,7 +233,7 @@ def _call(source: DataSource, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
         raise DataError(f"{where} returned {got}; expected a tuple (X, Y, noise_variance)")
     X, Y = _pair(f"{where} returned", out[0], out[1], rows=n)
     variance = out[2]
-    if isinstance(variance, np.ndarray | torch.Tensor) and variance.ndim == 0:
+    if (isinstance(variance, np.ndarray) or _is_tensor(variance)) and variance.ndim == 0:
         variance = variance.item()
     if isinstance(variance, bool) or not isinstance(variance, numbers.Real) or not 0 <= variance < math.inf:
         raise DataError(f"{where} returned noise variance {variance!r}; expected a finite number >= 0")
@@ -321,18 +292,22 @@ def _splits(source: DataSource) -> dict[str, Split]:
 
 
 def draw(
-    source: "DataSource | Mapping[str, str]",
+    source: DataSource | Mapping[str, str],
     n: int,
     seed: int,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     split: str = "train",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` samples ``(X, Y)`` of ``split`` ("train", "test" or "val") for ``seed``, each (n, dim).
+    """``n`` samples ``(X, Y)`` of ``split`` ("train", "test" or "val") for ``seed``, each (n, dim), of
+    ``dtype`` (float32 unless given).
 
     Built-in and callable sources draw a new sample for every seed (``split`` only names it);
     an npz source returns ``n`` rows of the split's arrays chosen without replacement by ``seed``
     (the validation split is the test arrays when the archive has no ``X_val``).
     """
+    import torch
+
+    dtype = dtype or torch.float32
     source = as_source(source)
     if source.kind == "builtin":
         return make_data(n, seed, DataProcess(), dtype)
@@ -375,27 +350,7 @@ def check_config(source: DataSource, config: Any, stem: str) -> None:
             )
 
 
-def gamma_test(X: np.ndarray, Y: np.ndarray, k: int = GAMMA_NEIGHBOURS) -> float:
-    """The Gamma test's estimate of the noise variance per output (Stefansson, Koncar & Jones 1997).
-
-    For y = g(x) + eps with smooth g, half the mean squared difference of the outputs of the p-th
-    nearest neighbours, gamma(p), grows linearly with their mean squared input distance delta(p);
-    the intercept of the line fitted through p = 1..k is the estimate of Var eps (at distance 0).
-    """
-    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
-    deltas, gammas = [], []
-    for start in range(0, len(Xt), 2000):
-        block = torch.cdist(Xt[start : start + 2000], Xt)
-        block[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf
-        dist, index = block.topk(k, largest=False)
-        deltas.append(dist**2)
-        gammas.append(((Yt[start : start + 2000, None, :] - Yt[index]) ** 2).mean(-1) / 2)
-    delta, gamma = torch.cat(deltas).mean(0).numpy(), torch.cat(gammas).mean(0).numpy()
-    intercept, _ = np.linalg.lstsq(np.stack([np.ones(k), delta], axis=1), gamma, rcond=None)[0]
-    return max(float(intercept), 0.0)
-
-
-def noise_variance(source: "DataSource | Mapping[str, str]") -> tuple[float, bool]:
+def noise_variance(source: DataSource | Mapping[str, str]) -> tuple[float, bool]:
     """R_t, the noise variance, and whether it is estimated (npz) rather than known (built-in, callable).
 
     An npz source's is the Gamma test's (:func:`gamma_test`) on all its rows (at most
@@ -423,7 +378,7 @@ def _noise_variance(source: DataSource) -> tuple[float, bool]:
 
 
 def summary(
-    source: "DataSource | Mapping[str, str]", X_test: torch.Tensor, Y_test: torch.Tensor
+    source: DataSource | Mapping[str, str], X_test: torch.Tensor, Y_test: torch.Tensor
 ) -> dict[str, Any]:
     """JSON facts about the data an experiment used, for its results and the report's data paragraph."""
     source = as_source(source)

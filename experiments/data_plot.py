@@ -7,7 +7,7 @@ results, so that a change of wording or precision never reaches a compute module
 from collections.abc import Mapping
 from typing import Any
 
-from experiments.data import GAMMA_MAX_ROWS, GAMMA_NEIGHBOURS
+from experiments.gamma_test import GAMMA_MAX_ROWS, GAMMA_NEIGHBOURS
 from lab.fmt import Tex, integer, latex_escape, num
 
 

@@ -8,7 +8,8 @@ training MSE and its MSE on a large independent test set are recorded.  The swee
 training-set size of ``Config.n_train`` (the second answers item (d)).  The training-loss
 histories of the widths ``Config.curve_widths`` answer item (b).
 
-The work is split into shards (:func:`shards`, :func:`run_shard`, :func:`gather`): one per
+The training itself lives in :mod:`experiments.double_descent_train`, imported only where a
+shard runs.  The work is split into shards (:func:`shards`, :func:`run_shard`, :func:`gather`): one per
 training-set size, width bucket and block of seeds, plus the Jacobian-rank check.  The models of
 a shard train as one batched computation (:mod:`experiments.batched_mlp`); the optimizer treats
 every model as if it were alone.  A seed's block is fixed by its value (``Config.seed_block``),
@@ -36,13 +37,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from experiments import batched_mlp, effective_params
-from experiments.data import DataProcess, DataSource, draw, summary
-from experiments.jacobian_rank import balanced_point, jacobian_rank
-from experiments.optimizers import LBFGS, lbfgs
-from lab import io, progress
+from experiments import effective_params
+from experiments.data import DataSource, draw, summary
+from experiments.data_process import DataProcess
+
+# TODO(issue 23): LBFGS (a settings dataclass) lives beside torch code, so importing this module still
+# loads torch; once it moves to a torch-free module, nothing here does (tests/test_layers.py).
+from experiments.optimizers import LBFGS
+from lab import io
 from lab.checks import Check
 
 
@@ -231,87 +234,14 @@ def _distance_to_threshold(spec: dict, config: Config) -> float:
 def run_shard(spec: dict) -> dict[str, np.ndarray]:
     """Compute one shard of :func:`shards` (CPU and wall seconds included as ``cpu_seconds``, ``seconds``)."""
     start, cpu = time.perf_counter(), time.process_time()
-    part = {"sweep": _train, "balanced": _balanced, "ranks": _default_ranks}[spec["kind"]](spec)
+    from experiments import double_descent_train as train  # torch: only where a shard runs
+
+    part = {"sweep": train.sweep, "balanced": train.balanced, "ranks": train.default_ranks}[spec["kind"]](
+        spec
+    )
     part["seconds"] = np.array(time.perf_counter() - start)
     part["cpu_seconds"] = np.array(time.process_time() - cpu)
     return part
-
-
-def _train(spec: dict) -> dict[str, np.ndarray]:
-    """Train every (width, seed) of the shard as one batch; final losses, stop reasons, histories."""
-    process, dev = DataProcess(**spec["process"]), batched_mlp.device()
-    X, Y = (t.to(dev) for t in draw(spec["data"], spec["n"], spec["train_seed"], torch.float64))
-    X_test, Y_test = (
-        t.to(dev) for t in draw(spec["data"], spec["n_test"], spec["test_seed"], torch.float64, "test")
-    )
-    widths, seeds = spec["widths"], spec["seeds"]
-    pairs = [(w, s) for w in widths for s in seeds]
-    model = batched_mlp.init(
-        [w for w, _ in pairs],
-        [spec["seed_offset"] + s for _, s in pairs],
-        spec["hidden_layers"],
-        process.dim,
-        process.dim,
-        torch.float64,
-        dev,
-    )
-    with progress.bar(desc=f"N={spec['n']} M={span(widths)} s={span(seeds)}", leave=False) as bar:
-        outcome = lbfgs(model, X, Y, LBFGS(**spec["optimizer"]), bar)
-    with torch.no_grad():
-        test = batched_mlp.mse(batched_mlp.forward(model, X_test), Y_test)
-    shape = (len(widths), len(seeds))
-    ran = outcome.iterations.cpu().numpy()
-    history = outcome.history.cpu().numpy()
-    part = {
-        "train": history[ran, np.arange(len(pairs))].reshape(shape),
-        "test": test.cpu().numpy().reshape(shape),
-        "iterations": ran.reshape(shape),
-        "evaluations": outcome.evaluations.cpu().numpy().reshape(shape),
-        "slowest": outcome.slowest.cpu().numpy().reshape(shape),
-        "stop": outcome.stop.cpu().numpy().reshape(shape),
-    }
-    evaluations = outcome.evaluation_history.cpu().numpy().astype(float)
-    for w in spec["curve_widths"]:
-        cols = slice(widths.index(w) * len(seeds), (widths.index(w) + 1) * len(seeds))
-        last = int(ran[cols].max())
-        for key, values in (("curve", history), ("curve_evaluations", evaluations)):
-            curves = values[: last + 1, cols].T.copy()  # (n_seeds, iterations + 1)
-            curves[np.arange(last + 1) > ran[cols, None]] = np.nan
-            part[f"{key}_{w}"] = curves
-    return part
-
-
-def _rank_sample(spec: dict) -> tuple[torch.Tensor, int, DataProcess]:
-    process = DataProcess(**spec["process"])
-    X = draw(spec["data"], spec["samples"], spec["sample_seed"], torch.float64)[0]
-    return X, spec["hidden_layers"], process
-
-
-def _balanced(spec: dict) -> dict[str, np.ndarray]:
-    """Jacobian rank and singular-value gap at a balanced point of every rank width."""
-    X, K, process = _rank_sample(spec)
-    count = effective_params.effective_count(K, process.dim)
-    points = [
-        jacobian_rank(balanced_point(w, K, X, spec["seed_offset"]), X, int(count.subs(effective_params.M, w)))
-        for w in spec["widths"]
-    ]
-    return {"balanced": np.array([p.rank for p in points]), "gap": np.array([p.gap for p in points])}
-
-
-def _default_ranks(spec: dict) -> dict[str, np.ndarray]:
-    """Jacobian rank and nearly constant units at nn.Linear's initialization, per rank width and seed."""
-    X, K, process = _rank_sample(spec)
-    count = effective_params.effective_count(K, process.dim)
-    shape = (len(spec["widths"]), len(spec["seeds"]))
-    default, inactive = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    for i, width in enumerate(spec["widths"]):
-        for j, seed in enumerate(spec["seeds"]):
-            model = batched_mlp.init(
-                [width], [spec["seed_offset"] + seed], K, process.dim, process.dim, torch.float64
-            )
-            rank = jacobian_rank(model, X, int(count.subs(effective_params.M, width)))
-            default[i, j], inactive[i, j] = rank.rank, rank.inactive_units
-    return {"default": default, "inactive": inactive}
 
 
 def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
@@ -350,6 +280,8 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
     }
     for (key, w, c), h in histories.items():
         curves[key][config.curve_widths.index(w), c, : len(h)] = h
+    import torch  # here, not at the top: listing the stages must not load torch
+
     facts = summary(config.data, *draw(config.data, config.n_test, config.sample_seed, torch.float64, "test"))
     return Results(
         config=config,
@@ -376,6 +308,8 @@ def check() -> list[Check]:
 
     Uses the full profile's rank widths, sample and seeds: the report's text quotes the same values.
     """
+    from experiments import batched_mlp  # torch: only when the checks run
+
     config, process = PROFILES["full"], DataProcess()
     K, d = config.hidden_layers, process.dim
     P, P_eff = effective_params.param_count(K, d), effective_params.effective_count(K, d)

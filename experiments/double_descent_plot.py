@@ -16,92 +16,30 @@ from derivations.notation import latex
 from experiments import effective_params
 from experiments.data_plot import context as data_context
 from experiments.double_descent import Results, Sweep
+from experiments.double_descent_stats import (
+    ALPHA,
+    LEVEL,
+    PEAK_RESAMPLES,
+    RESAMPLES,
+    first_below,
+    more_data,
+    peak_range,
+    settled_index,
+    speed_trend,
+    threshold_index,
+)
 from experiments.optimizers import Stop
-from lab.fmt import Tex, integer, num, tex
+from lab.fmt import Tex, integer, num, power_of_ten, tex
+from lab.stats import mean_se
 from lab.style import figsize, sequential
 
 TARGET = 1e-3  # item (b): the training MSE to reach
-LEVEL = 0.95  # confidence of the paired bootstrap intervals of item (d)
-RESAMPLES = 10_000  # bootstrap resamples of the seeds
-PEAK_RESAMPLES = 2_000  # bootstrap resamples for the location of the test peak
-ALPHA = 0.05  # family-wise error rate of the scan over all widths in item (d)
-BOOTSTRAP_SEED = 0
 
 
 def counts(results: Results) -> tuple:
     """P(M) and P_eff(M) of this stage's network, as SymPy expressions in M."""
     K, d = results.config.hidden_layers, results.process.dim
     return effective_params.param_count(K, d), effective_params.effective_count(K, d)
-
-
-def power_of_ten(x: float) -> str:
-    """``x`` as LaTeX ``10^{k}`` (for round powers of ten such as the target)."""
-    return f"10^{{{round(np.log10(x))}}}"
-
-
-def threshold_index(interpolated: np.ndarray) -> int | None:
-    """Index of the smallest width at which every seed interpolates; None if there is none.
-
-    ``interpolated`` is (n_widths, n_seeds) boolean, widths sorted.  A wider network can represent
-    every narrower one (zero weights on its extra units), so capacity only grows with the width: a
-    seed that stalls above this width is an optimizer failure and does not move the threshold
-    (:func:`settled_index` gives the width from which on no seed fails).
-    """
-    every = np.flatnonzero(interpolated.all(axis=1))
-    return int(every[0]) if every.size else None
-
-
-def settled_index(interpolated: np.ndarray) -> int | None:
-    """Index of the smallest width from which on every seed interpolates; None if the widest does not."""
-    every = interpolated.all(axis=1)
-    if not every[-1]:
-        return None
-    below = np.flatnonzero(~every)
-    return int(below[-1]) + 1 if below.size else 0
-
-
-def first_below(curves: np.ndarray, level: float) -> np.ndarray:
-    """First iteration at which each curve is below ``level`` (-1 if never); curves (..., T), entry k after k steps."""
-    below = curves < level
-    return np.where(below.any(-1), below.argmax(-1), -1)
-
-
-def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Mean of b - a over paired seeds and its percentile bootstrap interval at ``LEVEL``."""
-    diff = b - a
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    means = diff[rng.integers(0, len(diff), (RESAMPLES, len(diff)))].mean(1)
-    low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return float(diff.mean()), float(low), float(high)
-
-
-def peak_range(test: np.ndarray) -> tuple[int, int]:
-    """Width indices bounding the ``LEVEL`` bootstrap interval of the median test curve's peak.
-
-    ``test`` is (n_widths, n_seeds); each resample draws the seeds of every width with replacement
-    (independently per width) and takes the argmax of the median over them.
-    """
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    n_widths, n_seeds = test.shape
-    draws = rng.integers(0, n_seeds, (PEAK_RESAMPLES, n_widths, n_seeds))
-    peaks = np.median(test[np.arange(n_widths)[None, :, None], draws], axis=2).argmax(axis=1)
-    low, high = np.quantile(peaks, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], method="inverted_cdf")
-    return int(low), int(high)
-
-
-def sign_flip_p(diff: np.ndarray) -> float:
-    """One-sided p-value of mean(diff) > 0 by the exact paired sign-flip test (all 2^n sign patterns)."""
-    signs = 1 - 2 * ((np.arange(2 ** len(diff))[:, None] >> np.arange(len(diff))) & 1)
-    return float(np.mean((signs * diff).mean(axis=1) >= diff.mean() - 1e-12 * np.abs(diff).max()))
-
-
-def holm(p: np.ndarray, alpha: float) -> np.ndarray:
-    """Which hypotheses Holm's step-down procedure rejects at family-wise level ``alpha``."""
-    order = np.argsort(p, kind="stable")
-    passes = p[order] <= alpha / (len(p) - np.arange(len(p)))
-    rejected = np.zeros(len(p), dtype=bool)
-    rejected[order[: len(p) if passes.all() else int(np.argmin(passes))]] = True
-    return rejected
 
 
 def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
@@ -113,12 +51,6 @@ def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     """Median, first and third quartile of integer counts, rounded."""
     return tuple(integer(round(v)) for v in np.quantile(values, [0.5, 0.25, 0.75]))
-
-
-def mean_se(values: np.ndarray) -> tuple[float, float]:
-    """Mean over seeds and its standard error (NaN for a single seed)."""
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
-    return float(values.mean()), float(se)
 
 
 def plot_training_curves(results: Results) -> Figure:
@@ -175,14 +107,6 @@ FIGURES: dict[str, Callable[[Results], Figure]] = {
     "dd_training_curves": plot_training_curves,
     "dd_curve": plot_curve,
 }
-
-
-def speed_trend(widths: Sequence[int], steps: Sequence[int]) -> str:
-    """'faster' if the iterations to the target fall with the width, 'slower' if they rise, else 'mixed'."""
-    diffs = np.diff(steps)
-    if len(steps) < 2 or np.all(diffs == 0):
-        return "mixed"
-    return "faster" if np.all(diffs <= 0) else "slower" if np.all(diffs >= 0) else "mixed"
 
 
 def widths_text(widths: Sequence[int]) -> Tex:
@@ -288,19 +212,6 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "max_iterations": integer(sweep.iterations.max()),
         "uncertified_below": bool(index is not None and uncertified[:index].any()),
     }
-
-
-def more_data(results: Results) -> tuple[list[tuple[float, float, float]], np.ndarray]:
-    """Item (d): paired N = n1 vs n2 test MSE per width.
-
-    Returns each width's mean difference with its bootstrap interval (for the two chosen widths)
-    and, for the scan over every width, where more data hurts by the one-sided exact sign-flip
-    test with Holm's correction at family-wise level ``ALPHA``.
-    """
-    first, second = results.sweeps[0], results.sweeps[-1]
-    intervals = [paired_interval(a, b) for a, b in zip(first.test, second.test, strict=True)]
-    p = np.array([sign_flip_p(b - a) for a, b in zip(first.test, second.test, strict=True)])
-    return intervals, holm(p, ALPHA)
 
 
 def context(results: Results) -> dict:

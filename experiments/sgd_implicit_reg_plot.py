@@ -21,12 +21,12 @@ from experiments.sgd_implicit_reg_stats import (
     context,
     converged,
     final,
-    geo_mean_factor,
     implicit_best,
     level_values,
-    mean_se,
     usable,
 )
+from lab.fmt import decade, power_of_ten
+from lab.stats import geo_mean_factor, mean_se
 from lab.style import figsize, sequential
 
 __all__ = ["FIGURES", "context"]
@@ -42,13 +42,7 @@ def _marker(j: int) -> str:
 
 def power_label(x: float) -> str:
     """A positive number in mathtext as m x 10^e, e.g. 1e-05 -> $10^{-5}$, 2e-05 -> $2\\times10^{-5}$."""
-    exponent = int(np.floor(np.log10(x) + 1e-9))
-    mantissa = round(x / 10**exponent, 1)
-    if exponent == 0:
-        return f"{mantissa:g}"
-    if mantissa == 1:
-        return rf"$10^{{{exponent}}}$"
-    return rf"${mantissa:g}\times10^{{{exponent}}}$"
+    return f"{round(x, 1):g}" if decade(x) == 0 else f"${power_of_ten(x, digits=1)}$"
 
 
 def _log_ticks(ax: Axes, axis: str = "y") -> None:

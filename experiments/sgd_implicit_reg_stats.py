@@ -10,23 +10,24 @@ converged at every usable μ (:func:`common_runs`), so each μ contributes the s
 verdicts are recomputed on all converged runs as a check (:func:`verdicts`).
 Every word that calls a relation or a difference *clear* is chosen by a printed rule:
 
-* a rank correlation ρ of per-μ means is clear when its exact permutation p-value is below
+* a rank correlation ρ of per-μ means is clear when its permutation p-value is below
   ``ALPHA`` and its 95 % bootstrap interval (``N_BOOT`` resamples of the runs within each μ)
   excludes zero;
 * a difference between two settings is paired over the runs both include, and clear when its
-  exact sign-flip permutation p-value is below ``ALPHA``.
+  sign-flip permutation p-value is below ``ALPHA``.
+
+The tests are :mod:`lab.stats`'s (exact for up to 8 learning rates and 16 runs).
 """
 
-import functools
-import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from experiments.data_plot import context as data_context
 from experiments.sgd_implicit_reg import Results, Status
-from lab.fmt import Tex, integer, num
+from lab.fmt import Tex, in_set, integer, num, pm, power, setting
+from lab.stats import Trend, geo_mean_factor, mean_se, rank_p, sign_flip_p, spearman, spearman_rows
+from lab.stats import trend as stats_trend
 
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
 ALPHA = 0.05  # significance level of the permutation tests
@@ -71,59 +72,6 @@ def final(results: Results) -> dict[str, np.ndarray]:
     return {key: v[..., k] for key, v in level_values(results).items()}
 
 
-def mean_se(values: np.ndarray, keep: np.ndarray | None = None) -> tuple[float, float]:
-    """Mean and standard error of ``values[keep]`` (all finite values if ``keep`` is None)."""
-    v = values[np.isfinite(values) if keep is None else keep]
-    if len(v) == 0:
-        return np.nan, np.nan
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-
-
-def geo_mean_factor(values: np.ndarray) -> tuple[float, float]:
-    """Geometric mean of positive ``values`` and its multiplicative standard error."""
-    logs = np.log(values)
-    se = logs.std(ddof=1) / np.sqrt(len(logs)) if len(logs) > 1 else 0.0
-    return float(np.exp(logs.mean())), float(np.exp(se))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks along the last axis (no ties)."""
-    return np.argsort(np.argsort(x, axis=-1), axis=-1).astype(float)
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Rank correlation along the last axis of samples without ties (NaN for fewer than two points)."""
-    if x.shape[-1] < 2:
-        return np.full(np.broadcast_shapes(x.shape, y.shape)[:-1], np.nan)
-    rx, ry = _ranks(x), _ranks(y)
-    rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
-    return (rx * ry).sum(-1) / np.sqrt((rx * rx).sum(-1) * (ry * ry).sum(-1))
-
-
-def rank_p(rho: float, n: int) -> float:
-    """Exact two-sided permutation p-value of a rank correlation ``rho`` between ``n`` points:
-    the fraction of the n! orderings whose |ρ| is at least |rho|."""
-    if n < 2 or not np.isfinite(rho):
-        return np.nan
-    return float(np.mean(np.abs(_null_rhos(n)) >= abs(rho) - 1e-9))
-
-
-@functools.cache
-def _null_rhos(n: int) -> np.ndarray:
-    """ρ of every ordering of ``n`` points against the identity."""
-    perms = np.array(list(itertools.permutations(range(n))), dtype=float)
-    return spearman(np.arange(n, dtype=float), perms)
-
-
-def sign_flip_p(d: np.ndarray) -> float:
-    """Exact two-sided p-value of a mean paired difference under random signs (all 2^n flips)."""
-    d = d[np.isfinite(d)]
-    if len(d) == 0:
-        return np.nan
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
-    return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-12 * np.abs(d).sum()))
-
-
 @dataclass(frozen=True)
 class Corr:
     """Rank correlation of per-μ means, its 95 % bootstrap interval and exact permutation p-value."""
@@ -141,7 +89,13 @@ class Corr:
 
 def rank_correlation(x: np.ndarray, y: np.ndarray) -> Corr:
     """Spearman ρ between the per-row means of ``x`` and ``y`` (n_points, n_runs), over the runs
-    where both are finite; the bootstrap resamples those runs within each row."""
+    where both are finite; the bootstrap resamples those runs within each row.
+
+    The bootstrap is drawn here rather than by :func:`lab.stats.bootstrap_interval`
+    (``scipy.stats.bootstrap``): over few learning rates every resample often gives the same ρ
+    (±1), a degenerate distribution for which scipy returns no interval, and a μ may keep a single
+    run, which scipy refuses to resample.
+    """
     rng = np.random.default_rng(BOOT_SEED)
     keep = np.isfinite(x) & np.isfinite(y)
     boot_x, boot_y = [], []
@@ -151,9 +105,8 @@ def rank_correlation(x: np.ndarray, y: np.ndarray) -> Corr:
         boot_y.append(yr[k][idx].mean(1))
     mx = np.array([xr[k].mean() for xr, k in zip(x, keep, strict=True)])
     my = np.array([yr[k].mean() for yr, k in zip(y, keep, strict=True)])
-    rho = float(spearman(mx, my))
-    lo, hi = np.quantile(spearman(np.array(boot_x).T, np.array(boot_y).T), [0.025, 0.975])
-    return Corr(rho, float(lo), float(hi), rank_p(rho, len(mx)), len(mx))
+    lo, hi = np.quantile(spearman_rows(np.array(boot_x).T, np.array(boot_y).T), [0.025, 0.975])
+    return Corr(spearman(mx, my), float(lo), float(hi), rank_p(mx, my), len(mx))
 
 
 def against_mu(mus: np.ndarray, values: np.ndarray) -> Corr:
@@ -182,7 +135,7 @@ class Paired:
 def paired(a: np.ndarray, b: np.ndarray) -> Paired:
     """Per-run difference a − b (same data and initialization) over the runs where both are finite."""
     d = (a - b)[np.isfinite(a) & np.isfinite(b)]
-    return Paired(*mean_se(d), sign_flip_p(d), len(d))
+    return Paired(*mean_se(d), sign_flip_p(d, alternative="two-sided"), len(d))
 
 
 def corr_tex(c: Corr) -> Tex:
@@ -199,9 +152,9 @@ def relation(c: Corr) -> Tex:
     return Tex(rf"{text} ({corr_tex(c)})")
 
 
-def trend(c: Corr) -> str:
-    """ "decreasing"/"increasing" for a clear relation, else "mixed"."""
-    return "mixed" if not c.clear else "decreasing" if c.rho < 0 else "increasing"
+def trend(c: Corr) -> Trend:
+    """The :func:`lab.stats.trend` of a clear relation's sign; "mixed" for one that is not clear."""
+    return stats_trend([c.rho] if c.clear else [])
 
 
 def shape(values: np.ndarray, c: Corr) -> str:
@@ -215,46 +168,12 @@ def shape(values: np.ndarray, c: Corr) -> str:
     return trend(c)
 
 
-def pm(mean: float, se: float) -> Tex:
-    return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
-
-
 def paired_tex(d: Paired, n_runs: int, parens: bool = True) -> Tex:
     """A paired difference with its p-value (in parentheses or after a comma), naming the runs
     when not all are included."""
     runs = "" if d.n == n_runs else rf", {integer(d.n)} common runs"
     p = rf"$p={num(d.p, sig=2)}${runs}"
     return Tex(rf"{pm(d.mean, d.se)} ({p})" if parens else rf"{pm(d.mean, d.se)}, {p}")
-
-
-def setting(x: float) -> Tex:
-    """A hyperparameter as set (e.g. 0.02, 1e-04), not rounded to significant digits."""
-    return Tex(rf"\num{{{x:g}}}")
-
-
-def power(x: float) -> Tex:
-    """A positive number for math mode as a power of ten where it is one (1e-05 -> 10^{-5}),
-    else m × 10^e for small or large numbers, else as set."""
-    exponent = int(np.floor(np.log10(x) + 1e-9))
-    mantissa = round(x / 10.0**exponent, 3)
-    if -2 <= exponent <= 2 and mantissa != 1:
-        return setting(x)
-    if mantissa == 1:
-        return Tex(rf"10^{{{exponent}}}")
-    return Tex(rf"{mantissa:g}\times10^{{{exponent}}}")
-
-
-def num_list(values, fmt: Callable[[float], Tex] = setting) -> Tex:
-    """Comma-separated values for inline math, breakable after each comma."""
-    return Tex(r",\allowbreak ".join(fmt(v) for v in values))
-
-
-def in_set(symbol: str, values, fmt: Callable[[float], Tex] = setting) -> Tex:
-    """Inline math without dollars: ``μ = 2.56`` for one value, ``μ ∈ {0.32, 0.64}`` for several."""
-    values = list(values)
-    if len(values) == 1:
-        return Tex(rf"{symbol}={fmt(values[0])}")
-    return Tex(rf"{symbol}\in\{{{num_list(values, fmt)}\}}")
 
 
 def change(ratio: float) -> Tex:
@@ -404,7 +323,7 @@ def _level_context(results: Results) -> dict:
            "n_common": integer(keep[rows[0]].sum()) if len(rows) else integer(0),
            "common_is_all": bool((keep[rows] == ok[rows]).all()),
            "min_sign_p": num(2 / 2 ** keep[rows[0]].sum(), sig=2) if len(rows) else None,
-           "min_rank_p": num(rank_p(1.0, len(rows)), sig=2), "n_usable": integer(len(rows))}  # fmt: skip
+           "min_rank_p": num(rank_p(np.arange(len(rows)), np.arange(len(rows))), sig=2), "n_usable": integer(len(rows))}  # fmt: skip
     rises = [e["G_peak"] for e in levels if e["G_peak"] and e["G_trend"] != "decreasing"]
     ctx["G_rises_first"], ctx["G_rise_clear"] = bool(rises), any(pk["is_clear"] for pk in rises)
     for key in ("G", "V"):

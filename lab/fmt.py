@@ -7,6 +7,7 @@ environment inserts it unescaped.  Precision is chosen here, once.
 
 import math
 import re
+from collections.abc import Callable, Iterable
 
 
 class Tex(str):
@@ -33,9 +34,57 @@ def num(x: float, sig: int = 3) -> Tex:
     return Tex(rf"\num{{{text}}}")
 
 
+def decade(x: float) -> int:
+    """The exponent e of a positive ``x`` = m × 10^e with 1 ≤ m < 10 (robust to 0.1 + 0.2 rounding)."""
+    return math.floor(math.log10(x) + 1e-9)
+
+
+def power_of_ten(x: float, digits: int = 3) -> Tex:
+    r"""A positive ``x`` for mathematics mode as m × 10^e, m rounded to ``digits`` decimals; 10^e when m is 1.
+
+    >>> power_of_ten(1e-5)
+    '10^{-5}'
+    >>> power_of_ten(2.5e-5)
+    '2.5\\times10^{-5}'
+    """
+    exponent = decade(x)
+    mantissa = round(x / 10.0**exponent, digits)
+    return Tex(f"10^{{{exponent}}}" if mantissa == 1 else rf"{mantissa:g}\times10^{{{exponent}}}")
+
+
 def integer(n: int) -> Tex:
     r"""Format an integer with digit grouping, e.g. ``\num{12345}``."""
     return Tex(rf"\num{{{int(n)}}}")
+
+
+def pm(mean: float, se: float) -> Tex:
+    r"""A mean and its standard error, e.g. ``\ensuremath{\num{2.00} \pm \num{0.50}}``."""
+    return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
+
+
+def setting(x: float) -> Tex:
+    """A hyperparameter as set (e.g. 0.02, 1e-04), not rounded to significant digits."""
+    return Tex(rf"\num{{{x:g}}}")
+
+
+def power(x: float) -> Tex:
+    """A positive number for math mode as a power of ten where it is one (1e-05 -> 10^{-5}),
+    else m × 10^e for small or large numbers (:func:`lab.fmt.power_of_ten`), else as set."""
+    text = power_of_ten(x)
+    return setting(x) if -2 <= decade(x) <= 2 and not text.startswith("10^") else text
+
+
+def num_list(values: Iterable[float], fmt: Callable[[float], Tex] = setting) -> Tex:
+    """Comma-separated values for inline math, breakable after each comma."""
+    return Tex(r",\allowbreak ".join(fmt(v) for v in values))
+
+
+def in_set(symbol: str, values: Iterable[float], fmt: Callable[[float], Tex] = setting) -> Tex:
+    """Inline math without dollars: ``μ = 2.56`` for one value, ``μ ∈ {0.32, 0.64}`` for several."""
+    values = list(values)
+    if len(values) == 1:
+        return Tex(rf"{symbol}={fmt(values[0])}")
+    return Tex(rf"{symbol}\in\{{{num_list(values, fmt)}\}}")
 
 
 def tex(s: str) -> Tex:

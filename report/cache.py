@@ -14,6 +14,7 @@ leaves an entry that looks valid.
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -36,16 +37,21 @@ def _module_path(name: str, root: Path) -> Path | None:
     return None
 
 
-def imports(path: Path) -> set[str]:
+def imports(path: Path) -> frozenset[str]:
     """Absolute names imported by the module at ``path`` (``from a import b`` yields a and a.b)."""
+    return _imported_names(path.read_bytes())
+
+
+@functools.cache  # by content: every task of a build asks for the same modules, parsing is the cost
+def _imported_names(source: bytes) -> frozenset[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_bytes())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def source_closure(modules: Iterable[str], root: Path = ROOT) -> list[Path]:
@@ -94,10 +100,15 @@ def content_digest(name: str, data: bytes) -> str:
     """:func:`source_digest` of a file called ``name`` holding ``data`` (for bytes already read)."""
     if not name.endswith(".py"):
         return hashlib.sha256(data).hexdigest()
+    return _python_digest(data)
+
+
+@functools.cache  # by content, as _imported_names
+def _python_digest(source: bytes) -> str:
     try:
-        tree = ast.parse(data)
+        tree = ast.parse(source)
     except SyntaxError:
-        return hashlib.sha256(data).hexdigest()
+        return hashlib.sha256(source).hexdigest()
     return hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest()
 
 
@@ -110,6 +121,7 @@ def key_config(config: Any) -> Any:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in neutral}
 
 
+@functools.cache  # one lookup per process, not one per task
 def versions() -> dict[str, str]:
     """Versions of the libraries whose numerics the results depend on."""
     from importlib.metadata import version

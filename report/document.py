@@ -9,10 +9,10 @@ a successful compile, so a failed build keeps the last good one.
 import json
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from derivations.notation import SYMBOLS
 from lab.fmt import Tex, integer, num
 from lab.style import GEOMETRY
 from report import cache, settings
@@ -22,6 +22,7 @@ from report.render import latex_escape, render
 
 if TYPE_CHECKING:
     from report.pipeline import Task
+    from report.project import Project
     from report.wiring import ReportGraph as Graph
 
 
@@ -35,7 +36,7 @@ def helpers(graph: "Graph") -> dict[str, Any]:
 
     def figure_path(name: str) -> Tex:
         _figure_task(graph, name)
-        return _included_path(name)
+        return _included_path(graph, name)
 
     def provenance(name: str) -> Tex:
         source = figure_source(graph, name)
@@ -44,9 +45,10 @@ def helpers(graph: "Graph") -> dict[str, Any]:
     return {"figure_path": figure_path, "provenance": provenance, "geometry": Tex(GEOMETRY)}
 
 
-def _included_path(name: str) -> Tex:
-    """The ``\\includegraphics`` argument of figure ``name``, relative to ``tex/``; also its hyperlink target."""
-    return Tex(f"../figures/{name}.pdf")
+def _included_path(graph: "Graph", name: str) -> Tex:
+    """The ``\\includegraphics`` argument of figure ``name``, relative to the LaTeX directory; also its
+    hyperlink target."""
+    return Tex(Path(os.path.relpath(graph.figure_path(name), graph.texdir())).as_posix())
 
 
 def _figure_task(graph: "Graph", name: str) -> "Task":
@@ -65,29 +67,30 @@ def figure_source(graph: "Graph", name: str) -> dict[str, Any]:
     return {
         "name": name,
         "label": Tex(f"fig:{name}"),
-        "path": _included_path(name),
+        "path": _included_path(graph, name),
         "function": Tex(_breakable(f"{plot.__module__}.{plot.__qualname__}")),
         "key": graph.key(stem)[:12],
         "seed": "" if seed is None else integer(seed),
     }
 
 
-def title_page(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The title page and PDF metadata from ``settings.toml``; the date never the build time."""
-    s = settings.load()
+def title_page(declared: "Project", environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The title page and PDF metadata from ``settings.toml``, else the project's defaults; the date
+    never the build time."""
+    s = settings.load(declared.settings_file)
     return {
-        "title": s.title,
-        "course": s.course,
+        "title": s.title or declared.title,
+        "course": s.course or declared.course,
         "author": s.author,
         "student_number": s.student_number,
         "date": settings.date_text(s, environ),
     }
 
 
-def notation(stems: list[str]) -> list[dict[str, Tex]]:
+def notation(symbols: Iterable[Any], stems: list[str]) -> list[dict[str, Tex]]:
     """The symbol table, each row pointing at the sections of this document that use the symbol."""
     rows = []
-    for n in SYMBOLS:
+    for n in symbols:
         used = [f"sec:{stem}" for stem in n.sections if stem in stems]
         if used:
             rows.append(
@@ -101,7 +104,13 @@ def notation(stems: list[str]) -> list[dict[str, Tex]]:
 
 
 def commit_text(described: str) -> Tex:
-    """``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so."""
+    r"""``git describe --dirty`` output as the appendix prints it: a tree with uncommitted changes is said so.
+
+    >>> print(commit_text("0a0c52c1d2e3-dirty"))
+    \texttt{0a0c52c1d2e3} with uncommitted changes present
+    >>> print(commit_text("0a0c52c1d2e3"))
+    \texttt{0a0c52c1d2e3}
+    """
     commit, dirty, _ = described.partition("-dirty")
     text = rf"\texttt{{{latex_escape(commit)}}}"
     return Tex(text + " with uncommitted changes present" if dirty else text)
@@ -154,8 +163,8 @@ def context(graph: "Graph") -> dict[str, Any]:
     }
     ctx["stems"] = [s.stem for s in graph.stages]
     ctx["build"] = appendix(graph)
-    ctx["settings"] = title_page()
-    ctx["notation"] = notation(ctx["stems"])
+    ctx["settings"] = title_page(graph.declared)
+    ctx["notation"] = notation(graph.declared.symbols(), ctx["stems"])
     return ctx | helpers(graph)
 
 
@@ -166,7 +175,7 @@ def build(graph: "Graph") -> None:
     only after a good compile.
     """
     ctx = context(graph)
-    with cache.atomic_directory(graph.root / "tex") as texdir:
+    with cache.atomic_directory(graph.texdir()) as texdir:
         for stem in ctx["stems"]:
             source = render(f"sections/{stem}.tex.j2", ctx, graph.templates)
             cache.write_atomic(texdir / "sections" / f"{stem}.tex", source.encode())

@@ -137,13 +137,40 @@ class InProcess:
         pass
 
 
+class _Terminated(BaseException):
+    """SIGTERM on a pool worker while a job runs: unwinds the job, so that its temporary files go."""
+
+
+_running = False  # on a pool worker: whether a job is running
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    if _running:
+        raise _Terminated
+    os._exit(128 + signum)
+
+
+def _execute_in_pool(job: Job) -> tuple[Any, float]:
+    """:func:`execute` on a pool worker; stopped by :meth:`LocalPool.close`, it cleans up, then exits."""
+    global _running
+    _running = True
+    try:
+        return execute(job)
+    except _Terminated:
+        os._exit(128 + signal.SIGTERM)
+    finally:
+        _running = False
+
+
 def _init_worker(threads: int, progress: Any) -> None:
-    """A pool worker: ``threads`` intra-op threads for torch, Ctrl-C left to the build process,
-    progress sent to the build through the queue ``progress`` (if any), and an exit when the build
-    process dies (even by SIGKILL, which leaves it no chance to stop us)."""
+    """A pool worker: ``threads`` intra-op threads for torch, Ctrl-C left to the build process, SIGTERM
+    (a cancelled build) unwinding the running job before the exit, progress sent to the build through
+    the queue ``progress`` (if any), and an exit when the build process dies (even by SIGKILL, which
+    leaves it no chance to stop us)."""
     global SEND
     SEND = progress.put if progress is not None else None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)  # read by torch when a task first imports it
@@ -188,7 +215,7 @@ class LocalPool:
                 initializer=_init_worker,
                 initargs=(self.threads, self._progress),
             )
-        return self.lane.track(self._pool.submit(execute, job))
+        return self.lane.track(self._pool.submit(_execute_in_pool, job))
 
     def close(self, cancel: bool = False) -> None:
         if self._pool is None:

@@ -1,31 +1,52 @@
 """The submission bundle: one self-contained LaTeX file, its figures beside it, and the PDF.
 
-``build/tex/report.tex`` inputs ``sections/*.tex`` and reads figures from ``../figures/``; a
-course system, Overleaf or arXiv wants one directory that compiles on its own.  The bundle
-inlines every ``\\input{sections/...}``, rewrites ``../figures/NAME.pdf`` to ``NAME.pdf`` (the
-figures lie beside the source), starts with ``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds
+``build/tex/report.tex`` inputs ``sections/*.tex`` and reads figures from the build's figure
+directory (``../figures/``); a course system, Overleaf or arXiv wants one directory that compiles
+on its own.  The bundle inlines every ``\\input{sections/...}``, rewrites the figures' paths
+``../figures/NAME.pdf`` to ``NAME.pdf`` and drops any ``\\graphicspath`` (the figures lie beside
+the source), starts with ``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds
 the built PDF as ``report-as-built.pdf`` (compiling ``report.tex`` makes ``report.pdf``).
 """
 
 import io
+import os
 import re
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from report.cache import write_atomic
 
+if TYPE_CHECKING:
+    from report.wiring import ReportGraph
+
 INPUT = re.compile(r"\\input\{(sections/[^}]+)\}")
+GRAPHICSPATH = re.compile(r"\\graphicspath\{(?:\{[^{}]*\})*\}")
 
 
-def flattened_source(texdir: Path) -> str:
-    """``texdir/report.tex`` with its section files inlined and figure paths made local."""
+def flattened_source(texdir: Path, figures: Path) -> str:
+    r"""``texdir/report.tex`` with its section files inlined and the paths of ``figures`` made local.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as build:
+    ...     tex = Path(build, "tex")
+    ...     (tex / "sections").mkdir(parents=True)
+    ...     _ = (tex / "report.tex").write_text("\\graphicspath{{../figures/}}\n\\input{sections/a\\_b}\n")
+    ...     _ = (tex / "sections" / "a_b.tex").write_text("\\includegraphics{../figures/f.pdf}")
+    ...     print(flattened_source(tex, Path(build, "figures")))
+    \pdfoutput=1
+    <BLANKLINE>
+    \includegraphics{f.pdf}
+    <BLANKLINE>
+    """
+    prefix = Path(os.path.relpath(figures, texdir)).as_posix() + "/"
 
     def inline(match: re.Match[str]) -> str:
         name = match.group(1).replace(r"\_", "_")
         return (texdir / f"{name}.tex").read_text()
 
     source = INPUT.sub(inline, (texdir / "report.tex").read_text())  # a function: no escape processing
-    source = source.replace(r"\graphicspath{{../figures/}}", "").replace("../figures/", "")
+    source = GRAPHICSPATH.sub("", source).replace(prefix, "")
     return "\\pdfoutput=1\n" + source
 
 
@@ -35,10 +56,11 @@ def figure_files(source: str, figures: Path) -> list[Path]:
     return [figures / name for name in names]
 
 
-def write_bundle(root: Path, bundle: Path) -> Path:
-    """Write ``bundle`` (a .zip) from the build directory ``root``; return its path."""
-    source = flattened_source(root / "tex")
-    files = figure_files(source, root / "figures")
+def write_bundle(graph: "ReportGraph", bundle: Path) -> Path:
+    """Write ``bundle`` (a .zip) from ``graph``'s built document; return its path."""
+    root = graph.root
+    source = flattened_source(graph.texdir(), graph.figure_dir())
+    files = figure_files(source, graph.figure_dir())
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")

@@ -76,6 +76,8 @@ class Graph:
     def __init__(self, tasks: Iterable[Task], root: Path, project: Path, store: Store | None = None) -> None:
         self.tasks: dict[str, Task] = {}
         for task in tasks:
+            if task.name in self.tasks:
+                raise ValueError(f"task {task.name} is defined twice")
             if unknown := [i for i in task.inputs if i not in self.tasks]:
                 raise ValueError(f"task {task.name} comes before its inputs {', '.join(unknown)}")
             self.tasks[task.name] = task

@@ -10,7 +10,8 @@ the ``date`` of the file (a TOML date such as ``2024-04-08`` or any text), else 
 
 A ``[data]`` table names the experiments' data source (``source = "builtin"``, a
 ``module:function`` / ``path/file.py:function`` callable or a ``path/file.npz``); :func:`data_source`
-checks it and :func:`with_data` puts it into a stage's configuration (see :mod:`experiments.data`).
+checks it and :func:`with_data` puts it into a stage's configuration, both through the project's
+data-source hook (``DATA_SOURCE`` in ``project.py``, see :mod:`report.project`).
 """
 
 import datetime
@@ -19,14 +20,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from report.paths import ROOT
-
 if TYPE_CHECKING:
-    from experiments.data import DataSource
+    from report.project import Project
 
-SETTINGS_FILE = ROOT / "settings.toml"
 MONTHS = (
     "January",
     "February",
@@ -49,8 +48,8 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    title: str = "Neural network optimization and generalization"
-    course: str = "NNDL2024, Session 2: exercises and computer assignments"
+    title: str = ""  # empty: the project's TITLE
+    course: str = ""  # empty: the project's COURSE
     author: str = ""  # empty: the title page names no one
     student_number: str = ""
     date: str | datetime.date = ""  # empty: SOURCE_DATE_EPOCH's day, else no date
@@ -101,7 +100,7 @@ def parse(text: str, source: str = "settings.toml") -> Settings:
     return Settings(**data)
 
 
-def load(path: Path = SETTINGS_FILE) -> Settings:
+def load(path: Path) -> Settings:
     """The settings of ``path``; the defaults when the file does not exist."""
     if not path.exists():
         return Settings()
@@ -130,28 +129,29 @@ def date_text(settings: Settings, environ: Mapping[str, str] = os.environ) -> st
     return date_text(Settings(date=datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()))
 
 
-def data_source(settings: Settings, root: Path = ROOT, source: str = "settings.toml") -> "DataSource":
-    """The checked data source the settings name (the built-in process when they name none).
+def data_source(settings: Settings, project: "Project", source: str = "settings.toml") -> Any:
+    """The checked data source the settings name (the hook's built-in one when they name none), or
+    None for a project without a data-source hook.
 
-    Relative paths are taken from ``root``; an unusable source is one :class:`SettingsError`.
+    Relative paths are taken from the project's root; an unusable source is one :class:`SettingsError`.
     """
-    from experiments.data import DataError, resolve  # torch: only when a build needs the source
-
+    hook = project.data_hook()  # torch, perhaps: only when a build needs the source
+    if hook is None:
+        return None
     text = settings.data.get("source", "builtin")
     try:
-        return resolve(text, root)
-    except DataError as err:
+        return hook.resolve(text, project.root)
+    except hook.DataError as err:
         raise SettingsError(f"{source}: [data] source = {text!r}: {err}") from err
 
 
-def with_data(stem: str, config: Any, data: "DataSource | None") -> Any:
-    """``config`` drawing from ``data`` when it has a ``data`` field, checked against the rows it draws."""
-    if data is None or "data" not in {f.name for f in fields(config)}:
+def with_data(stem: str, config: Any, data: Any, hook: ModuleType | None) -> Any:
+    """``config`` drawing from ``data`` when it has a ``data`` field, checked by the data-source
+    ``hook`` against the rows it draws."""
+    if data is None or hook is None or "data" not in {f.name for f in fields(config)}:
         return config
-    from experiments.data import DataError, check_config
-
     try:
-        check_config(data, config, stem)
-    except DataError as err:
+        hook.check_config(data, config, stem)
+    except hook.DataError as err:
         raise SettingsError(f"[data] source {data.spec}: {err}") from err
     return replace(config, data=data)

@@ -1,10 +1,16 @@
-"""The registry of stages: every derivation and experiment the report is made of.
+"""The stage: a pair of modules joined by a results directory on disk, found by its stem.
 
-A *stage* is a pair of modules joined by a results directory on disk:
+Which stages a report is made of, and in which order, is the project's declaration
+(``project.py``, read by :mod:`report.project`); the builder finds a stage's parts by its stem
+``X``: the compute module ``X.py``, the present module ``X_plot.py`` beside it, the section
+template ``templates/sections/X.tex.j2``, and optionally ``templates/answers/X.tex.j2`` and
+``templates/method/X.tex.j2``, the stage's fragments of the abstract.
 
-``compute`` module (e.g. ``experiments/double_descent.py``), never imports matplotlib:
+``compute`` module (e.g. ``experiments/double_descent.py``), never imports matplotlib, and imports
+torch inside the functions that compute (listing the tasks imports the module, not torch):
     ``Config``                       frozen dataclass; every field JSON-serialisable
-    ``PROFILES: dict[str, Config]``  at least ``"full"`` and ``"quick"`` (seconds, for tests)
+    ``PROFILES: dict[str, Config]``  every profile the project declares (here ``"full"``, and
+                                     ``"quick"``: seconds, for tests)
     ``run(config) -> Results``       the computation, deterministic under ``config.seed``
     ``save(results, directory)``     write any files into an existing empty directory
     ``load(directory) -> Results``
@@ -15,14 +21,16 @@ A *stage* is a pair of modules joined by a results directory on disk:
     ``gather(config, parts) -> Results``   parts by shard name; ``run`` must equal
                                      ``gather(config, {k: run_shard(s) for k, s in shards(config).items()})``
 
-``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch:
+``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch, and imports
+matplotlib inside its plot functions (only the figure tasks draw):
     ``FIGURES: dict[str, Callable[[Results], Figure]]``  figure name -> plot function
     ``context(results) -> dict``     values for ``templates/sections/<stem>.tex.j2``;
                                      numbers go through :mod:`lab.fmt`
 
 Compute and presentation are separate modules so that restyling a figure or rewording
 a sentence never invalidates the cached computation (the cache key of a task hashes the
-source of the modules it imports).  Figure names are global and unique across stages.
+source of the modules it imports).  Figure names are task names: unique across stages, and a
+clash with a stem, another figure or the builder's own tasks is an error.
 """
 
 from dataclasses import dataclass
@@ -36,18 +44,17 @@ class Stage:
     compute: str  # dotted module name
     present: str  # dotted module name
 
+    @classmethod
+    def named(cls, compute: str) -> "Stage":
+        """The stage whose compute module is ``compute``, by the stem convention.
+
+        >>> Stage.named("experiments.double_descent")
+        Stage(stem='double_descent', compute='experiments.double_descent', present='experiments.double_descent_plot')
+        """
+        return cls(compute.rpartition(".")[2], compute, f"{compute}_plot")
+
     def compute_module(self) -> ModuleType:
         return import_module(self.compute)
 
     def present_module(self) -> ModuleType:
         return import_module(self.present)
-
-
-# In the assignment's order; the report's sections follow it.
-STAGES: tuple[Stage, ...] = (
-    Stage("autodiff", "derivations.autodiff", "derivations.autodiff_plot"),
-    Stage("mlp_backprop", "derivations.mlp_backprop", "derivations.mlp_backprop_plot"),
-    Stage("initialization", "derivations.initialization", "derivations.initialization_plot"),
-    Stage("double_descent", "experiments.double_descent", "experiments.double_descent_plot"),
-    Stage("sgd_implicit_reg", "experiments.sgd_implicit_reg", "experiments.sgd_implicit_reg_plot"),
-)

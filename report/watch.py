@@ -1,26 +1,28 @@
-"""``build.py --watch``: rebuild whenever a source, template, example, the settings file or the data
-source's file changes.
+"""``build.py --watch``: rebuild whenever a source, template, example, the declaration, the settings
+file or the data source's file changes.
 
 Each rebuild is a fresh ``build.py`` process, so edited modules are imported anew (a long-lived
 process would keep the old code); the cache makes a rebuild run only what the change touched.
 Files are watched with watchfiles (Rust notify: inotify on Linux, no polling).  Every directory is
 watched one level deep (its subdirectories are listed themselves), and a single file through its
 directory: an editor that saves by writing a new file and renaming it over the old one replaces the
-inode a watch on the file itself would follow.  What is watched is worked out again after every
-rebuild, so a new ``[data] source`` or a new template directory is picked up.
+inode a watch on the file itself would follow.  What is watched is the project's ``WATCH``
+(:mod:`report.project`), the builder's own package, the declaration and the settings file, worked out
+again after every rebuild, so a new ``[data] source`` or a new template directory is picked up.
 """
 
 import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from report.paths import ROOT
-from report.settings import SETTINGS_FILE, SettingsError, load
+from report.project import DECLARATION, Project
+from report.settings import SettingsError, load
 
-SOURCES = ("derivations", "experiments", "report", "templates", "examples")  # watched with subdirectories
+BUILDER = Path(__file__).resolve().parent  # the builder's own code: a change to it rebuilds too
 SUFFIXES = (".py", ".j2", ".toml")
 
 
@@ -32,7 +34,7 @@ def relevant(path: str) -> bool:
 @dataclass(frozen=True)
 class Watched:
     directories: tuple[Path, ...]  # source directories and their subdirectories: their relevant files
-    files: tuple[Path, ...]  # single files: build.py and the settings file
+    files: tuple[Path, ...]  # single files: e.g. build.py, the declaration and the settings file
     data: Path | None = None  # the file of the settings' [data] source (None: the built-in process)
 
     def singles(self) -> tuple[Path, ...]:
@@ -53,11 +55,11 @@ class Watched:
         return ", ".join([*tops, *(_shown(f) for f in self.files)]) + data
 
 
-def _shown(path: Path, root: Path = ROOT) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+def _shown(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def data_file(source: str, root: Path = ROOT) -> Path | None:
+def data_file(source: str, root: Path) -> Path | None:
     """The file behind a settings ``[data] source`` (an ``.npz``, a ``.py``, a module's source), or
     None for the built-in process or a module that cannot be found (the build reports that)."""
     source = source.strip()
@@ -77,21 +79,26 @@ def data_file(source: str, root: Path = ROOT) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin and Path(spec.origin).is_file() else None
 
 
-def watched(root: Path = ROOT, settings_file: Path = SETTINGS_FILE) -> Watched:
-    """The source directories (with their subdirectories), build.py, the settings file, and the data
-    source the settings name."""
-    directories = [
+def _with_subdirectories(top: Path) -> list[Path]:
+    return [
         d
-        for top in SOURCES
-        if (root / top).is_dir()
-        for d in [root / top, *sorted((root / top).rglob("*"))]
+        for d in [top, *sorted(top.rglob("*"))]
         if d.is_dir() and "__pycache__" not in d.parts and not d.name.startswith(".")
     ]
+
+
+def watched(declared: Project) -> Watched:
+    """The project's watched directories (with their subdirectories) and the builder's, its watched
+    files, the declaration, the settings file, and the data source the settings name."""
+    paths = [declared.root / name for name in declared.watch]
+    tops = [*(p for p in paths if p.is_dir()), BUILDER]
+    directories = [d for top in dict.fromkeys(tops) for d in _with_subdirectories(top)]
+    files = [*(p for p in paths if not p.is_dir()), declared.root / DECLARATION, declared.settings_file]
     try:
-        data = data_file(load(settings_file).data.get("source", "builtin"), root)
+        data = data_file(load(declared.settings_file).data.get("source", "builtin"), declared.root)
     except SettingsError:
         data = None  # the build says what is wrong with the settings
-    return Watched(tuple(directories), (root / "build.py", settings_file), data)
+    return Watched(tuple(directories), tuple(files), data)
 
 
 def _watcher(spec: Watched) -> Iterable[set[tuple[object, str]]]:
@@ -101,15 +108,18 @@ def _watcher(spec: Watched) -> Iterable[set[tuple[object, str]]]:
 
 
 def _rebuild(argv: Sequence[str]) -> int:
-    return subprocess.run([sys.executable, str(ROOT / "build.py"), *argv], check=False).returncode
+    """One build in a fresh process (edited modules are imported anew), with this builder on its path."""
+    path = os.pathsep.join([str(BUILDER.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    command = [sys.executable, "-m", "report.cli", *argv]
+    return subprocess.run(command, check=False, env=os.environ | {"PYTHONPATH": path}).returncode
 
 
 def watch(
     argv: Sequence[str],
+    targets: Callable[[], Watched],
     watcher: Callable[[Watched], Iterable[set[tuple[object, str]]]] = _watcher,
     rebuild: Callable[[Sequence[str]], int] = _rebuild,
     log: Callable[[str], None] = print,
-    targets: Callable[[], Watched] = watched,
 ) -> int:
     """Build with ``argv``, then again after every change; Ctrl-C stops (exit 130) as a build would."""
     try:

@@ -10,8 +10,10 @@ For one profile, in dependency order:
 * ``verification``     every derivation's ``check()`` -> ``data/verification.json``
 * ``report``           templates + all of the above -> ``report.pdf``
 
-Overrides apply to a stage's ``Config`` before its shards are derived.  All outputs live under
-:func:`report.paths.build_dir`; manifests under ``cache/``.
+The stages come from the project's declaration (:mod:`report.project`); a task name is used once,
+and no stage, shard or figure may take a name the builder reserves for its own tasks (:data:`RESERVED`).
+Overrides apply to a stage's ``Config`` before its shards are derived.  All outputs live under the
+project's :meth:`~report.project.Project.build_dir`; manifests under ``cache/``.
 """
 
 import dataclasses
@@ -29,43 +31,48 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, document, progress
+from report import cache, progress
 from report.inputs import InputError, source_files
 from report.overrides import Overrides, apply, check_stages
-from report.paths import ROOT, TEMPLATES, build_dir
 from report.pipeline import Graph, Task
+from report.project import DECLARATION, Project, ProjectError, load
 from report.remote import run_shard
-from report.settings import SETTINGS_FILE, SettingsError, with_data
-from report.stages import STAGES, Stage
+from report.settings import SettingsError, with_data
+from report.stages import Stage
 
 progress.install()  # every process that runs a task imports this module: workers show progress too
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
+RESERVED = ("report", "verification", "supplement")  # the builder's own tasks
 
 
 class ReportGraph(Graph):
-    """Every task of the report for ``profile``; ``project``, ``out`` and ``templates`` exist for tests."""
+    """Every task of ``declared``'s report (default: this repository's) for ``profile``; ``out`` exists for
+    tests."""
 
     def __init__(
         self,
         profile: str,
-        stages: tuple[Stage, ...] = STAGES,
-        project: Path = ROOT,
+        declared: Project | None = None,
         out: Path | None = None,
-        templates: Path = TEMPLATES,
         overrides: Overrides | None = None,
         data: Any = None,
     ) -> None:
+        self.declared = declared = declared or load()
+        if profile not in declared.profiles:
+            raise ProjectError(
+                f"no profile {profile!r}; the project's profiles: {', '.join(declared.profiles)}"
+            )
         self.profile = profile
-        self.stages = stages
-        self.templates = templates
+        self.stages = stages = declared.stages
+        self.templates = declared.templates
         self.overrides = dict(overrides or {})
-        self.data = data  # an experiments.data.DataSource for every stage with a `data` field; None: defaults
+        self.data = data  # the data hook's source for every stage with a `data` field; None: defaults
         self.configs: dict[str, Any] = {}  # stem -> the stage's Config, overrides applied
-        self.project = project  # the stages' tasks hash the data source's files inside it
         check_stages(self.overrides, [s.stem for s in stages])
-        self.root = root = out or build_dir(profile)
+        self.root = root = out or declared.build_dir(profile)
         tasks = [task for stage in stages for task in self._stage_tasks(stage)]
+        check_names([t.name for t in tasks])
         checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
         verification = root / "data" / "verification.json"
         tasks.append(
@@ -85,28 +92,31 @@ class ReportGraph(Graph):
                 "document",
                 modules=("report.document", *(s.present for s in stages)),
                 # The title page's date may come from SOURCE_DATE_EPOCH; the settings file fills the title page.
-                config={"git": git_commit(), "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH")},
+                config={
+                    "git": git_commit(declared.root),
+                    "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
+                },
                 inputs=tuple(t.name for t in tasks),
                 outputs=(root / "report.pdf",),
-                action=partial(document.build, self),
-                files=(*sorted(templates.rglob("*.j2")), *_settings_file(project)),
+                action=partial(_build_document, self),
+                files=(*sorted(self.templates.rglob("*.j2")), *_declaration_files(declared)),
                 in_build=True,  # it reads the whole graph
             )
         )
-        super().__init__(tasks, root, project)
+        super().__init__(tasks, root, declared.root)
 
     def _stage_tasks(self, stage: Stage) -> Iterator[Task]:
         """The stage's shards and gather task (or its one data task), then its figures."""
         compute = stage.compute_module()
         if self.profile not in compute.PROFILES:
-            raise KeyError(
+            raise ProjectError(
                 f"stage {stage.stem!r} has no profile {self.profile!r} (it has: {', '.join(compute.PROFILES)})"
             )
         config = apply(stage.stem, compute.PROFILES[self.profile], self.overrides.get(stage.stem, {}))
-        config = with_data(stage.stem, config, self.data)
+        config = with_data(stage.stem, config, self.data, self.declared.data_hook())
         self.configs[stage.stem] = config
         try:  # what the data source reads, hashed with the code (none for the built-in process)
-            inputs = source_files(getattr(config, "data", None), self.project)
+            inputs = source_files(getattr(config, "data", None), self.declared.root)
         except InputError as err:
             raise SettingsError(f"[data] source {self.data.spec}: {err}") from err
         data_dir = self.data_dir(stage.stem)
@@ -160,15 +170,26 @@ class ReportGraph(Graph):
     def data_dir(self, stem: str) -> Path:
         return self.root / "data" / stem
 
+    def figure_dir(self) -> Path:
+        return self.root / "figures"
+
     def figure_path(self, name: str) -> Path:
-        return self.root / "figures" / f"{name}.pdf"
+        return self.figure_dir() / f"{name}.pdf"
+
+    def texdir(self) -> Path:
+        """Where the document's LaTeX is written and compiled."""
+        return self.root / "tex"
 
     def figures(self) -> list[str]:
         return [t.name for t in self.tasks.values() if t.kind == "figure"]
 
 
 def shard_task(stem: str, shard: str) -> str:
-    """The task name of a stage's shard: ``double_descent[n100-m20..23-s0..4]``."""
+    """The task name of a stage's shard.
+
+    >>> shard_task("double_descent", "n100-m20..23-s0..4")
+    'double_descent[n100-m20..23-s0..4]'
+    """
     return f"{stem}[{shard}]"
 
 
@@ -196,6 +217,12 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
         compute.save(compute.run(config), tmp)
 
 
+def _build_document(graph: "ReportGraph") -> None:
+    from report import document  # with the figure style (matplotlib): only when the document is built
+
+    document.build(graph)
+
+
 def _make_figure(stage: Stage, name: str, data_dir: Path, path: Path) -> None:
     from report import figures
 
@@ -220,17 +247,35 @@ def failed_checks(graph: Graph) -> list[dict[str, Any]]:
     return [c for c in json.loads(path.read_text()) if not c["passed"]]
 
 
-def _settings_file(project: Path) -> tuple[Path, ...]:
-    """The settings file the title page reads, when it lies in ``project`` (tests use other roots)."""
-    return (SETTINGS_FILE,) if SETTINGS_FILE.is_file() and SETTINGS_FILE.is_relative_to(project) else ()
+def check_names(names: list[str]) -> None:
+    """Refuse a task name used twice, or one of the builder's own (:data:`RESERVED`).
+
+    >>> check_names(["toy", "toy_fig", "toy"])
+    Traceback (most recent call last):
+    report.project.ProjectError: task name 'toy' is used twice (a stem, shard or figure name)
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in RESERVED:
+            raise ProjectError(f"task name {name!r} is reserved for the builder ({', '.join(RESERVED)})")
+        if name in seen:
+            raise ProjectError(f"task name {name!r} is used twice (a stem, shard or figure name)")
+        seen.add(name)
 
 
-def git_commit() -> str:
-    """The current commit, with ``-dirty`` when the work tree has uncommitted changes."""
+def _declaration_files(declared: Project) -> tuple[Path, ...]:
+    """The files the document reads besides templates: the declaration (title defaults, notation) and
+    the settings file (title page), when they exist."""
+    files = (declared.root / DECLARATION, declared.settings_file)
+    return tuple(f for f in files if f.is_file())
+
+
+def git_commit(root: Path) -> str:
+    """The commit of ``root``, with ``-dirty`` when the work tree has uncommitted changes."""
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=ROOT,
+            cwd=root,
             capture_output=True,
             text=True,
             check=True,

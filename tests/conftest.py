@@ -1,18 +1,25 @@
 """Shared fixtures: a toy project with one stage, for testing the builder without real experiments."""
 
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from report.project import Project, load
 from report.stages import Stage
 
 TOY_FILES = {
+    "project.py": """
+        STAGES = ("toypkg.toy",)
+        PROFILES = ("quick", "full")  # the first builds into build/
+        TITLE = "Toy"
+    """,
     "toypkg/__init__.py": "",
     "toypkg/helper.py": "SCALE = 2\n",
-    "toypkg/compute.py": """
+    "toypkg/toy.py": """
         from dataclasses import dataclass
         from pathlib import Path
 
@@ -45,7 +52,7 @@ TOY_FILES = {
         def check() -> list[Check]:
             return [Check("toy sum", "arithmetic", error=0.0, tolerance=0.0)]
     """,
-    "toypkg/present.py": """
+    "toypkg/toy_plot.py": """
         import matplotlib.pyplot as plt
 
         from lab.fmt import num
@@ -77,7 +84,7 @@ TOY_FILES = {
 
 @pytest.fixture
 def toy_project(tmp_path: Path):
-    """A project root holding ``toypkg`` and templates, importable for the test's duration.
+    """A project root holding its declaration, ``toypkg`` and templates, importable for the test's duration.
 
     The real ``templates/report.tex.j2`` is copied in, so documents built from the toy
     project exercise the real preamble and appendix.
@@ -95,5 +102,37 @@ def toy_project(tmp_path: Path):
 
 
 @pytest.fixture
-def toy_stage() -> Stage:
-    return Stage("toy", "toypkg.compute", "toypkg.present")
+def toy_declared(toy_project) -> Project:
+    """The toy project's declaration."""
+    return load(toy_project)
+
+
+@pytest.fixture
+def toy_stage(toy_declared) -> Stage:
+    (stage,) = toy_declared.stages
+    return stage
+
+
+# The command line in a fresh interpreter, then the heavy libraries it imported.
+HEAVY = """
+import sys
+from report.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in ("torch", "matplotlib") if m in sys.modules)))
+"""
+
+
+@pytest.fixture
+def heavy_imports():
+    """``heavy_imports(*argv)``: which of torch and matplotlib ``report.cli.main(argv)`` imports."""
+
+    def run(*argv: str) -> list[str]:
+        root = Path(__file__).resolve().parent.parent
+        command = [sys.executable, "-c", HEAVY, *argv]
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout.splitlines()[-1].split()
+
+    return run

@@ -108,6 +108,8 @@ def test_context_formats_everything():
 
     ctx = autodiff_plot.context(autodiff.run(Config()))
     assert autodiff_plot.FIGURES == {}
-    assert isinstance(ctx["graph"], Tex)
+    assert isinstance(ctx["graph"], Tex) and ctx["graph"].startswith(
+        r"\begin{tikzpicture}"
+    )  # LaTeX, unescaped
     assert ctx["nodes"][0]["value"] == r"\num{2}"
     assert ctx["gradients"][0]["value"] == r"\num{-0.05749660609}"

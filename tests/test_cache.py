@@ -8,18 +8,14 @@ from report import cache
 
 
 def test_source_closure_follows_project_imports_transitively(toy_project):
-    files = {
-        p.relative_to(toy_project).as_posix() for p in cache.source_closure(["toypkg.compute"], toy_project)
-    }
-    assert files == {"toypkg/__init__.py", "toypkg/compute.py", "toypkg/helper.py"}
+    files = {p.relative_to(toy_project).as_posix() for p in cache.source_closure(["toypkg.toy"], toy_project)}
+    assert files == {"toypkg/__init__.py", "toypkg/toy.py", "toypkg/helper.py"}
 
 
 def test_the_key_changes_with_config_source_and_inputs_only(toy_project):
     def key(config=1, inputs=("k",)):
         inputs = dict(enumerate(inputs))
-        return cache.task_key(
-            cache.key_basis("t", {"n": config}, ["toypkg.compute"], [], inputs, toy_project)
-        )
+        return cache.task_key(cache.key_basis("t", {"n": config}, ["toypkg.toy"], [], inputs, toy_project))
 
     base = key()
     assert key() == base
@@ -57,10 +53,10 @@ def test_is_valid_needs_the_recorded_key_and_unchanged_outputs(tmp_path):
 
 def test_the_key_ignores_docstrings_comments_and_layout(toy_project):
     def key():
-        return cache.task_key(cache.key_basis("t", {}, ["toypkg.compute"], [], {}, toy_project))
+        return cache.task_key(cache.key_basis("t", {}, ["toypkg.toy"], [], {}, toy_project))
 
     base = key()
-    compute = toy_project / "toypkg" / "compute.py"
+    compute = toy_project / "toypkg" / "toy.py"
     source = compute.read_text()
     compute.write_text('"""Module docstring."""\n# comment\n\n' + source.replace("):\n", "):  # note\n", 1))
     assert key() == base

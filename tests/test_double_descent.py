@@ -9,6 +9,7 @@ import pytest
 
 from experiments import double_descent as dd
 from experiments import double_descent_plot as plot
+from experiments import double_descent_stats as dd_stats
 from experiments.data import DataProcess
 from experiments.optimizers import LBFGS, Stop
 
@@ -59,40 +60,28 @@ def test_threshold_is_the_first_width_at_which_every_seed_interpolates():
     stops = np.array([[S, S], [I, S], [I, I], [S, I], [I, I], [I, I]])
     # width 1 interpolates partly, width 2 fully: the threshold is index 2; width 3 fails for one seed
     # (an optimizer failure: capacity only grows), so every seed interpolates from index 4 on
-    assert plot.threshold_index(stops == I) == 2
-    assert plot.settled_index(stops == I) == 4
-    assert plot.threshold_index(stops[:2] == I) is None and plot.settled_index(stops[:4] == I) is None
-    assert plot.threshold_index(np.full((3, 2), True)) == plot.settled_index(np.full((3, 2), True)) == 0
+    assert dd_stats.threshold_index(stops == I) == 2
+    assert dd_stats.settled_index(stops == I) == 4
+    assert dd_stats.threshold_index(stops[:2] == I) is None and dd_stats.settled_index(stops[:4] == I) is None
+    assert (
+        dd_stats.threshold_index(np.full((3, 2), True)) == dd_stats.settled_index(np.full((3, 2), True)) == 0
+    )
 
 
 def test_paired_interval_detects_a_shift_only_when_there_is_one():
     rng = np.random.default_rng(1)
     a = rng.normal(1.0, 0.3, 10)
-    mean, low, high = plot.paired_interval(a, a + 0.2 + rng.normal(0, 0.01, 10))
+    mean, low, high = dd_stats.paired_interval(a, a + 0.2 + rng.normal(0, 0.01, 10))
     assert low > 0 and low < mean < high and mean == pytest.approx(0.2, abs=0.01)
-    _, low, high = plot.paired_interval(a, a + rng.normal(0, 0.3, 10))
+    _, low, high = dd_stats.paired_interval(a, a + rng.normal(0, 0.3, 10))
     assert low < 0 < high
-
-
-def test_sign_flip_p_is_exact():
-    assert plot.sign_flip_p(np.array([1.0, 2.0, 3.0])) == 1 / 8  # only the observed signs reach the mean
-    assert plot.sign_flip_p(np.array([1.0, -1.0])) == 3 / 4  # means 0, 1, -1, 0: three reach 0
-    assert plot.sign_flip_p(np.full(10, 0.5)) == 2.0**-10
-
-
-def test_holm_steps_down_and_stops_at_the_first_failure():
-    p = np.array([0.01, 0.04, 0.03, 0.005])
-    # sorted 0.005 <= 0.05/4, 0.01 <= 0.05/3, 0.03 > 0.05/2: stop; 0.04 is not tested
-    np.testing.assert_array_equal(plot.holm(p, 0.05), [True, False, False, True])
-    np.testing.assert_array_equal(plot.holm(np.array([0.001, 0.002]), 0.05), [True, True])
-    assert not plot.holm(np.array([0.2, 0.3]), 0.05).any()
 
 
 def test_peak_range_widens_with_noise():
     rng = np.random.default_rng(0)
     base = np.array([1.0, 2.0, 5.0, 2.0, 1.0])
-    sharp = plot.peak_range(base[:, None] + rng.normal(0, 0.01, (5, 10)))
-    flat = plot.peak_range(np.array([1.0, 1.9, 2.0, 1.95, 1.0])[:, None] + rng.normal(0, 0.3, (5, 10)))
+    sharp = dd_stats.peak_range(base[:, None] + rng.normal(0, 0.01, (5, 10)))
+    flat = dd_stats.peak_range(np.array([1.0, 1.9, 2.0, 1.95, 1.0])[:, None] + rng.normal(0, 0.3, (5, 10)))
     assert sharp == (2, 2)
     assert flat[0] < flat[1] and flat[0] >= 1 and flat[1] <= 3
 
@@ -179,10 +168,11 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
 
 
 def test_speed_trend():
-    assert plot.speed_trend([50, 100], [500, 60]) == "faster"
-    assert plot.speed_trend([50, 100], [60, 500]) == "slower"
-    assert plot.speed_trend([10, 50, 100], [60, 500, 100]) == "mixed"
-    assert plot.speed_trend([100], [60]) == "mixed"
+    assert dd_stats.speed_trend([50, 100], [500, 60]) == "decreasing"  # wider is faster
+    assert dd_stats.speed_trend([50, 100], [60, 500]) == "increasing"
+    assert dd_stats.speed_trend([10, 50, 100], [500, 500, 60]) == "decreasing"  # no step rises
+    assert dd_stats.speed_trend([10, 50, 100], [60, 500, 100]) == "mixed"
+    assert dd_stats.speed_trend([100], [60]) == "mixed"
 
 
 def test_figures_draw_every_iteration_bands_and_thresholds():

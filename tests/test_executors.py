@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import build
 from report import executors
+from report.cli import main
 from report.executors import InProcess, Job, LocalPool, TaskError
+from report.paths import ROOT
+from report.project import Project
 from report.stages import Stage
 from report.wiring import ReportGraph
 
@@ -120,10 +122,8 @@ def sharded(toy_project) -> Stage:
 def graph(project: Path, stage: Stage, out: str = "build", **overrides) -> ReportGraph:
     return ReportGraph(
         "quick",
-        stages=(stage,),
-        project=project,
+        Project(project, (stage,)),
         out=project / out,
-        templates=project / "templates",
         overrides={stage.stem: overrides} if overrides else None,
     )
 
@@ -232,18 +232,16 @@ def test_pool_workers_run_elsewhere_with_a_share_of_the_cores():
 
 
 def test_list_groups_shards_and_force_reaches_them(toy_project, sharded, monkeypatch, capsys):
-    monkeypatch.setattr(
-        build, "ReportGraph", lambda profile, overrides=None, data=None: graph(toy_project, sharded)
-    )
+    (toy_project / "project.py").write_text('STAGES = ("toypkg.sharded",)\nPROFILES = ("quick",)\n')
     monkeypatch.chdir(toy_project)
-    assert build.main(["--jobs", "1", "sharded[n5-s0..1]"]) == 0  # a shard is a target of its own
+    assert main(["--project", ".", "--jobs", "1", "sharded[n5-s0..1]"]) == 0  # a shard is a target of its own
     capsys.readouterr()
-    assert build.main(["--list"]) == 0
+    assert main(["--project", ".", "--list"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[1].split() == ["sharded", "data", "stale", "build/data/sharded"]
     assert rows[2].split() == ["+", "2", "shards", "shard", "1", "stale", "build/cache/sharded/"]
     assert not any("[" in r for r in rows)  # shards are not listed one by one
-    assert build.main(["--dry-run", "sharded", "--force", "sharded"]) == 0
+    assert main(["--project", ".", "--dry-run", "sharded", "--force", "sharded"]) == 0
     out = capsys.readouterr().out
     assert "+ 2 shards" in out and "3 task(s) would run (2 of them shards)" in out
 
@@ -333,7 +331,7 @@ def cluster(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture
 def shipped(toy_project, sharded) -> Stage:
     """The sweep stage of a toy project that holds its own copy of ``lab`` (workers get only the project)."""
-    shutil.copytree(Path(build.__file__).parent / "lab", toy_project / "lab")
+    shutil.copytree(ROOT / "lab", toy_project / "lab")
     return sharded
 
 
@@ -478,13 +476,11 @@ def test_without_workers_the_build_stops_with_one_line_naming_the_scheduler_and_
     toy_project, shipped, tmp_path_factory, monkeypatch, capsys
 ):
     monkeypatch.setattr(executors, "WORKER_TIMEOUT", 2.0)
-    monkeypatch.setattr(
-        build, "ReportGraph", lambda profile, overrides=None, data=None: graph(toy_project, shipped)
-    )
+    (toy_project / "project.py").write_text('STAGES = ("toypkg.sharded",)\nPROFILES = ("quick",)\n')
     monkeypatch.chdir(toy_project)
     with dask_processes(tmp_path_factory.mktemp("lonely"), workers=0) as address:
         start = time.monotonic()
-        assert build.main(["--jobs", "1", "--scheduler", address, "sharded"]) == 1
+        assert main(["--project", ".", "--jobs", "1", "--scheduler", address, "sharded"]) == 1
         seconds = time.monotonic() - start
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [

@@ -83,9 +83,10 @@ def test_the_symbol_table_follows_the_shared_conventions():
 
 
 def test_the_symbol_table_points_only_at_sections_that_exist():
+    from derivations.notation import SYMBOLS
     from report.document import notation
 
-    rows = notation(["autodiff", "initialization"])
+    rows = notation(SYMBOLS, ["autodiff", "initialization"])
     assert {str(r["symbol"]) for r in rows} >= {"a, b, z", r"\sigma^2", "M"}
     assert r"\mu" not in {str(r["symbol"]) for r in rows}  # used only in Section sgd_implicit_reg
     by_symbol = {str(r["symbol"]): str(r["sections"]) for r in rows}

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-import build
 from report import overrides
+from report.cli import main
 from report.overrides import OverrideError
 from report.settings import SettingsError, parse
 from report.wiring import ReportGraph
@@ -96,16 +96,9 @@ def test_a_nested_table_in_the_settings_file_merges_field_by_field_with_the_comm
     assert overrides.apply("s", Config(), merged["s"]).inner == Inner(patience=7, tol=0.5)
 
 
-def test_an_override_is_part_of_the_key_and_unknown_stages_are_refused(toy_project, toy_stage):
+def test_an_override_is_part_of_the_key_and_unknown_stages_are_refused(toy_project, toy_declared):
     def graph(changes):
-        return ReportGraph(
-            "quick",
-            stages=(toy_stage,),
-            project=toy_project,
-            out=toy_project / "build",
-            templates=toy_project / "templates",
-            overrides=changes,
-        )
+        return ReportGraph("quick", toy_declared, overrides=changes)
 
     plain = graph({})
     assert graph({"toy": {"n": 3}}).key("toy") == plain.key("toy")  # the default value: the same key
@@ -118,7 +111,7 @@ def test_an_override_is_part_of_the_key_and_unknown_stages_are_refused(toy_proje
 
 def test_the_cli_refuses_a_bad_override_with_one_line(capsys):
     with pytest.raises(SystemExit):
-        build.main(["--profile", "quick", "--list", "--set", "double_descent.sedes=[1]"])
+        main(["--profile", "quick", "--list", "--set", "double_descent.sedes=[1]"])
     assert "did you mean double_descent.seeds?" in capsys.readouterr().err
 
 
@@ -130,13 +123,13 @@ def test_a_dotted_override_reaches_a_real_stage_s_nested_config_and_its_shards_k
     shards = changed.members("sgd_implicit_reg")
     assert shards == plain.members("sgd_implicit_reg")
     assert all(changed.key(s) != plain.key(s) for s in shards)  # the shards' specs hold the stopping rule
-    assert build.main(["--profile", "quick", "--list", "--set", "double_descent.optimizer.window=40"]) == 0
+    assert main(["--profile", "quick", "--list", "--set", "double_descent.optimizer.window=40"]) == 0
     assert "override: double_descent.optimizer.window=40" in capsys.readouterr().out
 
 
 def test_the_data_source_is_not_an_override(capsys):
     with pytest.raises(SystemExit):
-        build.main(["--profile", "quick", "--list", "--set", "sgd_implicit_reg.data.kind=npz"])
+        main(["--profile", "quick", "--list", "--set", "sgd_implicit_reg.data.kind=npz"])
     assert (
         "sgd_implicit_reg.data: not an override; settings.toml's [data] source sets it"
         in capsys.readouterr().err

@@ -112,11 +112,11 @@ needs_tex = pytest.mark.skipif(
 
 
 def quick_pdf(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import build
-    from report import wiring
+    from report.cli import main
+    from report.project import Project
 
-    monkeypatch.setattr(wiring, "build_dir", lambda profile: out)
-    assert build.main(["--profile", "quick"]) == 0
+    monkeypatch.setattr(Project, "build_dir", lambda self, profile: out)
+    assert main(["--profile", "quick"]) == 0
     return out / "report.pdf"
 
 
@@ -181,10 +181,10 @@ def test_the_same_sources_give_the_same_bytes(two_builds):
 @pytest.mark.slow
 @needs_tex
 def test_title_author_and_figure_links_are_in_the_pdf(two_builds):
-    from report import settings, wiring
+    from report import document, project, wiring
 
     reader = PdfReader(two_builds[0])
-    assert reader.metadata.title == settings.load().title
+    assert reader.metadata.title == document.title_page(project.load())["title"]
     assert "/CreationDate" not in reader.metadata and "/ID" not in reader.trailer
     links = {
         str(annot.get_object()["/A"].get("/D"))
@@ -204,10 +204,10 @@ def test_every_figure_is_drawn_at_print_size(two_builds):
 
     from lab import style
     from report import figures
-    from report.stages import STAGES
+    from report.project import load
 
     refused = []
-    for stage in STAGES:
+    for stage in load().stages:
         results = stage.compute_module().load(two_builds[0].parent / "data" / stage.stem)
         for name, plot in stage.present_module().FIGURES.items():
             with plt.rc_context(style.STYLE):

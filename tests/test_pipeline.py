@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 
 from report.latex import LatexError
+from report.project import Project, ProjectError
 from report.wiring import ReportGraph
 
 
 def make_graph(project, stage, profile="quick"):
-    return ReportGraph(
-        profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
-    )
+    return ReportGraph(profile, Project(project, (stage,)), out=project / "build")
 
 
 def ran(outcomes):
@@ -56,7 +55,7 @@ def test_a_field_that_does_not_affect_results_is_not_in_the_key(toy_project, toy
 
 def test_editing_the_plot_module_reruns_only_the_figure(toy_project, toy_stage):
     make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)
-    present = toy_project / "toypkg" / "present.py"
+    present = toy_project / "toypkg" / "toy_plot.py"
     present.write_text(present.read_text().replace("figsize=(3, 2)", "figsize=(3, 2.5)"))
     assert ran(make_graph(toy_project, toy_stage).run(["toy_fig"], log=lambda _: None)) == {"toy_fig"}
 
@@ -129,8 +128,14 @@ def test_a_failing_task_leaves_the_previous_entry_intact(toy_project, toy_stage,
 
 
 def test_an_unknown_profile_names_the_available_ones(toy_project, toy_stage):
-    with pytest.raises(KeyError, match=r"has no profile 'huge'.*full, quick"):
+    with pytest.raises(ProjectError, match=r"^no profile 'huge'; the project's profiles: full, quick$"):
         make_graph(toy_project, toy_stage, profile="huge")
+
+
+def test_a_declared_profile_that_a_stage_lacks_names_the_stage_s_profiles(toy_project, toy_stage):
+    declared = Project(toy_project, (toy_stage,), profiles=("quick", "tiny"))
+    with pytest.raises(ProjectError, match=r"^stage 'toy' has no profile 'tiny' \(it has: full, quick\)$"):
+        ReportGraph("tiny", declared, out=toy_project / "build")
 
 
 @pytest.mark.latex

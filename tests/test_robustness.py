@@ -4,7 +4,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -13,39 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-DRIVER = """
-import sys
-from pathlib import Path
-
-project = Path(sys.argv[1])
-sys.path[:0] = [{root!r}, str(project)]
-import build
-from report.wiring import ReportGraph
-from report.stages import Stage
-
-stage = Stage("toy", "toypkg.compute", "toypkg.present")
-build.ReportGraph = lambda profile, overrides=None, data=None: ReportGraph(
-    profile, stages=(stage,), project=project, out=project / "build", templates=project / "templates"
-)
-if __name__ == "__main__":  # not in the worker processes, which import this file
-    sys.exit(build.main(sys.argv[2:]))
-"""
-
 
 @pytest.fixture
 def start(toy_project):
     """Start ``build.py ARGS`` on the toy project in a subprocess; the toy computation takes ~3 s."""
-    compute = toy_project / "toypkg" / "compute.py"
+    compute = toy_project / "toypkg" / "toy.py"
     compute.write_text(
         compute.read_text().replace("    return {", "    import time\n    time.sleep(3)\n    return {")
     )
-    driver = toy_project / "driver.py"
-    driver.write_text(textwrap.dedent(DRIVER.format(root=str(ROOT))))
     procs = []
 
     def run(*args: str) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "-u", str(driver), str(toy_project), *args],
+            [sys.executable, "-u", str(ROOT / "build.py"), "--project", str(toy_project), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
 
@@ -260,8 +259,7 @@ def test_quick_run_shapes_and_round_trip(quick_results, tmp_path):
     assert r.wd_test_loss.shape == (len(c.wd_batch_sizes), len(c.wd_lrs), len(c.wd_lambdas), n_runs)
     sgd_implicit_reg.save(r, tmp_path)
     loaded = sgd_implicit_reg.load(tmp_path)
-    assert loaded.config == r.config
-    assert isinstance(loaded.config.stopping, Stopping)
+    assert loaded.config == r.config  # a dataclass's equality: the nested Stopping is rebuilt, not a dict
     for field in dataclasses.fields(r):
         a, b = getattr(r, field.name), getattr(loaded, field.name)
         if isinstance(a, np.ndarray):
@@ -312,7 +310,6 @@ def _fake_results() -> sgd_implicit_reg.Results:
 def test_convergence_figure_has_one_panel_per_lr():
     results = _fake_results()
     fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](results)
-    assert isinstance(fig, Figure)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 6
     assert all((ax.get_xscale(), ax.get_yscale()) == ("log", "log") for ax in panels)
@@ -360,10 +357,7 @@ def test_weight_decay_figure_labels_the_lambda_grid_and_the_early_stopped_key():
 
 
 def test_rank_correlation_and_paired_tests_are_exact():
-    assert sgd_stats.rank_p(-1.0, 6) == pytest.approx(2 / 720)
-    assert sgd_stats.rank_p(1.0, 3) == pytest.approx(2 / 6)  # three points can never be clear
-    assert sgd_stats.sign_flip_p(np.array([1.0, 2, 3, 4, 5, 6])) == pytest.approx(2 / 64)
-    assert sgd_stats.sign_flip_p(np.array([1.0, -1.0])) == 1.0
+    # the exact p-values themselves are tested in tests/test_stats.py
     mus = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
     runs = np.random.default_rng(1).normal(size=(6, 8))  # (n_mu, n_runs)
     clean = sgd_stats.against_mu(mus, -np.arange(6.0)[:, None] + 0.01 * runs)
@@ -474,7 +468,8 @@ def test_peak_is_tested_against_both_ends():
     assert peak["mu"] == r"\num{0.2}" and peak["is_clear"]
     assert [e["p"] for e in peak["ends"]] == [r"\num{0.016}"] * 2  # 2 / 2^7, the smallest attainable
     flat = sgd_stats._peak(np.array([0.0, 0.001, 0.0, -1.0])[:, None] + runs, mus)
-    assert flat is None or not flat["is_clear"]
+    assert flat is not None and flat["mu"] == r"\num{0.2}"  # an interior maximum ...
+    assert not flat["is_clear"]  # ... that the runs do not separate from its neighbour
     assert sgd_stats._peak(-np.arange(4.0)[:, None] + runs, mus) is None  # maximum at an end
 
 

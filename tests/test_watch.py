@@ -9,6 +9,8 @@ import pytest
 
 from report import watch
 from report.paths import ROOT
+from report.project import Project, load
+from report.stages import Stage
 
 FIXED = watch.Watched((ROOT / "templates",), (ROOT / "build.py",))
 
@@ -51,10 +53,12 @@ def test_only_sources_templates_settings_and_the_data_file_trigger_a_rebuild():
     assert [spec.accepts(str(ROOT / p)) for p in refused] == [False] * len(refused)
 
 
-def test_the_project_s_examples_are_watched():
-    spec = watch.watched()
-    assert ROOT / "examples" in spec.directories and ROOT / "templates" / "sections" in spec.directories
+def test_the_project_s_examples_lab_and_the_builder_are_watched():
+    spec = watch.watched(load())
+    for directory in ("examples", "templates/sections", "lab", "report"):
+        assert ROOT / directory in spec.directories, directory
     assert "examples/" in spec.describe()
+    assert ROOT / "project.py" in spec.files and ROOT / "settings.toml" in spec.files
 
 
 @pytest.fixture
@@ -63,6 +67,13 @@ def project(tmp_path) -> Path:
         (tmp_path / d).mkdir(parents=True)
     (tmp_path / "examples" / "mine.py").write_text("def draw(n, seed):\n    pass\n")
     return tmp_path
+
+
+def declared(root: Path) -> Project:
+    """A project at ``root`` watching what this repository's watches."""
+    return Project(
+        root, (Stage.named("experiments.x"),), watch=("experiments", "templates", "examples", "build.py")
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,17 +88,17 @@ def project(tmp_path) -> Path:
 def test_the_data_source_named_in_the_settings_is_watched(project, source, expected):
     settings = project / "settings.toml"
     settings.write_text(f'[data]\nsource = "{source}"\n')
-    spec = watch.watched(project, settings)
+    spec = watch.watched(declared(project))
     assert spec.data == (project / expected if expected else None)
     assert project / "templates" / "sections" in spec.directories
     assert not any("__pycache__" in d.parts for d in spec.directories)
-    assert spec.files == (project / "build.py", settings)
+    assert spec.files == (project / "build.py", project / "project.py", settings)
 
 
 def test_unreadable_settings_still_watch_the_sources(project):
     settings = project / "settings.toml"
     settings.write_text("[data\n")
-    assert watch.watched(project, settings).data is None
+    assert watch.watched(declared(project)).data is None
 
 
 def test_a_new_data_source_is_watched_after_the_rebuild_that_read_it(project):
@@ -128,7 +139,7 @@ def test_replacing_the_data_file_as_an_editor_does_rebuilds(project):
                 [],
                 rebuild=rebuild,
                 log=lambda _: None,
-                targets=lambda: watch.watched(project, project / "settings.toml"),
+                targets=lambda: watch.watched(declared(project)),
             )
         ),
         daemon=True,

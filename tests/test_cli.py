@@ -1,4 +1,4 @@
-"""The command line, driven through ``build.main([...])`` on a toy project."""
+"""The command line, driven through ``report.cli.main([...])`` on a toy project."""
 
 import shutil
 import traceback
@@ -6,27 +6,15 @@ from pathlib import Path
 
 import pytest
 
-import build
+from report import cli as report_cli
 from report.executors import TaskError
 from report.wiring import ReportGraph
 
 
 @pytest.fixture
-def cli(toy_project, toy_stage, monkeypatch):
-    """``build.main`` wired to the toy project instead of the real stages."""
-
-    def graph(profile, overrides=None, data=None):
-        return ReportGraph(
-            profile,
-            overrides=overrides,
-            data=data,
-            stages=(toy_stage,),
-            project=toy_project,
-            out=toy_project / "build",
-            templates=toy_project / "templates",
-        )
-
-    monkeypatch.setattr(build, "ReportGraph", graph)
+def cli(toy_project, monkeypatch):
+    """``main`` building the toy project by default instead of this repository's."""
+    monkeypatch.setattr(report_cli, "ROOT", toy_project)
     return toy_project
 
 
@@ -50,26 +38,26 @@ def cli(toy_project, toy_stage, monkeypatch):
 )
 def test_bad_arguments_exit_with_a_clear_message(cli, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        build.main(argv)
+        report_cli.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_figure_regenerates_only_that_figure(cli, capsys):
-    assert build.main(["--figure", "toy_fig"]) == 0
+    assert report_cli.main(["--figure", "toy_fig"]) == 0
     out = capsys.readouterr().out
     assert "] toy\n" in out and "] toy_fig" in out and "] report" not in out
     assert (cli / "build" / "figures" / "toy_fig.pdf").exists()
-    assert build.main(["--figure", "toy_fig"]) == 0  # forced again, data cached
+    assert report_cli.main(["--figure", "toy_fig"]) == 0  # forced again, data cached
     out = capsys.readouterr().out
     assert "] toy_fig" in out and "] toy\n" not in out
 
 
 def test_list_shows_states(cli, capsys, monkeypatch):
     monkeypatch.chdir(cli)
-    build.main(["--figure", "toy_fig"])
+    report_cli.main(["--figure", "toy_fig"])
     capsys.readouterr()
-    assert build.main(["--list"]) == 0
+    assert report_cli.main(["--list"]) == 0
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split() == ["task", "kind", "state", "outputs"]
     lines = {line.split()[0]: line.split()[2] for line in rows}
@@ -79,18 +67,18 @@ def test_list_shows_states(cli, capsys, monkeypatch):
 
 
 def test_verify_prints_a_table_and_fails_on_a_failed_check(cli, capsys, toy_stage, monkeypatch):
-    assert build.main(["--verify"]) == 0
+    assert report_cli.main(["--verify"]) == 0
     assert "toy sum" in capsys.readouterr().out
     from lab.checks import Check
 
     monkeypatch.setattr(toy_stage.compute_module(), "check", lambda: [Check("wrong", "m", 1.0, 0.1)])
-    assert build.main(["--verify"]) == 1
+    assert report_cli.main(["--verify"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
 
 def test_a_broken_template_is_reported_in_one_line(cli, capsys):
     (cli / "templates" / "sections" / "toy.tex.j2").write_text("\\VAR{toy.missing}\n")
-    assert build.main([]) == 1
+    assert report_cli.main([]) == 1
     err = capsys.readouterr().err
     assert "toy.tex.j2:1" in err and "has no attribute 'missing'" in err
     assert len(err.splitlines()) == 1
@@ -100,12 +88,12 @@ def test_a_broken_template_is_reported_in_one_line(cli, capsys):
 def test_a_latex_error_keeps_the_last_good_pdf(cli, capsys):
     if shutil.which("latexmk") is None:
         pytest.skip("latexmk not installed")
-    assert build.main([]) == 0
+    assert report_cli.main([]) == 0
     pdf = cli / "build" / "report.pdf"
     good = pdf.read_bytes()
     section = cli / "templates" / "sections" / "toy.tex.j2"
     section.write_text(section.read_text() + "\\includegraphics{no-such-file}\n")
-    assert build.main([]) == 1
+    assert report_cli.main([]) == 1
     err = capsys.readouterr().err
     assert "sections/toy.tex:7" in err and "no-such-file" in err and len(err.splitlines()) < 10
     assert pdf.read_bytes() == good
@@ -113,7 +101,7 @@ def test_a_latex_error_keeps_the_last_good_pdf(cli, capsys):
 
 def test_missing_latexmk_says_how_to_install(cli, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert build.main([]) == 1
+    assert report_cli.main([]) == 1
     err = capsys.readouterr().err
     assert "latexmk and pdflatex were not found" in err and "./setup.sh" in err
 
@@ -121,7 +109,7 @@ def test_missing_latexmk_says_how_to_install(cli, capsys, monkeypatch):
 @pytest.mark.parametrize("other", ["--list", "--verify"])
 def test_force_with_a_command_that_never_computes_is_refused(cli, capsys, other):
     with pytest.raises(SystemExit) as exit_info:
-        build.main([other, "--force", "toy"])
+        report_cli.main([other, "--force", "toy"])
     assert exit_info.value.code == 2
     assert "--force has no effect" in capsys.readouterr().err
 
@@ -129,40 +117,40 @@ def test_force_with_a_command_that_never_computes_is_refused(cli, capsys, other)
 def test_a_manifest_of_the_wrong_shape_does_not_break_list(cli, capsys):
     (cli / "build" / "cache").mkdir(parents=True)
     (cli / "build" / "cache" / "toy.json").write_text("[]")
-    assert build.main(["--list"]) == 0
+    assert report_cli.main(["--list"]) == 0
     assert "toy " in capsys.readouterr().out
 
 
 def test_missing_tex_is_reported_before_any_computation(cli, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "pdflatex" else "/usr/bin/" + name)
-    assert build.main([]) == 1
+    assert report_cli.main([]) == 1
     captured = capsys.readouterr()
     assert "pdflatex was not found" in captured.err and captured.out == ""
 
 
 def test_an_unknown_figure_in_a_template_is_one_line(cli, capsys):
     (cli / "templates" / "sections" / "toy.tex.j2").write_text('x\n\\VAR{figure_path("nope")}\n')
-    assert build.main([]) == 1
+    assert report_cli.main([]) == 1
     err = capsys.readouterr().err
     assert "toy.tex.j2:2" in err and "no figure named 'nope'" in err and len(err.splitlines()) == 1
 
 
 def test_an_error_inside_a_task_is_one_paragraph_and_debug_shows_the_traceback(cli, capsys, toy_stage):
-    compute = cli / "toypkg" / "compute.py"
+    compute = cli / "toypkg" / "toy.py"
     compute.write_text(compute.read_text().replace("return {", "1 / 0\n    return {"))
-    assert build.main(["--figure", "toy_fig"]) == 1
+    assert report_cli.main(["--figure", "toy_fig"]) == 1
     err = capsys.readouterr().err
-    assert "task toy failed: ZeroDivisionError" in err and "toypkg/compute.py:" in err and "in run" in err
+    assert "task toy failed: ZeroDivisionError" in err and "toypkg/toy.py:" in err and "in run" in err
     assert "Traceback" not in err and len(err.splitlines()) <= 3
     with pytest.raises(TaskError) as raised:  # the full chained traceback, from a worker process too
-        build.main(["--figure", "toy_fig", "--debug"])
+        report_cli.main(["--figure", "toy_fig", "--debug"])
     shown = "".join(traceback.format_exception(raised.value))
-    assert 'toypkg/compute.py", line 19, in run' in shown and "ZeroDivisionError: division by zero" in shown
+    assert 'toypkg/toy.py", line 19, in run' in shown and "ZeroDivisionError: division by zero" in shown
 
 
 def test_a_build_path_that_is_a_file_is_one_line(cli, capsys):
     (cli / "build").write_text("not a directory")
-    assert build.main(["--figure", "toy_fig"]) == 1
+    assert report_cli.main(["--figure", "toy_fig"]) == 1
     err = capsys.readouterr().err
     assert "build" in err and len(err.splitlines()) == 1
 
@@ -171,22 +159,22 @@ def test_a_build_path_that_is_a_file_is_one_line(cli, capsys):
 def test_a_failed_check_fails_the_build_and_names_the_check(cli, capsys, toy_stage, monkeypatch):
     if shutil.which("latexmk") is None:
         pytest.skip("latexmk not installed")
-    compute = cli / "toypkg" / "compute.py"
+    compute = cli / "toypkg" / "toy.py"
     compute.write_text(compute.read_text().replace("error=0.0, tolerance=0.0", "error=1.0, tolerance=0.1"))
-    assert build.main([]) == 1
+    assert report_cli.main([]) == 1
     err = capsys.readouterr().err
     assert "FAILED check: toy sum" in err and "1 derivation check(s) failed" in err
     assert (cli / "build" / "report.pdf").exists()
-    assert build.main([]) == 1  # cached, still failing
+    assert report_cli.main([]) == 1  # cached, still failing
 
 
 def test_progress_counts_tasks_and_dry_run_shows_last_times(cli, capsys):
-    assert build.main(["--figure", "toy_fig"]) == 0
+    assert report_cli.main(["--figure", "toy_fig"]) == 0
     out = capsys.readouterr().out
     assert "[1/2] toy\n" in out and "[2/2] toy_fig\n" in out
     manifest = cli / "build" / "cache" / "toy.json"
     before = manifest.stat().st_mtime_ns
-    assert build.main(["--dry-run", "--figure", "toy_fig", "--force", "toy"]) == 0
+    assert report_cli.main(["--dry-run", "--figure", "toy_fig", "--force", "toy"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[1/2] toy (~") and lines[0].endswith(" s last time)")
     assert lines[-1] == "2 task(s) would run, 0 cached"
@@ -194,24 +182,41 @@ def test_progress_counts_tasks_and_dry_run_shows_last_times(cli, capsys):
 
 
 def test_a_positional_target_builds_only_what_it_needs_and_says_the_pdf_was_kept(cli, capsys):
-    assert build.main(["--profile", "quick", "toy"]) == 0
+    assert report_cli.main(["--profile", "quick", "toy"]) == 0
     out = capsys.readouterr().out
     assert "1 task(s) ran, 0 cached" in out
     assert not (cli / "build" / "figures" / "toy_fig.pdf").exists()
     (cli / "build" / "report.pdf").write_bytes(b"%PDF-old")
-    assert build.main(["--profile", "quick", "toy_fig"]) == 0
+    assert report_cli.main(["--profile", "quick", "toy_fig"]) == 0
     assert "report.pdf was not updated" in capsys.readouterr().out
 
 
-def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, capsys):
-    present = cli / "toypkg" / "present.py"
+def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, capsys, toy_declared):
+    present = cli / "toypkg" / "toy_plot.py"
     present.write_text(present.read_text().replace("    ax.legend()\n", "    ax.legend()\n    1 / 0\n"))
-    assert build.main(["--figure", "toy_fig"]) == 1  # without --keep-going the first failure stops the build
-    assert build.main(["--keep-going", "toy_fig", "verification"]) == 1
+    assert (
+        report_cli.main(["--figure", "toy_fig"]) == 1
+    )  # without --keep-going the first failure stops the build
+    assert report_cli.main(["--keep-going", "toy_fig", "verification"]) == 1
     out = capsys.readouterr().out
     assert "FAILED  toy_fig" in out and "ZeroDivisionError" in out
     assert "1 task(s) ran, 1 cached, 1 failed, 0 skipped" in out  # verification ran, toy was cached
-    outcomes = build.ReportGraph("quick").run(
+    outcomes = ReportGraph("quick", toy_declared).run(
         ["report"], keep_going=True, log=lambda _: None
     )  # no TeX needed
     assert {o.task for o in outcomes if o.skipped} == {"report"}
+
+
+@pytest.mark.xfail(
+    reason="science side: experiments/double_descent.py imports torch (through experiments.optimizers) and the"
+    " *_plot.py modules matplotlib at module level; the builder imports them to list the tasks",
+    strict=True,
+)
+@pytest.mark.parametrize("argv", [["--list"], ["--dry-run"]], ids=["list", "dry-run"])
+def test_listing_this_repository_imports_neither_torch_nor_matplotlib(heavy_imports, argv):
+    assert heavy_imports("--profile", "quick", *argv) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--profile", "huge"], ["--jobs", "0"], ["--list", "--force"]])
+def test_help_and_command_line_errors_import_neither_torch_nor_matplotlib(heavy_imports, argv):
+    assert heavy_imports(*argv) == []

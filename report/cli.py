@@ -1,0 +1,395 @@
+"""The command line: ``python build.py`` and ``nndl-report`` (see ``--help``).
+
+:func:`main` parses, validates what was asked against the project's declared stages and tasks,
+makes one call into the builder and returns the exit code; every failure leaves through one error
+path, :func:`_error`.  Start-up is lazy: this module imports only the standard library, and the
+builder's modules are imported once the arguments are parsed, so ``--help`` and a command-line
+error cost nothing; torch and matplotlib are imported only by the tasks that need them.
+"""
+
+import argparse
+import difflib
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from report.paths import ROOT
+from report.project import Project, ProjectError, load
+
+if TYPE_CHECKING:
+    from report.pipeline import Outcome
+    from report.wiring import ReportGraph
+
+
+def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
+    """The parser; its help names ``declared``'s profiles and stages (default: this repository's)."""
+    declared = declared or load(ROOT)
+    stems = ", ".join(s.stem for s in declared.stages)
+    parser = argparse.ArgumentParser(
+        prog="build.py",
+        description=(
+            "Turn the code of the stages project.py declares into the typeset report.\n"
+            "Every step is a cached task (a computation, a figure, the checks, the\n"
+            "document): it reruns only when its code, configuration or inputs change.\n"
+            "A sweep is split into shards, cached tasks of their own; independent tasks\n"
+            "run in parallel (--jobs) or on a Dask cluster (--scheduler).\n\n"
+            "settings.toml holds the title page, the experiments' data ([data] source)\n"
+            "and configuration overrides ([overrides.<stage>]); see README.md."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python build.py                    the full report -> build/report.pdf\n"
+            "                                     (about 9 min on 2 cores from an empty\n"
+            "                                     cache; seconds when nothing changed)\n"
+            "  python build.py --profile quick    small configurations, ~30 s\n"
+            "                                     -> build/quick/report.pdf\n"
+            "  python build.py --dry-run --explain   what would run, and why\n"
+            "  python build.py --figure dd_curve  one figure -> build/figures/dd_curve.pdf\n"
+            "  python build.py --force double_descent   retrain although cached\n"
+            "  python build.py --set sgd_implicit_reg.stopping.max_epochs=5000\n"
+            "                                     one configuration field changed\n"
+            "  python build.py --scheduler tcp://10.0.0.5:8786\n"
+            "                                     shards on a Dask cluster, the rest here\n\n"
+            "Outputs live in build/ (full) or build/<profile>/: data/, figures/, tex/,\n"
+            "report.pdf; cache/ holds the shards' results and every task's manifest."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--profile",
+        help=f"configuration size, one of {', '.join(declared.profiles)}: the first is the submission's"
+        " (into build/), any other into build/<profile>/, e.g. 'quick' for tests and fast iteration"
+        f" (default: {declared.profiles[0]})",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT,
+        metavar="DIR",
+        help="the project to build: a directory whose project.py declares its stages (default: the one"
+        " this builder is shipped with)",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TASK",
+        help="tasks to bring up to date, with what they need (default: report, the PDF); names as"
+        " --list shows them, e.g. double_descent or dd_curve",
+    )
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
+        "--verify",
+        action="store_true",
+        help="run every derivation's checks now (never cached), print a table, exit 1 on a failure",
+    )
+    what.add_argument(
+        "--figure",
+        action="append",
+        metavar="NAME",
+        help="regenerate only this figure (repeatable; names: --list, kind 'figure'); its data is"
+        " recomputed only if stale; report.pdf is left as it was",
+    )
+    what.add_argument(
+        "--list",
+        action="store_true",
+        help="list every task with its kind, state (cached or stale) and outputs, a stage's shards as one"
+        " row, and exit",
+    )
+    parser.add_argument(
+        "--force",
+        nargs="*",
+        metavar="NAME",
+        help="recompute the named tasks (a stage: with its shards) even if cached; with no name,"
+        " everything needed; names after it are taken as tasks to force, so put targets first",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the tasks that would run, with their runtimes last time (a stage's shards as one"
+        " line, summed), and run nothing",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each stale task runs (changed configuration fields, source modules, inputs, or no cache"
+        " entry); with --list or --dry-run, in their listing",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STAGE.FIELD=VALUE",
+        help="override one configuration field (repeatable), e.g. --set double_descent.seeds=[0,1,2]; a dotted"
+        " path reaches a nested group, e.g. sgd_implicit_reg.stopping.max_epochs=5000; VALUE is TOML"
+        f" (quote lists in the shell); stages: {stems}; a wrong field's error"
+        " lists the valid ones; also [overrides.<stage>] tables in settings.toml",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="build, then rebuild whenever something the project's WATCH names, the builder (report/),"
+        " project.py, settings.toml or the [data] source's file changes (Ctrl-C stops)",
+    )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
+        " beside it, and the built PDF (for a course system, Overleaf or arXiv)",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="when a task fails, still run every task that does not depend on it; list the failures at the end",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when a build of the same profile is already running (one per build directory), wait for it"
+        " instead of stopping with an error",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="run up to N independent tasks at once in worker processes, each with cores/N torch threads"
+        " (default: the number of cores, here %(default)s); 1 runs them one by one in this process",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
+        help="send sweep shards to the dask.distributed scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786;"
+        " default: $DASK_SCHEDULER_ADDRESS); results land in the same cache as a local build's; needs"
+        " pip install -e '.[distributed]'",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
+    return parser
+
+
+class UsageError(Exception):
+    """The command line asks for something the project does not have (exit 2, like argparse's errors)."""
+
+
+@dataclass
+class Request:
+    """A validated command line: the graph and what to do with it."""
+
+    graph: "ReportGraph"
+    targets: list[str] = field(default_factory=list)
+    force: set[str] = field(default_factory=set)
+
+
+def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
+    """``unknown figure(s) x; did you mean y?`` with the near misses, or the valid names.
+
+    >>> _unknown("figure", ["dd-curve"], ["dd_curve", "sgd_convergence"])
+    'unknown figure(s) dd-curve; did you mean dd_curve?'
+    >>> _unknown("task", ["x"], ["report", "verification"])
+    'unknown task(s) x; valid names: report, verification'
+    """
+    near = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
+    hint = f"did you mean {', '.join(near)}?" if near else f"valid names: {', '.join(valid)}"
+    return f"unknown {kind}(s) {', '.join(names)}; {hint}"
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def validate(args: argparse.Namespace) -> Request:
+    """The graph and the targets ``args`` ask for; :class:`UsageError` for anything the project lacks."""
+    from report import settings
+    from report.overrides import OverrideError, merge
+    from report.overrides import parse as parse_overrides
+    from report.settings import SettingsError
+    from report.wiring import ReportGraph
+
+    if args.force is not None and (args.list or args.verify):
+        raise UsageError("--force has no effect with --list or --verify (they never compute)")
+    try:
+        declared = load(args.project)
+        profile = args.profile or declared.profiles[0]
+        if profile not in declared.profiles:
+            choices = ", ".join(map(repr, declared.profiles))
+            raise UsageError(f"argument --profile: invalid choice: {profile!r} (choose from {choices})")
+        loaded = settings.load(declared.settings_file)
+        overrides = merge(loaded.overrides, parse_overrides(args.set))
+        data = settings.data_source(loaded, declared)
+        graph = ReportGraph(profile, declared, overrides=overrides, data=data)
+    except (OverrideError, SettingsError, ProjectError) as err:
+        raise UsageError(str(err)) from err
+    if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
+        raise UsageError(_unknown("figure", unknown, graph.figures()))
+    if unknown := sorted(set(args.targets) - set(graph.tasks)):
+        raise UsageError(_unknown("task", unknown, list(graph.tasks)))
+    targets = [*args.targets, *(args.figure or ())] or ["report"]
+    if args.export and "report" not in targets:
+        raise UsageError("--export bundles the report: use it without targets other than report, or --figure")
+    force = set(args.figure or ())
+    if args.force is not None:
+        if bad := sorted(set(args.force) - set(graph.tasks)):
+            raise UsageError(_unknown("task", bad, list(graph.tasks)))
+        force |= set(args.force) if args.force else set(graph.closure(targets))
+        force |= {shard for name in args.force for shard in graph.members(name)}
+    return Request(graph, targets, force)
+
+
+def _verify(graph: "ReportGraph") -> int:
+    from report.wiring import run_checks
+
+    checks = run_checks(graph.tasks["verification"].modules)
+    width = max(len(c.name) for c in checks)
+    mwidth = max(len(c.method) for c in checks)
+    print(f"{'check':<{width}}  {'method':<{mwidth}}  {'max error':>10}  {'tolerance':>10}  result")
+    for c in checks:
+        result = "pass" if c.passed else "FAIL"
+        print(f"{c.name:<{width}}  {c.method:<{mwidth}}  {c.error:10.2e}  {c.tolerance:10.2e}  {result}")
+    failed = [c for c in checks if not c.passed]
+    print(f"{len(checks) - len(failed)} of {len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+def _summary(outcomes: "list[Outcome]", seconds: float) -> str:
+    ran = [o for o in outcomes if o.ran]
+    failed = [o for o in outcomes if o.error]
+    skipped = [o for o in outcomes if o.skipped]
+    lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
+    lines += [f"  FAILED  {o.task:<28} {o.error.splitlines()[0]}" for o in failed]
+    lines += [f"  skipped {o.task:<28} (an input failed)" for o in skipped]
+    cached = len(outcomes) - len(ran) - len(failed) - len(skipped)
+    tail = f", {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
+    lines.append(f"{len(ran)} task(s) ran, {cached} cached{tail}, {seconds:.1f} s in total")
+    return "\n".join(lines)
+
+
+def _build(args: argparse.Namespace, request: Request) -> int:
+    """Bring the request's targets up to date and say what was written; the exit code."""
+    from report import executors
+    from report.export import write_bundle
+    from report.latex import require_tools
+    from report.listing import relative
+    from report.lock import build_lock, stop_on_signals
+    from report.wiring import failed_checks
+
+    graph, targets = request.graph, request.targets
+    start = time.perf_counter()
+    if "report" in graph.closure(targets):
+        require_tools()  # before minutes of computation, not after
+    with build_lock(graph.root, wait=args.wait), stop_on_signals():
+        executor = executors.make(args.jobs, args.scheduler)
+        try:
+            outcomes = graph.run(targets, force=request.force, keep_going=args.keep_going, executor=executor)
+        finally:
+            executor.close()
+    print(_summary(outcomes, time.perf_counter() - start))
+    if any(o.error or o.skipped for o in outcomes):
+        return 1
+    for name in targets:
+        print(f"wrote {relative(graph.tasks[name].outputs[0])}")
+    if args.export:
+        print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
+    report_pdf = graph.tasks["report"].outputs[0]
+    if "report" not in targets and report_pdf.exists():
+        print(
+            f"note: {relative(report_pdf)} was not updated (build without targets or --figure to update it)"
+        )
+    if "verification" in graph.closure(targets):
+        failed = failed_checks(graph)
+        for check in failed:
+            print(
+                f"FAILED check: {check['name']} ({check['method']}): error {check['error']:.2e} "
+                f"> tolerance {check['tolerance']:.2e}",
+                file=sys.stderr,
+            )
+        if failed:
+            return _error(f"{len(failed)} derivation check(s) failed; the PDF marks them")
+    return 0
+
+
+def run(args: argparse.Namespace, request: Request) -> int:
+    """The one call into the builder: list, verify, dry-run or build what ``request`` asks for."""
+    from report.explain import reason
+    from report.listing import dry_run, task_table
+    from report.overrides import describe
+
+    graph = request.graph
+    for line in describe(graph.overrides):
+        print(f"override: {line}")
+    if args.verify:
+        return _verify(graph)
+    if args.list:
+        print("\n".join(task_table(graph, args.explain)))
+        return 0
+    if args.dry_run:
+        print("\n".join(dry_run(graph, request.targets, request.force, args.explain)))
+        return 0
+    if args.explain:
+        for name in graph.stale(request.targets, request.force):
+            print(f"{name} runs: {reason(graph, name, name in request.force)}")
+    return _build(args, request)
+
+
+def _error(message: str, code: int = 1) -> int:
+    """The one way out after a failure: ``error: message`` on standard error, and the exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _failure(err: BaseException) -> str:
+    """What a failed build says, in one paragraph."""
+    from report.executors import TaskError
+
+    if isinstance(err, TaskError):
+        return f"{err}\n  (run with --debug for the full traceback)"
+    if isinstance(err, OSError):
+        return f"{err.strerror or err}: {err.filename or ''} (the last good PDF is kept)"
+    return str(err)
+
+
+def main(cli_args: Sequence[str] | None = None) -> int:
+    """Parse, validate, make one call into the builder, return the exit code."""
+    parser = main_parser()
+    args = parser.parse_args(cli_args)
+    if args.watch:
+        from report.watch import watch, watched
+
+        argv = [a for a in (sys.argv[1:] if cli_args is None else cli_args) if a != "--watch"]
+        return watch(argv, targets=lambda: watched(load(args.project)))
+    from report.executors import ExecutorError, TaskError
+    from report.latex import LatexError
+    from report.lock import BuildLocked, Stop
+    from report.render import TemplateError
+
+    try:
+        return run(args, validate(args))
+    except UsageError as err:
+        parser.error(str(err))
+    except KeyboardInterrupt:
+        message = "interrupted: finished tasks stay cached, unfinished ones left nothing behind"
+        return _error(message, 128 + (Stop.signal or signal.SIGINT))
+    except (BuildLocked, ExecutorError, LatexError, TemplateError, TaskError, OSError) as err:
+        if args.debug and isinstance(err, TaskError | OSError):
+            raise
+        return _error(_failure(err))
+
+
+def entrypoint() -> None:
+    """``nndl-report``: :func:`main` with its exit code; quiet when the output's reader stops early."""
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into e.g. head, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    entrypoint()

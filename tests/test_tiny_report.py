@@ -1,0 +1,200 @@
+"""The builder serves any report: a second, tiny one, declared in a temporary directory, built end to end.
+
+Its eight files are all it needs (none of them in the builder): the declaration, one derivation with
+one check (``halving.py``, ``halving_plot.py``), one experiment in two shards with one figure
+(``coins.py``, ``coins_plot.py``), the document's template and one section template per stage.
+"""
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from report.cli import main
+from report.project import load
+from report.wiring import ReportGraph
+
+TINY = {
+    "project.py": """
+        STAGES = ("halving", "coins")
+        PROFILES = ("full", "quick")
+        TITLE = "A tiny report"
+    """,
+    "halving.py": """
+        from dataclasses import dataclass
+
+        from lab.checks import Check
+        from lab.io import load_json, save_json
+
+
+        @dataclass(frozen=True)
+        class Config:
+            x: int = 3
+
+
+        PROFILES = {"full": Config(), "quick": Config()}
+
+
+        def run(config: Config) -> dict:
+            return {"slope": config.x}  # d/dx x^2/2 = x
+
+
+        def save(results: dict, directory) -> None:
+            save_json(results, directory)
+
+
+        def load(directory) -> dict:
+            return load_json(directory)
+
+
+        def check() -> list[Check]:
+            h = 0.5  # a central difference is exact for a quadratic
+            slope = ((3 + h) ** 2 / 2 - (3 - h) ** 2 / 2) / (2 * h)
+            return [Check("slope of x^2/2 at 3", "central difference", error=abs(slope - 3), tolerance=1e-12)]
+    """,
+    "halving_plot.py": """
+        from lab.fmt import integer
+
+        FIGURES = {}
+
+
+        def context(results: dict) -> dict:
+            return {"slope": integer(results["slope"])}
+    """,
+    "coins.py": """
+        from dataclasses import dataclass
+
+        import numpy as np
+
+        from lab.io import load_json, save_json
+
+
+        @dataclass(frozen=True)
+        class Config:
+            seeds: tuple[int, ...] = (0, 1)
+            flips: int = 400
+
+
+        PROFILES = {"full": Config(flips=4000), "quick": Config()}
+
+
+        def shards(config: Config) -> dict[str, dict]:
+            return {f"s{seed}": {"seed": seed, "flips": config.flips} for seed in config.seeds}
+
+
+        def run_shard(spec: dict) -> dict[str, np.ndarray]:
+            rng = np.random.default_rng(spec["seed"])
+            return {"heads": np.asarray(rng.integers(0, 2, spec["flips"]).mean())}
+
+
+        def gather(config: Config, parts: dict) -> dict:
+            return {"means": [float(parts[f"s{seed}"]["heads"]) for seed in config.seeds]}
+
+
+        def run(config: Config) -> dict:
+            return gather(config, {name: run_shard(spec) for name, spec in shards(config).items()})
+
+
+        def save(results: dict, directory) -> None:
+            save_json(results, directory)
+
+
+        def load(directory) -> dict:
+            return load_json(directory)
+    """,
+    "coins_plot.py": """
+        from lab.fmt import num
+
+
+        def plot_means(results: dict):
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(3, 2))
+            ax.bar(range(len(results["means"])), results["means"])
+            return fig
+
+
+        FIGURES = {"coin_means": plot_means}
+
+
+        def context(results: dict) -> dict:
+            return {"mean": num(sum(results["means"]) / len(results["means"]))}
+    """,
+    "templates/report.tex.j2": r"""
+        \documentclass{article}
+        \usepackage{graphicx,siunitx}  % lab.fmt writes numbers as \num{...}
+        \title{\VAR{settings.title}}
+        \begin{document}
+        \maketitle
+        \BLOCK{for stem in stems}
+        \input{sections/\VAR{stem}}
+        \BLOCK{endfor}
+        \section*{Checks}
+        \VAR{build.n_passed} of \VAR{build.n_checks} checks pass.
+        \end{document}
+    """,
+    "templates/sections/halving.tex.j2": r"""
+        \section{Halving}
+        The slope of $x^2/2$ at $x=3$ is \VAR{halving.slope}.
+    """,
+    "templates/sections/coins.tex.j2": r"""
+        \section{Coins}
+        The share of heads over both seeds is \VAR{coins.mean}.
+        \includegraphics[width=0.5\linewidth]{\VAR{figure_path("coin_means")}}
+    """,
+}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch) -> Path:
+    for name, text in TINY.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("halving", "halving_plot", "coins", "coins_plot"):
+        sys.modules.pop(name, None)
+
+
+def test_the_tiny_report_needs_eight_files_and_none_of_them_in_the_builder(tiny):
+    assert len([p for p in tiny.rglob("*") if p.is_file()]) == len(TINY) == 8
+    graph = ReportGraph("quick", load(tiny))
+    assert list(graph.tasks) == [
+        "halving",
+        "coins[s0]",
+        "coins[s1]",
+        "coins",
+        "coin_means",
+        "verification",
+        "report",
+    ]
+    assert graph.root == tiny / "build" / "quick"
+
+
+@pytest.mark.latex
+def test_the_same_builder_builds_the_tiny_report_end_to_end(tiny, capsys):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed")
+    assert main(["--project", str(tiny), "--profile", "quick", "--jobs", "1"]) == 0
+    assert "7 task(s) ran, 0 cached" in capsys.readouterr().out
+    built = tiny / "build" / "quick"
+    assert sorted(p.name for p in (built / "cache" / "coins").iterdir()) == ["s0.npz", "s1.npz"]
+    text = " ".join(page.extract_text() for page in PdfReader(built / "report.pdf").pages)
+    text = " ".join(text.split())
+    assert "A tiny report" in text and "The slope of x2/2 at x = 3 is 3." in text
+    assert "1 of 1 checks pass" in text
+    assert "Neural network" not in text  # nothing of this repository's assignment
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--list"], ["--dry-run", "--explain"], ["--profile", "huge"], ["nope"]],
+    ids=["help", "list", "dry-run", "bad-profile", "bad-target"],
+)
+def test_the_builder_starts_without_torch_or_matplotlib(tiny, heavy_imports, argv):
+    """The builder's own imports are lazy: what a listing imports is the project's modules' choice."""
+    assert heavy_imports("--project", str(tiny), *argv) == []
