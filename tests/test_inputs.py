@@ -9,6 +9,7 @@ import pytest
 from experiments.data import DataSource
 from report.explain import reason
 from report.inputs import InputError, declared_inputs, source_files
+from report.project import Project
 from report.stages import Stage
 from report.wiring import ReportGraph
 
@@ -61,16 +62,14 @@ def drawn(toy_project) -> Stage:
     (toy_project / "toypkg" / "drawn.py").write_text(textwrap.dedent(DRAWN).lstrip())
     (toy_project / "inputs").mkdir()
     (toy_project / "inputs" / "train.csv").write_text("x,y\n1,2\n")
-    return Stage("drawn", "toypkg.drawn", "toypkg.present")
+    return Stage("drawn", "toypkg.drawn", "toypkg.toy_plot")
 
 
 def make_graph(project: Path, stage: Stage, spec: str = "toypkg/source.py:draw") -> ReportGraph:
     return ReportGraph(
         "quick",
-        stages=(stage,),
-        project=project,
+        Project(project, (stage,), data_source="experiments.data"),
         out=project / "build",
-        templates=project / "templates",
         data=DataSource("callable", spec, "digest of the module's text"),
     )
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import build
 from lab import progress as hook
 from report import executors, progress
+from report.cli import _summary
 from report.executors import InProcess, Job, LocalPool
 from report.pipeline import Outcome
 
@@ -80,5 +80,5 @@ def test_summary_columns_stay_aligned_for_long_shard_names():
         Outcome("double_descent[n200-m50..100-s0..4-with-more]", ran=True, seconds=12.5),
         Outcome("dd", ran=True, seconds=1.0),
     ]
-    ran = build._summary(outcomes, 13.5).splitlines()[:2]
+    ran = _summary(outcomes, 13.5).splitlines()[:2]
     assert ran[0].index(" s") == ran[1].index(" s") and ran[0].endswith("12.5 s")

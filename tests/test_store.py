@@ -4,6 +4,7 @@ shared by concurrent builds, exported to and imported from one archive (checked 
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import time
 import zipfile
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import build
+from report.cli import main
 from report.listing import dry_run, task_table
+from report.project import Project
 from report.store import Store, parse_age, parse_size
 from report.wiring import ReportGraph
 
@@ -22,9 +24,7 @@ def make_graph(
 ) -> ReportGraph:
     compute = stage.compute_module()
     compute.PROFILES["quick"] = dataclasses.replace(compute.PROFILES["quick"], n=n)
-    graph = ReportGraph(
-        "quick", stages=(stage,), project=project, out=project / out, templates=project / "templates"
-    )
+    graph = ReportGraph("quick", Project(project, (stage,)), out=project / out)
     if store is not None:
         graph.store = store
     return graph
@@ -173,24 +173,17 @@ def test_an_exported_store_builds_elsewhere_without_computing_and_a_tampered_ent
     )
 
 
-def test_the_cli_uses_the_cache_dir_and_prunes_with_a_dry_run(
-    toy_project, toy_stage, tmp_path, monkeypatch, capsys
-):
-    monkeypatch.setattr(
-        build,
-        "ReportGraph",
-        lambda profile, overrides=None, data=None: make_graph(toy_project, toy_stage),
-    )
+def test_the_cli_uses_the_cache_dir_and_prunes_with_a_dry_run(toy_project, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(toy_project)
     shared = tmp_path / "shared-store"
-    assert build.main(["--jobs", "1", "--cache-dir", str(shared), "toy"]) == 0
+    assert main(["--project", ".", "--jobs", "1", "--cache-dir", str(shared), "toy"]) == 0
     assert len(list(Store(shared).entries())) == 1
     capsys.readouterr()
-    assert build.main(["--cache-dir", str(shared), "--prune", "0h", "--dry-run"]) == 0
+    assert main(["--project", ".", "--cache-dir", str(shared), "--prune", "0h", "--dry-run"]) == 0
     assert (
         capsys.readouterr().out.splitlines()[-1].startswith("would remove 0 entries")
     )  # the current one stays
-    assert build.main(["--cache-dir", str(shared), "--prune", "soon"]) == 2
+    assert main(["--project", ".", "--cache-dir", str(shared), "--prune", "soon"]) == 2
 
 
 @pytest.mark.parametrize("text", ["", "12", "3x", "d"])
@@ -217,21 +210,15 @@ def test_explain_says_a_stale_task_comes_back_from_the_store(toy_project, toy_st
 
 
 def test_the_cli_exports_the_results_and_a_coauthor_imports_them_and_computes_nothing(
-    toy_project, toy_stage, tmp_path, monkeypatch, capsys
+    toy_project, tmp_path, monkeypatch, capsys
 ):
-    out = {"dir": "build"}
-    monkeypatch.setattr(
-        build,
-        "ReportGraph",
-        lambda profile, overrides=None, data=None: make_graph(toy_project, toy_stage, out=out["dir"]),
-    )
     monkeypatch.chdir(toy_project)
     archive = tmp_path / "results.zip"
-    assert build.main(["--jobs", "1", "toy_fig"]) == 0
-    assert build.main(["--export-cache", str(archive)]) == 0
+    assert main(["--project", ".", "--jobs", "1", "toy_fig"]) == 0
+    assert main(["--project", ".", "--export-cache", str(archive)]) == 0
     assert "wrote" in capsys.readouterr().out and archive.is_file()
-    out["dir"] = "coauthor"  # another checkout: an empty build directory and store
-    assert build.main(["--jobs", "1", "--import-cache", str(archive), "toy_fig"]) == 0
+    shutil.rmtree(toy_project / "build")  # a co-author's checkout: no build directory, no store
+    assert main(["--project", ".", "--jobs", "1", "--import-cache", str(archive), "toy_fig"]) == 0
     printed = capsys.readouterr().out
     assert "imported 2 store entries" in printed
     assert "0 task(s) ran, 2 from the store, 0 cached" in printed
