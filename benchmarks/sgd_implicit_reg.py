@@ -1,114 +1,99 @@
-"""Benchmark: the implicit-regularisation μ grid and its gradient statistics, naive loop vs batched.
+"""Benchmark: CPU time per model-epoch of the SGD trainer, today's version (from git) against the current one.
 
-Training: every (μ, run) model of the full profile's grid trains for a fixed number of
-epochs (no early stopping, so both paths do the same work), naively as one
-``nn.Sequential`` with ``torch.optim.SGD`` after another, and batched with
-:func:`experiments.sgd_implicit_reg.train`.  Gradient statistics: G and V_fix (the fixed consecutive split) of the same
-models, naively by a Python loop of autograd calls over models and mini-batches, and
-batched with :func:`experiments.grad_stats.gradient_stats`.  Prints both times and
-their ratio for each, and the largest difference of G and V_fix between the two paths.
+*Old*: ``train`` of :mod:`experiments.sgd_implicit_reg` as of commit ``d08c6fd`` (autograd on the
+per-layer tensors, one update per parameter tensor, one shard per μ: 10 models a batch), loaded
+from git with that commit's ``batched_mlp``.  *New*: :func:`experiments.sgd_training.train` (flat
+parameters, hand-written backpropagation, one fused update), on a batch of one μ as before and on
+the batches the shards now train (a band of μ, every μ of (b)).  Every model trains the full
+profile's networks for a fixed number of epochs with stopping disabled, so all do the same work per
+model; one intra-op thread, CPU time (``time.process_time``), all in one run, the versions
+alternating ``--repeats`` times and the smallest time of each kept (the machine may be shared).  The new trainer's
+models are checked against the old ones after the first epoch (same data, initialisation and
+mini-batch order; float32, so to a relative 1e-4).
 
-Run with ``python -m benchmarks.sgd_implicit_reg [--epochs 30] [--threads 1]``.
+Run with ``python -m benchmarks.sgd_implicit_reg [--epochs 40] [--repeats 3]``.
 """
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-from torch import nn
 
+from benchmarks.double_descent import from_git
 from experiments import batched_mlp
 from experiments.data import make_data
-from experiments.grad_stats import gradient_stats
-from experiments.sgd_implicit_reg import PROFILES, Config, Stopping, minibatch_orders, order_seed, train
+from experiments.sgd_implicit_reg import PROFILES, Stopping, lr_groups, order_seed
+from experiments.sgd_training import train
+
+OLD = "d08c6fd"  # today's version
 
 
-def train_naive(
-    nets: list[nn.Sequential],
-    lrs: list[float],
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    runs: list[int],
-    config: Config,
-    epochs: int,
-) -> None:
-    """Train each network alone with torch.optim.SGD, in the batched trainer's mini-batch order."""
-    for net, lr, r in zip(nets, lrs, runs, strict=True):
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(order_seed(config.seed, r))
-        for _ in range(epochs):
-            order = minibatch_orders([generator], config.n_train)[0]
-            for start in range(0, config.n_train, config.batch_size):
-                idx = order[start : start + config.batch_size]
-                optimizer.zero_grad()
-                nn.functional.mse_loss(net(X[r, idx]), Y[r, idx]).backward()
-                optimizer.step()
+def _setup(lrs: list[float], n_runs: int) -> tuple:
+    """The full profile's (μ, run) models: data (n_runs sets), initial model, data index, μ per model."""
+    config = PROFILES["full"]
+    data = [make_data(config.n_train, config.seed + 1 + r) for r in range(n_runs)]
+    X, Y = torch.stack([x for x, _ in data]), torch.stack([y for _, y in data])
+    lr = torch.tensor(lrs).repeat_interleave(n_runs)
+    runs = torch.arange(len(lr)) % n_runs
+    model = batched_mlp.init(
+        [config.width] * len(lr), [config.seed + 200_000 + int(r) for r in runs], config.hidden_layers
+    )
+    return X, Y, model, runs, lr
 
 
-def grad_stats_naive(
-    nets: list[nn.Sequential], X: torch.Tensor, Y: torch.Tensor, batch_size: int
-) -> torch.Tensor:
-    """(G, V) of each network by one autograd call per mini-batch: shape (n_models, 2)."""
-
-    def flat_grad(net: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        grads = torch.autograd.grad(nn.functional.mse_loss(net(x), y), list(net.parameters()))
-        return torch.cat([g.flatten() for g in grads])
-
-    stats = []
-    for net, x, y in zip(nets, X, Y, strict=True):
-        full = flat_grad(net, x, y)
-        batches = [
-            flat_grad(net, x[s : s + batch_size], y[s : s + batch_size]) for s in range(0, len(x), batch_size)
-        ]
-        stats.append([full.square().sum(), torch.stack([(g - full).square().sum() for g in batches]).mean()])
-    return torch.tensor(stats)
+def _time(module, lrs: list[float], n_runs: int, epochs: int):
+    """CPU seconds per model-epoch of ``module.train`` on the models of ``lrs`` x ``n_runs``, and its models."""
+    config = PROFILES["full"]
+    X, Y, model, runs, lr = _setup(lrs, n_runs)
+    never = Stopping(target_loss=0.0, max_epochs=epochs, check_every=epochs, stall_epochs=epochs + 1,
+                     diverge_factor=float("inf"))  # fmt: skip
+    cpu = time.process_time()
+    trained = module(
+        model, X, Y, runs, lr, torch.zeros(len(lr)), config.batch_size, never,
+        order_seeds=[order_seed(config.seed, r) for r in range(n_runs)],
+    ).model  # fmt: skip
+    return (time.process_time() - cpu) / (len(lr) * epochs), trained
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per model (both paths)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs per model")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="alternations of the versions; the best of each is kept"
+    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     config = PROFILES["full"]
-    dev = batched_mlp.device()
-    data = [make_data(config.n_train, config.seed + 1 + r) for r in range(config.n_runs)]
-    X = torch.stack([x for x, _ in data]).to(dev)  # (n_runs, N, 8)
-    Y = torch.stack([y for _, y in data]).to(dev)
-    lrs = [mu for mu in config.lrs for _ in range(config.n_runs)]
-    runs = [r for _ in config.lrs for r in range(config.n_runs)]
-    model = batched_mlp.init([config.width] * len(lrs), runs, config.hidden_layers, dev=dev)
-    nets = [batched_mlp.to_sequential(model, i) for i in range(len(lrs))]
+    with tempfile.TemporaryDirectory() as directory:
+        old = from_git(OLD, "experiments/sgd_implicit_reg.py", f"sgd_implicit_reg_{OLD}", Path(directory))
+        old.batched_mlp = from_git(OLD, "experiments/batched_mlp.py", f"batched_mlp_{OLD}", Path(directory))
+
+    _, reference = _time(old.train, [config.lrs[0]], config.n_runs, 1)
+    _, current = _time(train, [config.lrs[0]], config.n_runs, 1)
+    deviation = max(
+        ((p - q).abs().max() / q.abs().max()).item()
+        for p, q in zip(current.parameters(), reference.parameters(), strict=True)
+    )
     print(
-        f"{len(config.lrs)} learning rates x {config.n_runs} runs, {args.epochs} epochs, {args.threads} threads"
+        f"after one epoch, largest parameter difference new vs old (relative to the largest): {deviation:.1e}"
     )
 
-    start = time.perf_counter()
-    train_naive(nets, lrs, X, Y, runs, config, args.epochs)
-    naive = time.perf_counter() - start
-    start = time.perf_counter()
-    trained = train(
-        model, X, Y, torch.tensor(runs), torch.tensor(lrs), torch.zeros(len(lrs)), config.batch_size,
-        Stopping(target_loss=0.0, max_epochs=args.epochs, check_every=args.epochs, stall_epochs=args.epochs + 1,
-                 diverge_factor=float("inf")),
-        order_seeds=[order_seed(config.seed, r) for r in range(config.n_runs)],
-    ).model  # fmt: skip
-    batched = time.perf_counter() - start
-    print(f"training   naive {naive:7.2f} s   batched {batched:7.2f} s   speed-up {naive / batched:6.1f}x")
-
-    # Both gradient-statistics paths evaluate the batched path's trained models (at the largest μ,
-    # rounding differences between the two training paths grow chaotically).
-    X_m, Y_m = X[torch.tensor(runs)], Y[torch.tensor(runs)]  # (n_models, N, 8)
-    trained_nets = [batched_mlp.to_sequential(trained, i) for i in range(len(lrs))]
-    start = time.perf_counter()
-    reference = grad_stats_naive(trained_nets, X_m, Y_m, config.batch_size)
-    naive = time.perf_counter() - start
-    start = time.perf_counter()
-    G, V_fix = gradient_stats(trained, X_m, Y_m, config.batch_size)
-    batched = time.perf_counter() - start
-    print(f"grad stats naive {naive:7.2f} s   batched {batched:7.2f} s   speed-up {naive / batched:6.1f}x")
-    deviation = (torch.stack([G, V_fix], dim=1).cpu() / reference - 1).abs().nan_to_num(0.0).max().item()
-    print(f"largest relative difference of G, V_fix between the paths (finite values): {deviation:.1e}")
+    mu = config.lrs[len(config.lrs) // 2]
+    rows = [("old", old.train, [mu], "one μ (today's shard)")]
+    rows += [("new", train, [mu], "one μ")]
+    rows += [("new", train, max(lr_groups(config.lrs, config.lr_octaves), key=len), "a band of μ (a shard)")]
+    rows += [("new", train, list(config.lrs), "every μ of (b)")]
+    print(f"SGD, N = {config.n_train}, B = {config.batch_size}, M = {config.width}, "
+          f"{config.hidden_layers} hidden layers, float32, {args.epochs} epochs, 1 thread, best of {args.repeats}")  # fmt: skip
+    best = [float("inf")] * len(rows)
+    for _ in range(args.repeats):  # alternate the versions: a shared machine's load changes over time
+        for i, (_, module, lrs, _) in enumerate(rows):
+            best[i] = min(best[i], _time(module, lrs, config.n_runs, args.epochs)[0])
+    print(f"{'version':8s} {'models':>6s}  {'CPU ms per model-epoch':>22s}  {'vs old':>6s}  batch")
+    for (name, _, lrs, label), cost in zip(rows, best, strict=True):
+        print(f"{name:8s} {len(lrs) * config.n_runs:6d}  {1e3 * cost:22.3f}  {best[0] / cost:5.1f}x  {label}")
 
 
 if __name__ == "__main__":

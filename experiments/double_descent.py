@@ -44,7 +44,7 @@ from experiments.data_process import DataProcess
 
 # TODO(issue 23): LBFGS (a settings dataclass) lives beside torch code, so importing this module still
 # loads torch; once it moves to a torch-free module, nothing here does (tests/test_layers.py).
-from experiments.optimizers import LBFGS
+from experiments.lbfgs_config import LBFGS
 from lab import io
 from lab.checks import Check
 
@@ -72,6 +72,9 @@ class Config:
     optimizer: LBFGS = field(default_factory=LBFGS)
     rank_widths: tuple[int, ...] = (2, 4, 6, 8, 12, 16)  # Jacobian-rank check of P_eff at these widths ...
     rank_samples: int = 200  # ... on this many Gaussian inputs (n d >> P)
+    params_max_width: int = (
+        64  # every network up to this width returns its final parameters (Results.final_params)
+    )
     seed: int = 0  # added to every initialization seed (a fresh set of networks on the same data)
     data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
 
@@ -97,7 +100,7 @@ class Sweep:
     iterations: np.ndarray  # (n_widths, n_seeds) L-BFGS iterations until the model stopped
     evaluations: np.ndarray  # (n_widths, n_seeds) loss-and-gradient evaluations (line search included)
     slowest: np.ndarray  # (n_widths, n_seeds) largest ratio of the optimizer's rate test on the way
-    stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.optimizers.Stop
+    stop: np.ndarray  # (n_widths, n_seeds) why it stopped: values of experiments.lbfgs_config.Stop
 
 
 SWEEP_ARRAYS = (
@@ -125,7 +128,12 @@ class Ranks:
 
 @dataclass(frozen=True)
 class Results:
-    """Everything the figures and the report text of this stage need."""
+    """Everything the figures and the report text of this stage need, and the trained networks themselves.
+
+    ``final_params`` keeps the networks up to ``config.params_max_width`` (names and shapes below), so
+    that their stall points can be examined (Jacobian rank, dead units, a second-order step) without
+    training them again.
+    """
 
     config: Config
     process: DataProcess
@@ -140,6 +148,12 @@ class Results:
     ranks: Ranks
     shard_seconds: dict[str, tuple[float, float]]  # shard name -> (wall, CPU) seconds of run_shard
     data: dict = field(default_factory=dict)  # experiments.data.summary of the source
+    # final_params["params_n{N}_m{M}"]: (n_seeds, P(M)) float64, the trained parameters of every network of
+    # width M <= config.params_max_width on the training set of size N, seed j in row j (config.seeds order),
+    # unpadded, in nn.Sequential order (layer by layer: weight (out, in) row by row, then bias), so
+    # torch.nn.utils.vector_to_parameters(row, batched_mlp.to_sequential(...).parameters()) restores
+    # a network; saved under the same names in arrays.npz
+    final_params: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def buckets(widths: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
@@ -205,6 +219,7 @@ def shards(config: Config) -> dict[str, dict]:
                     "seeds": block,
                     "curve_widths": curves,
                     "optimizer": asdict(config.optimizer),
+                    "params_max_width": config.params_max_width,
                     **common,
                 }
     specs = dict(sorted(specs.items(), key=lambda item: _distance_to_threshold(item[1], config)))
@@ -255,6 +270,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         for k in keys
     }
     histories: dict[tuple[str, int, int], np.ndarray] = {}
+    final_params: dict[str, np.ndarray] = {}
     shape = (len(config.rank_widths), len(seeds))
     default, inactive = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
     for name, spec in specs.items():
@@ -269,6 +285,12 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         rows = [widths.index(w) for w in spec["widths"]]
         for key in keys:
             full[spec["n"], key][np.ix_(rows, cols)] = part[key]
+        for w in spec["widths"]:
+            if w <= spec["params_max_width"]:
+                name = f"params_n{spec['n']}_m{w}"
+                final_params.setdefault(name, np.zeros((len(seeds), part[f"params_m{w}"].shape[1])))[cols] = (
+                    part[f"params_m{w}"]
+                )
         for w in spec["curve_widths"]:
             for j, c in enumerate(cols):
                 for key in ("curve", "curve_evaluations"):
@@ -295,6 +317,7 @@ def gather(config: Config, parts: dict[str, dict[str, np.ndarray]]) -> Results:
         ranks=Ranks(balanced=balanced, gap=gap, default=default, inactive=inactive),
         shard_seconds={k: (float(p["seconds"]), float(p["cpu_seconds"])) for k, p in parts.items()},
         data=facts,
+        final_params=final_params,
     )
 
 
@@ -370,7 +393,7 @@ def save(results: Results, directory: Path) -> None:
     }
     for s in results.sweeps:
         arrays |= {f"{key}_{s.n}": getattr(s, key) for key in SWEEP_ARRAYS}
-    io.save_arrays(arrays, directory)
+    io.save_arrays(arrays | results.final_params, directory)
     meta = {
         "config": asdict(results.config),
         "process": asdict(results.process),
@@ -408,6 +431,7 @@ def load(directory: Path) -> Results:
         ranks=Ranks(**{k: arrays[f"ranks_{k}"] for k in ("balanced", "gap", "default", "inactive")}),
         shard_seconds={k: tuple(v) for k, v in meta["shard_seconds"].items()},
         data=meta["data"],
+        final_params={k: v for k, v in arrays.items() if k.startswith("params_n")},
     )
 
 

@@ -28,7 +28,7 @@ from experiments.double_descent_stats import (
     speed_trend,
     threshold_index,
 )
-from experiments.optimizers import Stop
+from experiments.lbfgs_config import Stop
 from lab.fmt import Tex, integer, num, power_of_ten, tex
 from lab.stats import mean_se
 from lab.style import figsize, sequential

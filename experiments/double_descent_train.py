@@ -12,7 +12,8 @@ from experiments.data import draw
 from experiments.data_process import DataProcess
 from experiments.double_descent import span
 from experiments.jacobian_rank import balanced_point, jacobian_rank
-from experiments.optimizers import LBFGS, lbfgs
+from experiments.lbfgs_config import LBFGS
+from experiments.optimizers import lbfgs
 from lab import progress
 
 
@@ -49,6 +50,18 @@ def sweep(spec: dict) -> dict[str, np.ndarray]:
         "slowest": outcome.slowest.cpu().numpy().reshape(shape),
         "stop": outcome.stop.cpu().numpy().reshape(shape),
     }
+    for w in widths:
+        if w <= spec["params_max_width"]:
+            part[f"params_m{w}"] = np.stack(
+                [
+                    torch.nn.utils.parameters_to_vector(batched_mlp.to_sequential(model, i).parameters())
+                    .detach()
+                    .cpu()
+                    .numpy()
+                    for i, (width, _) in enumerate(pairs)
+                    if width == w
+                ]
+            )  # (n_seeds, P(w)): unpadded, nn.Sequential order
     evaluations = outcome.evaluation_history.cpu().numpy().astype(float)
     for w in spec["curve_widths"]:
         cols = slice(widths.index(w) * len(seeds), (widths.index(w) + 1) * len(seeds))

@@ -25,36 +25,12 @@ dropped from the batch at once, since every step costs in proportion to the mode
 *uncertified*, neither interpolating nor stalled.
 """
 
-import enum
 from dataclasses import dataclass
 
 import torch
 
 from experiments import batched_mlp
-
-
-class Stop(enum.IntEnum):
-    """Why a model stopped."""
-
-    INTERPOLATED = 0  # training MSE below tol
-    STALLED = 1  # decrease over the last window iterations below min_decrease, or too slow to reach tol
-    NO_DECREASE = 2  # the line search found no decrease
-    UNCERTIFIED = 3  # hit max_iters while still decreasing
-
-
-@dataclass(frozen=True)
-class LBFGS:
-    """Settings of :func:`lbfgs` (see the module docstring for the stopping rule)."""
-
-    tol: float = 1e-8  # interpolating: training MSE below this
-    window: int = 500  # a stall: the MSE fell by less than min_decrease over this many iterations ...
-    min_decrease: float = 0.01
-    slow_factor: float = 20.0  # ... or at that rate would need over this many times its iterations so far
-    history: int = 20  # curvature pairs kept per model
-    first_step: float = 1e-3  # length scale of the first step (initial inverse-Hessian scale)
-    armijo: float = 1e-4  # sufficient-decrease constant of the line search
-    halvings: int = 40  # line-search step halvings before declaring no decrease
-    max_iters: int = 100_000  # budget: models still decreasing here are reported (and drawn) as uncertified
+from experiments.lbfgs_config import LBFGS, Stop
 
 
 @dataclass(frozen=True)
@@ -77,7 +53,8 @@ def _rows(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.Batc
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(1)
+    """Per model, a . b: (n, P) x (n, P) -> (n,), one pass over both."""
+    return torch.linalg.vecdot(a, b)
 
 
 @dataclass
@@ -119,23 +96,35 @@ class _Memory:
     def rows(self, keep: torch.Tensor) -> "_Memory":
         return _Memory(self.V[keep], self.SY[keep], self.YY[keep], self.Vg[keep], self.count)
 
-    def append(self, s: torch.Tensor, y: torch.Tensor, g_new: torch.Tensor, keep: torch.Tensor) -> "_Memory":
+    def append(
+        self,
+        s: torch.Tensor,
+        y: torch.Tensor,
+        g_new: torch.Tensor,
+        keep: torch.Tensor,
+        sy: torch.Tensor,
+        yy: torch.Tensor,
+    ) -> "_Memory":
         """The memory with the pair ``(s, y)`` added where ``keep`` (else an empty pair), the gradient now ``g_new``.
 
-        ``y`` must be ``g_new`` minus the gradient of the last call.  The oldest pair is dropped
-        when the memory is full.
+        ``y`` must be ``g_new`` minus the gradient of the last call, ``sy`` and ``yy`` the per-model
+        products s . y and y . y.  The oldest pair is dropped when the memory is full.  The pair is
+        written into ``V`` first, so the one product ``V g_new`` also gives s . g_new and y . g_new.
         """
         order, size, slot = self.order, self.size, self.count % self.size
+        self.V[:, slot], self.V[:, size + slot] = s, y
+        if not bool(keep.all()):
+            self.V[~keep, slot], self.V[~keep, size + slot] = 0.0, 0.0
         Vg = _times(self.V, g_new)
-        Vy = Vg - self.Vg  # V (g_new - g); float64 keeps it exact enough for the curvature matrices
+        Vy = (
+            Vg - self.Vg
+        )  # V (g_new - g) on the old pairs; float64 keeps it exact enough for the curvature matrices
         weight = keep.to(s.dtype).unsqueeze(1)
-        sy_column = torch.cat([Vy[:, order], _dot(s, y).unsqueeze(1)], 1) * weight
-        yy_column = torch.cat([Vy[:, size + order], _dot(y, y).unsqueeze(1)], 1) * weight
+        sy_column = torch.cat([Vy[:, order], sy.unsqueeze(1)], 1) * weight
+        yy_column = torch.cat([Vy[:, size + order], yy.unsqueeze(1)], 1) * weight
         SY = torch.cat([torch.nn.functional.pad(self.SY, (0, 0, 0, 1)), sy_column.unsqueeze(2)], 2)
         YY = torch.cat([torch.cat([self.YY, yy_column[:, :-1].unsqueeze(1)], 1), yy_column.unsqueeze(2)], 2)
-        self.V[:, slot], self.V[:, size + slot] = s * weight, y * weight
-        Vg[:, slot], Vg[:, size + slot] = _dot(s, g_new) * weight[:, 0], _dot(y, g_new) * weight[:, 0]
-        first = 1 if len(order) == size else 0
+        first = 1 if len(order) == size else 0  # a full memory drops its oldest pair (the slot just written)
         return _Memory(self.V, SY[:, first:, first:], YY[:, first:, first:], Vg, self.count + 1)
 
     def inverse_hessian_times(self, g: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -157,7 +146,7 @@ class _Memory:
         p = torch.linalg.solve_triangular(R.mT, v, upper=False)
         coefficients = torch.zeros_like(self.Vg)  # of the rows of V: p on the s rows, -gamma u on the y rows
         coefficients[:, order], coefficients[:, size + order] = p.squeeze(2), -(gamma_ * u).squeeze(2)
-        return gamma.unsqueeze(1) * g + (coefficients.unsqueeze(1) @ self.V).squeeze(1)
+        return (coefficients.unsqueeze(1) @ self.V).squeeze(1).addcmul_(gamma.unsqueeze(1), g)
 
 
 def _times(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -197,15 +186,16 @@ def lbfgs(
             memory = memory.rows(active)
             sub = _rows(model, live)
         # from here on every model of the batch is still optimized
-        r = memory.inverse_hessian_times(g, gamma)
-        d = torch.where((_dot(g, r) > 0).unsqueeze(1), -r, -gamma.unsqueeze(1) * g)  # else steepest descent
+        d = memory.inverse_hessian_times(g, gamma).neg_()
         slope = _dot(g, d)
+        uphill = slope >= 0  # not a descent direction: steepest descent instead (rare)
+        if bool(uphill.any()):
+            d[uphill] = -gamma[uphill].unsqueeze(1) * g[uphill]
+            slope[uphill] = _dot(g[uphill], d[uphill])
         t = torch.ones_like(f)  # the step length of each model's line search
-        trial = x + d
-        f_new, g_new = batched_mlp.losses_and_grads(sub, trial, X, Y)
+        x_new = x + d
+        f_new, g_new = batched_mlp.losses_and_grads(sub, x_new, X, Y)
         accepted = f_new <= f + settings.armijo * slope
-        x_new = torch.where(accepted.unsqueeze(1), trial, x)
-        f_new, g_new = torch.where(accepted, f_new, f), torch.where(accepted.unsqueeze(1), g_new, g)
         for _ in range(settings.halvings):  # halve the step of the models still searching, on those alone
             idx = (~accepted).nonzero().squeeze(1)
             if len(idx) == 0:
@@ -219,11 +209,13 @@ def lbfgs(
             x_new[done], f_new[done], g_new[done] = trial[ok], f_t[ok], g_t[ok]
             accepted[done] = True
         searching = ~accepted
+        if bool(searching.any()):  # no decrease found: the model stays where it was
+            x_new[searching], f_new[searching], g_new[searching] = x[searching], f[searching], g[searching]
         s, y = x_new - x, g_new - g
-        sy = _dot(s, y)
-        curved = sy > 1e-12 * _dot(s, s).sqrt() * _dot(y, y).sqrt()  # keep only pairs with positive curvature
-        memory = memory.append(s, y, g_new, curved)
-        gamma = torch.where(curved, sy / _dot(y, y).clamp_min(1e-300), gamma)
+        sy, yy = _dot(s, y), _dot(y, y)
+        curved = sy > 1e-12 * _dot(s, s).sqrt() * yy.sqrt()  # keep only pairs with positive curvature
+        memory = memory.append(s, y, g_new, curved, sy, yy)
+        gamma = torch.where(curved, sy / yy.clamp_min(1e-300), gamma)
         x, f, g = x_new, f_new, g_new
         f_all[live] = f
         history.append(f_all.clone())

@@ -208,8 +208,8 @@ def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, cap
 
 
 @pytest.mark.xfail(
-    reason="science side: experiments/double_descent.py imports torch (through experiments.optimizers) and the"
-    " *_plot.py modules matplotlib at module level; the builder imports them to list the tasks",
+    reason="the *_plot.py modules import matplotlib at module level; the builder imports them to list the"
+    " figures",
     strict=True,
 )
 @pytest.mark.parametrize("argv", [["--list"], ["--dry-run"]], ids=["list", "dry-run"])

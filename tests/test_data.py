@@ -29,7 +29,7 @@ from experiments.data import (
     resolve,
     teacher,
 )
-from experiments.optimizers import LBFGS
+from experiments.lbfgs_config import LBFGS
 from report import wiring
 from report.paths import ROOT
 

@@ -6,12 +6,14 @@ from dataclasses import asdict, replace
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 
+from experiments import batched_mlp
 from experiments import double_descent as dd
 from experiments import double_descent_plot as plot
 from experiments import double_descent_stats as dd_stats
-from experiments.data import DataProcess
-from experiments.optimizers import LBFGS, Stop
+from experiments.data import DataProcess, draw
+from experiments.lbfgs_config import LBFGS, Stop
 
 I, S = Stop.INTERPOLATED, Stop.STALLED
 
@@ -40,9 +42,26 @@ def test_quick_run_saves_and_loads(tmp_path):
             k = first.iterations[row, s]
             assert curve[k] == first.train[row, s]
             assert np.all(np.isnan(curve[k + 1 :]))
+    # the final parameters restore each network: its training MSE is the one the sweep recorded
+    X, Y = draw(config.data, first.n, config.sample_seed + first.n, torch.float64)
+    widths = [w for w in config.widths if w <= config.params_max_width]
+    assert sorted(results.final_params) == sorted(f"params_n{n}_m{w}" for n in config.n_train for w in widths)
+    for w in widths:
+        params = results.final_params[f"params_n{first.n}_m{w}"]
+        assert params.shape == (len(config.seeds), batched_mlp.n_params(w, config.hidden_layers))
+        net = batched_mlp.to_sequential(
+            batched_mlp.init([w], [0], config.hidden_layers, dtype=torch.float64), 0
+        )
+        torch.nn.utils.vector_to_parameters(torch.from_numpy(params[0]), net.parameters())
+        mse = torch.nn.functional.mse_loss(net(X), Y).item()
+        assert mse == pytest.approx(first.train[config.widths.index(w), 0], rel=1e-9)
     dd.save(results, tmp_path)
     loaded = dd.load(tmp_path)
     assert loaded.config == config
+    assert loaded.final_params.keys() == results.final_params.keys()
+    np.testing.assert_array_equal(
+        loaded.final_params[f"params_n{first.n}_m4"], results.final_params[f"params_n{first.n}_m4"]
+    )
     np.testing.assert_array_equal(loaded.sweeps[1].test, results.sweeps[1].test)
     np.testing.assert_array_equal(loaded.sweeps[0].stop, results.sweeps[0].stop)
     np.testing.assert_array_equal(loaded.curves, results.curves)

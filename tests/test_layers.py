@@ -97,13 +97,8 @@ COMPUTE_MODULES = [
     "derivations.autodiff",
     "derivations.mlp_backprop",
     "derivations.initialization",
-    pytest.param(
-        "experiments.double_descent",
-        marks=pytest.mark.xfail(
-            reason="experiments.optimizers (issue 23's) defines the LBFGS settings beside torch code",
-            strict=True,
-        ),
-    ),
+    "experiments.double_descent",
+    "experiments.sgd_implicit_reg",
     "experiments.data",
 ]
 

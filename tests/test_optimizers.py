@@ -8,7 +8,8 @@ import torch
 
 from experiments import batched_mlp
 from experiments.data import make_data
-from experiments.optimizers import LBFGS, Stop, _Memory, lbfgs
+from experiments.lbfgs_config import LBFGS, Stop
+from experiments.optimizers import _Memory, lbfgs
 
 SETTINGS = LBFGS(max_iters=40, tol=1e-14)  # 40 iterations, none of them converged
 
@@ -112,7 +113,7 @@ def test_the_compact_memory_multiplies_like_the_two_loop_recursion():
         y = (A @ s.unsqueeze(2)).squeeze(2)
         keep = torch.tensor([True, k != 3, True])  # model 1 stores an empty pair at k = 3
         g = g + y
-        memory = memory.append(s, y, g, keep)
+        memory = memory.append(s, y, g, keep, (s * y).sum(1), (y * y).sum(1))
         for i in range(n):
             pairs[i] = (pairs[i] + [(s[i], y[i], bool(keep[i]))])[-history:]
         gamma = torch.rand(n, generator=gen, dtype=torch.float64)

@@ -11,7 +11,8 @@ from torch import nn
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
 from experiments import sgd_implicit_reg_stats as sgd_stats
 from experiments.grad_stats import expected_variation
-from experiments.sgd_implicit_reg import PROFILES, Status, Stopping, minibatch_orders, train
+from experiments.sgd_implicit_reg import PROFILES, Status, Stopping
+from experiments.sgd_training import minibatch_orders, train
 from report.render import render
 
 N, B, DIM = 12, 4, 3
@@ -70,7 +71,7 @@ def test_model_does_not_depend_on_its_batch_mates():
         model, X, Y, torch.tensor([0, 1, 1]), torch.tensor([0.05, 0.2, 0.1]), zero.repeat(3), **args
     )
     alone = train(
-        sgd_implicit_reg._select(model, torch.tensor([2])),
+        batched_mlp.with_parameters(model, [p.detach()[[2]] for p in model.parameters()], torch.tensor([2])),
         X,
         Y,
         torch.tensor([1]),
@@ -199,11 +200,14 @@ def test_early_stopping_keeps_the_parameters_of_the_lowest_validation_loss():
 
 def test_shards_grow_with_the_config_and_keep_their_specs():
     small = PROFILES["quick"]
-    more = dataclasses.replace(small, lrs=(*small.lrs, 2.56), wd_lambdas=(*small.wd_lambdas, 0.1))
+    # a μ in a band of its own and a new B add shards; the shards of the others stay as they were
+    more = dataclasses.replace(small, lrs=(0.04, *small.lrs), wd_batch_sizes=(*small.wd_batch_sizes, 50))
     a, b = sgd_implicit_reg.shards(small), sgd_implicit_reg.shards(more)
     assert set(a) < set(b)
     assert all(a[name] == b[name] for name in a)
-    assert not any(name.startswith(f"d-B{small.batch_size}-lam0-") for name in b)  # that block is (b)'s
+    assert [s["lrs"] for s in b.values() if s["levels"]] == [[0.04], [0.32, 0.64], [1.28]]
+    assert {tuple(s["lambdas"]) for s in b.values() if s["batch_size"] == 50} == {small.wd_lambdas}
+    assert all(0.0 not in s["lambdas"] for s in b.values() if not s["levels"] and s["batch_size"] == 20)
     many = dataclasses.replace(small, n_runs=sgd_implicit_reg.RUN_BLOCK + 2)
     blocks = {spec["runs"][0] for spec in sgd_implicit_reg.shards(many).values()}
     assert blocks == {0, sgd_implicit_reg.RUN_BLOCK}

@@ -1,0 +1,257 @@
+"""The SGD training loop of :mod:`experiments.sgd_implicit_reg`: many models, one batched computation.
+
+Every model keeps its own learning rate μ, weight decay λ, training set and mini-batch order, so
+a batch may mix settings (a shard trains several μ or λ at once: the fixed cost of an operation
+is paid once for all of them).  A step is one hand-written forward and backward pass with the
+update fused into each layer's gradient product (:func:`experiments.batched_mlp.sgd_step`): no
+autograd, no stored gradient.  The host looks at the models only at a check (every
+``Stopping.check_every`` epochs): no step waits for the device.  Imported by
+:func:`experiments.sgd_implicit_reg.run_shard` (torch is imported here, not by the stage module).
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from experiments import batched_mlp
+from experiments.data import DataProcess, draw
+from experiments.grad_stats import expected_variation
+from experiments.sgd_implicit_reg import Status, Stopping, on_val_schedule, order_seed, test_set
+from lab import progress
+
+
+@dataclass
+class Trajectory:
+    model: batched_mlp.BatchedMLP  # final (or stopping) parameters of every model, detached
+    early: batched_mlp.BatchedMLP  # parameters at the lowest validation MSE (the initial ones without val)
+    history: np.ndarray  # (n_checks, n_models) training MSE every check_every epochs; NaN after the stop
+    status: np.ndarray  # (n_models,) Status codes
+    stop_epoch: np.ndarray  # (n_models,)
+    early_epoch: np.ndarray  # (n_models,) epoch of the lowest validation MSE
+    # "epoch": (n_models, n_levels) first check below each level; "J", "G", "V", "Vf": (n_models, n_levels,
+    # window) at that check and the window − 1 checks after it (NaN where never or after the stop)
+    at_level: dict[str, np.ndarray]
+
+
+def minibatch_orders(generators: Sequence[torch.Generator], n: int) -> torch.Tensor:
+    """One epoch's shuffled sample order for each training set, from its own generator: (n_sets, n)."""
+    return torch.stack([torch.rand(n, generator=g).argsort() for g in generators])
+
+
+def _select(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
+    """The models ``rows`` of ``model`` as a new batch (copies, no gradient)."""
+    return batched_mlp.with_parameters(model, [p.detach()[rows] for p in model.parameters()], rows)
+
+
+def _copy_into(target: batched_mlp.BatchedMLP, rows: torch.Tensor, source: batched_mlp.BatchedMLP,
+               pick: torch.Tensor) -> None:  # fmt: skip
+    """target[rows] ← source[pick] for every parameter."""
+    for t, s in zip(target.parameters(), source.parameters(), strict=True):
+        t[rows] = s[pick]
+
+
+def train(
+    model: batched_mlp.BatchedMLP,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    data_index: torch.Tensor,
+    lr: torch.Tensor,
+    weight_decay: torch.Tensor,
+    batch_size: int,
+    stopping: Stopping,
+    order_seeds: Sequence[int],
+    levels: tuple[float, ...] = (),
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    val_every: int = 0,
+    desc: str = "SGD",
+) -> Trajectory:
+    """Train every model of ``model`` by SGD with its own learning rate and weight decay.
+
+    Each step updates ``θ ← θ − μ (∇J_batch(θ) + λ θ)``, exactly as ``torch.optim.SGD``
+    with ``weight_decay=λ`` (no momentum).  Every epoch each training set is reshuffled by
+    its own seeded generator, so a model's trajectory depends only on its own data,
+    initialisation, order seed, μ and λ, not on the other models in the batch.  Every
+    ``stopping.check_every`` epochs the full training MSE is evaluated; models that
+    diverged or stalled (see :class:`~experiments.sgd_implicit_reg.Status`) are frozen and leave
+    the batch, and models that reached the target loss do so ``stopping.window − 1`` checks later
+    (or at the budget).
+
+    Parameters
+    ----------
+    model
+        ``n_models`` initial networks (not modified).
+    X, Y
+        Training sets, shape (n_sets, N, dim).
+    data_index
+        (n_models,) the training set of each model.
+    lr, weight_decay
+        (n_models,) μ and λ of each model.
+    batch_size
+        B, dividing N.
+    stopping
+        When a model stops.
+    order_seeds
+        (n_sets,) seed of each training set's mini-batch shuffling.
+    levels
+        Training-loss levels: at the first check where a model's loss is below a level and
+        the ``stopping.window − 1`` checks after it (while the model trains), its J, G, expected
+        V and V_fix (:func:`~experiments.grad_stats.expected_variation`) are recorded.
+    val, val_every
+        A shared validation set, checked on :func:`~experiments.sgd_implicit_reg.on_val_schedule`
+        (``val_every`` a multiple of ``check_every``) and at the stop; the parameters with the
+        lowest validation MSE are kept.
+    desc
+        Label of the progress bar.
+    """
+    s = stopping
+    n_models, n = model.n_models, X.shape[1]
+    if n % batch_size:
+        raise ValueError(f"batch size {batch_size} does not divide N = {n}")
+    dev = X.device
+    every = torch.arange(n_models, device=dev)
+    final, early = _select(model, every), _select(model, every)  # final and early-stopped parameters
+    model = _select(model, every)  # the models still training
+    generators = [torch.Generator().manual_seed(seed) for seed in order_seeds]
+    history = np.full((s.max_epochs // s.check_every + 1, n_models), np.nan)
+    status = np.full(n_models, Status.MAX_EPOCHS)
+    stop_epoch = np.full(n_models, s.max_epochs)
+    best = np.full(n_models, np.inf)  # best training MSE so far
+    best_epoch = np.zeros(n_models, dtype=int)  # epoch of its last improvement
+    best_val, early_epoch = np.full(n_models, np.inf), np.zeros(n_models, dtype=int)
+    initial = np.full(n_models, np.nan)
+    reached = np.full(n_models, np.nan)  # epoch of the first check below the target
+    at_level = {"epoch": np.full((n_models, len(levels)), np.nan)}
+    at_level |= {k: np.full((n_models, len(levels), s.window), np.nan) for k in ("J", "G", "V", "Vf")}
+
+    active = torch.arange(n_models)  # indices of the models still training
+    sets = data_index.to(dev)
+    step = lr.to(dev, X.dtype)  # (n_active,)
+    decaying = bool((weight_decay != 0).any())
+    shrink = (1 - lr * weight_decay).to(dev, X.dtype) if decaying else None  # (n_active,): 1 − μλ
+    bar = progress.bar(total=s.max_epochs, desc=desc, unit="epoch", leave=False)
+    for epoch in range(s.max_epochs + 1):
+        if epoch > 0:
+            order = minibatch_orders(generators, n).to(dev)[sets]  # (n_active, N)
+            X_epoch, Y_epoch = (
+                X[sets[:, None], order],
+                Y[sets[:, None], order],
+            )  # each model's samples in order
+            for start in range(0, n, batch_size):
+                batch = slice(start, start + batch_size)
+                batched_mlp.sgd_step(model, X_epoch[:, batch], Y_epoch[:, batch], step, shrink)
+            bar.update()
+        if epoch % s.check_every:
+            continue
+        with torch.no_grad():
+            loss = batched_mlp.mse(batched_mlp.forward(model, X[sets]), Y[sets]).double().cpu().numpy()
+        ids = active.numpy()
+        history[epoch // s.check_every, ids] = loss
+        if epoch == 0:
+            initial[ids] = loss
+        first = at_level["epoch"][ids]  # (n_active, n_levels)
+        first[np.isnan(first) & (loss[:, None] < np.array(levels))] = epoch
+        at_level["epoch"][ids] = first
+        slot = (epoch - first) // s.check_every  # window index of this check per level; NaN if not crossed
+        recording = np.nan_to_num(slot, nan=s.window) < s.window  # (n_active, n_levels)
+        if recording.any():
+            rows = np.flatnonzero(recording.any(1))
+            sel = torch.from_numpy(rows).to(dev)
+            G, V, Vf = expected_variation(_select(model, sel), X[sets[sel]], Y[sets[sel]], batch_size)
+            r, k = np.nonzero(recording[rows])
+            for key, value in [("J", loss[rows]), ("G", G), ("V", V), ("Vf", Vf)]:
+                value = value.double().cpu().numpy() if torch.is_tensor(value) else value
+                at_level[key][ids[rows[r]], k, slot[rows[r], k].astype(int)] = value[r]
+        improved = loss < (1 - s.stall_improvement) * best[ids]
+        best[ids] = np.where(improved, loss, best[ids])
+        best_epoch[ids] = np.where(improved, epoch, best_epoch[ids])
+        done = np.full(len(ids), Status.MAX_EPOCHS)
+        done[epoch - best_epoch[ids] >= s.stall_epochs] = Status.STALLED
+        done[~np.isfinite(loss) | (loss > s.diverge_factor * initial[ids])] = Status.DIVERGED
+        reached[ids[np.isnan(reached[ids]) & (loss < s.target_loss)]] = epoch
+        settled = epoch - reached[ids] >= (s.window - 1) * s.check_every  # False where not reached
+        done[~np.isnan(reached[ids])] = Status.MAX_EPOCHS  # reached the target: trains on for its window
+        done[settled] = Status.CONVERGED
+        finished = (done != Status.MAX_EPOCHS) | (epoch == s.max_epochs)
+        done[finished & ~np.isnan(reached[ids])] = Status.CONVERGED  # also when the budget cut its window
+        if val is not None and (on_val_schedule(epoch, s.check_every, val_every) or finished.any()):
+            with torch.no_grad():
+                v = batched_mlp.mse(batched_mlp.forward(model, val[0]), val[1]).double().cpu().numpy()
+            # Off the schedule only models stopping now are checked, so no model depends on its batch mates.
+            checked = finished | on_val_schedule(epoch, s.check_every, val_every)
+            better = (v < best_val[ids]) & checked & (done != Status.DIVERGED)
+            if better.any():
+                best_val[ids[better]], early_epoch[ids[better]] = v[better], epoch
+                _copy_into(
+                    early, active[better].to(dev), model, torch.from_numpy(np.flatnonzero(better)).to(dev)
+                )
+        if finished.any():
+            status[ids[finished]] = done[finished]
+            stop_epoch[ids[finished]] = epoch
+            _copy_into(
+                final, active[finished].to(dev), model, torch.from_numpy(np.flatnonzero(finished)).to(dev)
+            )
+            keep = torch.from_numpy(~finished)
+            active, kept = active[keep], keep.nonzero().squeeze(1).to(dev)
+            model, sets, step = _select(model, kept), sets[kept], step[kept]
+            shrink = None if shrink is None else shrink[kept]
+            bar.set_postfix(training=len(active))
+        if len(active) == 0:
+            break
+    bar.close()
+    return Trajectory(final, early, history, status, stop_epoch, early_epoch, at_level)
+
+
+def _shared_sets(spec: dict, dev: torch.device) -> tuple[tuple, tuple]:
+    """The test and validation sets every run shares."""
+    test = tuple(t.to(dev) for t in test_set(spec["data"], spec["n_test"], spec["seed"]))
+    val = tuple(t.to(dev) for t in draw(spec["data"], spec["n_val"], spec["seed"] + 300_000, split="val"))
+    return test, val
+
+
+def run_shard(spec: dict) -> dict[str, np.ndarray]:
+    """:func:`experiments.sgd_implicit_reg.run_shard`: train the block μ × λ × runs of ``spec`` (run fastest) at its B and measure every model.
+
+    Returns arrays of shape (n_lr, n_lambda, n_runs[, ...]): status, stop_epoch, the final
+    train/val/test MSE, the early-stopped (lowest validation MSE) epoch and val/test MSE,
+    the level records (J, G, V, V_fix over each level's window), the loss history; and ``cpu_seconds``.
+    """
+    cpu, process, dev = time.process_time(), DataProcess(), batched_mlp.device()
+    seed, runs, lrs, lambdas = spec["seed"], spec["runs"], spec["lrs"], spec["lambdas"]
+    stopping = Stopping(**spec["stopping"])
+    sets = [draw(spec["data"], spec["n_train"], seed + 1 + r) for r in runs]
+    X = torch.stack([x for x, _ in sets]).to(dev)  # (n_block_runs, N, dim)
+    Y = torch.stack([y for _, y in sets]).to(dev)
+    test, val = _shared_sets(spec, dev)
+    hyper = [(mu, lam) for mu in lrs for lam in lambdas]
+    n = len(hyper) * len(runs)
+    model = batched_mlp.init(
+        [spec["width"]] * n,
+        [seed + 200_000 + r for r in runs] * len(hyper),
+        spec["hidden_layers"],
+        process.dim,
+        process.dim,
+        dev=dev,
+    )
+    data_index = torch.arange(n) % len(runs)
+    lr, wd = (torch.tensor([h[k] for h in hyper]).repeat_interleave(len(runs)) for k in (0, 1))
+    traj = train(
+        model, X, Y, data_index, lr, wd, spec["batch_size"], stopping,
+        order_seeds=[order_seed(seed, r) for r in runs], levels=tuple(spec["levels"]), val=val,
+        val_every=spec["val_every"], desc=f"B={spec['batch_size']} μ={lrs} λ={lambdas}",
+    )  # fmt: skip
+    X_m, Y_m = X[data_index], Y[data_index]  # (n_models, N, dim)
+    out = {"status": traj.status, "stop_epoch": traj.stop_epoch, "es_epoch": traj.early_epoch}
+    with torch.no_grad():
+        for prefix, params in [("", traj.model), ("es_", traj.early)]:
+            for name, (x, y) in [("train", (X_m, Y_m)), ("val", val), ("test", test)]:
+                loss = batched_mlp.mse(batched_mlp.forward(params, x), y)
+                out[f"{prefix}{name}_loss"] = loss.double().cpu().numpy()
+    out |= {f"level_{k}": v for k, v in traj.at_level.items()}
+    out["history"] = traj.history.T
+    shape = (len(lrs), len(lambdas), len(runs))
+    parts = {k: np.asarray(v.double().cpu().numpy() if torch.is_tensor(v) else v) for k, v in out.items()}
+    parts = {k: v.reshape(*shape, *v.shape[1:]) for k, v in parts.items()}
+    return parts | {"cpu_seconds": np.asarray(time.process_time() - cpu)}
