@@ -98,7 +98,7 @@ def plot_convergence(results: Results) -> Figure:
 
     from lab.style import figsize, sequential
 
-    fig, ax = plt.subplots(figsize=figsize(3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
     epochs = results.epochs[1:]
     ok = converged(results)
     for j, (mu, colour) in enumerate(
@@ -155,7 +155,7 @@ def plot_grad_norms(results: Results) -> Figure:
 
     from lab.style import figsize, sequential
 
-    fig, axes = plt.subplots(1, 2, figsize=figsize(2.6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.4), layout="constrained")
     ok = converged(results)
     rows = np.flatnonzero(usable(ok))
     mus = np.array(results.config.lrs)[rows]
@@ -212,7 +212,7 @@ def plot_test_vs_grad(results: Results) -> Figure:
 
     from lab.style import figsize, sequential
 
-    fig, axes = plt.subplots(1, 2, figsize=figsize(2.6), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.4), sharey=True, layout="constrained")
     ok = converged(results)
     rows = np.flatnonzero(usable(converged(results)))
     colours = dict(zip(rows, sequential(len(rows)), strict=True))
