@@ -124,6 +124,11 @@ def versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "sympy", "numpy", "matplotlib")}
 
 
+def key_sources(modules: Iterable[str], files: Iterable[Path], root: Path = ROOT) -> list[Path]:
+    """The files a task's key hashes: its modules' source closure and its extra files."""
+    return [*source_closure(modules, root), *files]
+
+
 def key_basis(
     name: str,
     config: Any,
@@ -134,7 +139,7 @@ def key_basis(
 ) -> dict[str, Any]:
     """Everything that determines a task's outputs, as a JSON document: the task's name, its
     configuration, a digest per source file (relative path), its inputs' keys by name, versions."""
-    sources = [*source_closure(modules, root), *files]
+    sources = key_sources(modules, files, root)
     return json.loads(
         json.dumps(
             {
@@ -147,6 +152,20 @@ def key_basis(
             default=str,
         )
     )
+
+
+def stamps(paths: Iterable[Path]) -> dict[str, tuple[int, int]]:
+    """Each file's (modification time in ns, size); (0, -1) for a missing one.  Taken before the files
+    are hashed, they tell whether a file was written after it was hashed, even when it was written back."""
+    result = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            result[str(path)] = (0, -1)
+        else:
+            result[str(path)] = (st.st_mtime_ns, st.st_size)
+    return result
 
 
 def task_key(basis: dict[str, Any]) -> str:
