@@ -1,8 +1,11 @@
 """Issue 21: builds that cannot be fooled (edits during a build, orphaned workers, two profiles at once,
 late validation, paths in the PDF).  Each test reproduces one case of the misuse probe."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,46 @@ def test_a_settings_edit_during_the_build_is_not_cached_under_the_old_key(toy_pr
     again = build(toy_project, "--jobs", "1")
     assert again.returncode == 0, again.stderr
     assert "ran     report" in again.stdout
+
+
+# 2. Workers end when the build process is gone, whenever that happens.
+
+
+def session_processes(session: int) -> list[int]:
+    """The live processes of ``session`` (Linux /proc), zombies left out."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.7], ids=["at-spawn", "0.1s-later", "0.7s-later"])
+def test_a_sigkilled_build_leaves_no_worker_or_resource_tracker(toy_project, delay):
+    command = [sys.executable, str(ROOT / "build.py"), "--project", str(toy_project), "--jobs", "2"]
+    proc = subprocess.Popen(
+        [*command, "toy", "toy_fig", "--force"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its session id is its pid: every process it starts is found by it
+    )
+    deadline = time.monotonic() + 30
+    while len(session_processes(proc.pid)) < 3:  # the build, the tracker and a starting worker
+        assert time.monotonic() < deadline and proc.poll() is None, "the pool never started"
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while left := session_processes(proc.pid):
+        if time.monotonic() > deadline:
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"{len(left)} process(es) outlived the killed build")
+        time.sleep(0.1)
