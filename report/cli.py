@@ -284,7 +284,8 @@ def _build(args: argparse.Namespace, request: Request) -> int:
     start = time.perf_counter()
     if "report" in graph.closure(targets):
         require_tools()  # before minutes of computation, not after
-    with build_lock(graph.root, wait=args.wait), stop_on_signals():
+    others = [graph.declared.build_dir(p) for p in graph.declared.profiles]
+    with build_lock(graph.root, wait=args.wait, others=others), stop_on_signals():
         executor = executors.make(args.jobs, args.scheduler)
         try:
             outcomes = graph.run(targets, force=request.force, keep_going=args.keep_going, executor=executor)

@@ -87,3 +87,22 @@ def test_a_sigkilled_build_leaves_no_worker_or_resource_tracker(toy_project, del
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"{len(left)} process(es) outlived the killed build")
         time.sleep(0.1)
+
+
+# 3. Each profile cleans only its own leftovers.
+
+
+def test_the_full_builds_cleanup_leaves_the_quick_builds_files_alone(tmp_path):
+    from report.lock import build_lock
+
+    full, quick = tmp_path / "build", tmp_path / "build" / "quick"
+    own = [full / ".report.pdf.x.tmp", full / "data" / ".toy.x.tmp", full / "tex" / "sections" / ".a.tmp"]
+    theirs = [quick / ".tex.x.tmp", quick / "data" / ".toy.x.tmp", quick / "data" / ".toy.old"]
+    for path in own + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir()
+    with build_lock(full, others=[full, quick]):
+        assert [p.exists() for p in own] == [False] * 3
+        assert [p.exists() for p in theirs] == [True] * 3
+    with build_lock(quick, others=[full, quick]):
+        assert [p.exists() for p in theirs] == [False] * 3
