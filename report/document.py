@@ -168,6 +168,15 @@ def context(graph: "Graph") -> dict[str, Any]:
     return ctx | helpers(graph)
 
 
+RENDERED = "rendered.json"  # in tex/: the digest of every .tex file the build wrote (the export checks them)
+
+
+def record_rendered(texdir: Path) -> None:
+    """Write ``texdir/rendered.json``: each rendered ``.tex`` file (relative to ``texdir``) -> SHA-256."""
+    digests = {str(f.relative_to(texdir)): cache.file_digest(f) for f in sorted(texdir.rglob("*.tex"))}
+    cache.write_atomic(texdir / RENDERED, json.dumps(digests, indent=1).encode())
+
+
 def build(graph: "Graph") -> None:
     """Render every template, compile in a fresh private directory, check the PDF, move it into place.
 
@@ -181,6 +190,7 @@ def build(graph: "Graph") -> None:
             cache.write_atomic(texdir / "sections" / f"{stem}.tex", source.encode())
         main = texdir / "report.tex"
         cache.write_atomic(main, render("report.tex.j2", ctx, graph.templates).encode())
+        record_rendered(texdir)
         pdf = run_latexmk(main, texdir, graph.templates)
         check_pdf(pdf)
         warnings = log_warnings(pdf.with_suffix(".log").read_text(errors="replace"))

@@ -9,13 +9,14 @@ the built PDF as ``report-as-built.pdf`` (compiling ``report.tex`` makes ``repor
 """
 
 import io
+import json
 import os
 import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from report.cache import write_atomic
+from report.cache import file_digest, write_atomic
 
 if TYPE_CHECKING:
     from report.wiring import ReportGraph
@@ -56,14 +57,40 @@ def figure_files(source: str, figures: Path) -> list[Path]:
     return [figures / name for name in names]
 
 
+class ExportError(Exception):
+    """The built document cannot be bundled as it stands; the message says why and what to do."""
+
+
+def check_rendered(texdir: Path) -> None:
+    """An :class:`ExportError` unless ``texdir`` holds the LaTeX the last build rendered, unedited."""
+    from report.document import RENDERED
+
+    again = "build it again with --force report --export"
+    record = texdir / RENDERED
+    if not (texdir / "report.tex").is_file() or not record.is_file():
+        raise ExportError(f"cannot export: {texdir / 'report.tex'} or its record is missing; {again}")
+    edited = [
+        name
+        for name, digest in json.loads(record.read_text()).items()
+        if not (texdir / name).is_file() or file_digest(texdir / name) != digest
+    ]
+    if edited:
+        raise ExportError(
+            f"cannot export: {', '.join(edited)} in {texdir} differ(s) from what the build rendered (edited by"
+            f" hand?); change the templates instead and {again}"
+        )
+
+
 def write_bundle(graph: "ReportGraph", bundle: Path) -> Path:
-    """Write ``bundle`` (a .zip) from ``graph``'s built document; return its path."""
+    """Write ``bundle`` (a .zip) from ``graph``'s built document, which must be as the build rendered it;
+    return its path."""
     root = graph.root
+    check_rendered(graph.texdir())
     source = flattened_source(graph.texdir(), graph.figure_dir())
     files = figure_files(source, graph.figure_dir())
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")
+        raise ExportError(f"cannot export: figures missing from the build: {', '.join(missing)}")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in (

@@ -2,6 +2,7 @@
 late validation, paths in the PDF).  Each test reproduces one case of the misuse probe."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,3 +107,99 @@ def test_the_full_builds_cleanup_leaves_the_quick_builds_files_alone(tmp_path):
         assert [p.exists() for p in theirs] == [True] * 3
     with build_lock(quick, others=[full, quick]):
         assert [p.exists() for p in theirs] == [False] * 3
+
+
+# 4. One sentence where a traceback was.
+
+
+def test_a_configuration_check_is_one_sentence_naming_the_override(capsys):
+    from report.cli import main
+
+    code = main(["--profile", "quick", "--list", "--set", "sgd_implicit_reg.stopping.target_loss=0.3"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(
+        "error: --set sgd_implicit_reg.stopping.target_loss=0.3: sgd_implicit_reg: loss_levels must include"
+    )
+    assert "usage:" not in err and "Traceback" not in err
+
+
+def test_an_overrides_error_names_the_settings_file_without_a_usage_block(toy_project, capsys):
+    from report.cli import main
+
+    (toy_project / "settings.toml").write_text('[overrides.toy]\nn = "three"\n')
+    code = main(["--project", str(toy_project), "--list"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: {toy_project / 'settings.toml'} [overrides.toy]: toy.n: expected int")
+    assert "usage:" not in err
+
+
+SLOW_SOURCE = """
+import time
+import numpy as np
+
+def draw(n, seed):
+    time.sleep(float(open(__file__ + ".sleep").read()))
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8))
+    return X, X**2, 0.1
+"""
+
+
+@pytest.fixture
+def data_project(tmp_path):
+    """A project of this repository's double-descent stage whose ``[data]`` source is ``source.py:draw``
+    (sleeping as long as ``source.py.sleep`` says) beside it."""
+    (tmp_path / "project.py").write_text(
+        'STAGES = ("experiments.double_descent",)\nPROFILES = ("full", "quick")\n'
+        'DATA_SOURCE = "experiments.data"\n'
+    )
+    (tmp_path / "source.py").write_text(SLOW_SOURCE)
+    (tmp_path / "source.py.sleep").write_text("0")
+    (tmp_path / "settings.toml").write_text('[data]\nsource = "source.py:draw"\n')
+    return tmp_path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_data_source_is_checked_is_one_sentence(data_project, sig):
+    (data_project / "source.py.sleep").write_text("5")
+    command = [sys.executable, "-u", str(ROOT / "build.py"), "--project", str(data_project)]
+    proc = subprocess.Popen(
+        [*command, "--profile", "quick", "--verify"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stderr:
+        if "checking the data source" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig
+    assert (
+        err.strip() == "error: interrupted while checking the settings and the data source; nothing was built"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.latex
+def test_export_refuses_a_missing_or_hand_edited_tex(toy_project):
+    assert build(toy_project, "--jobs", "1").returncode == 0
+    tex = toy_project / "build" / "tex"
+    report = tex / "report.tex"
+    report.write_text(report.read_text().replace("Toy", "Hand-edited"))
+    edited = build(toy_project, "--jobs", "1", "--export")
+    assert edited.returncode == 1
+    assert edited.stderr.startswith("error: cannot export: report.tex in ")
+    assert "edited by hand?" in edited.stderr and "Traceback" not in edited.stderr
+    assert not (toy_project / "build" / "submission.zip").exists()
+    shutil.rmtree(tex)
+    missing = build(toy_project, "--jobs", "1", "--export")
+    assert missing.returncode == 1
+    assert "cannot export: " in missing.stderr and "is missing; build it again" in missing.stderr
+    again = build(toy_project, "--jobs", "1", "--export", "--force", "report")
+    assert again.returncode == 0, again.stderr
+    assert (toy_project / "build" / "submission.zip").is_file()
