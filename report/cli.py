@@ -400,7 +400,8 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         from report.watch import watch, watched
 
         argv = [a for a in (sys.argv[1:] if cli_args is None else cli_args) if a != "--watch"]
-        return watch(argv, targets=lambda: watched(load(args.project)))
+        with _terminate_as_interrupt():  # SIGTERM ends the watcher and its build, as Ctrl-C does
+            return watch(argv, targets=lambda: watched(load(args.project)))
     from report.executors import ExecutorError, TaskError
     from report.export import ExportError
     from report.latex import LatexError

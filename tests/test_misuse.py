@@ -203,3 +203,70 @@ def test_export_refuses_a_missing_or_hand_edited_tex(toy_project):
     again = build(toy_project, "--jobs", "1", "--export", "--force", "report")
     assert again.returncode == 0, again.stderr
     assert (toy_project / "build" / "submission.zip").is_file()
+
+
+# 5. --watch neither drops a change nor leaves its build behind.
+
+
+@pytest.mark.slow
+def test_a_watched_build_started_while_another_holds_the_lock_waits_and_builds(toy_project):
+    import threading
+
+    from report import watch
+    from report.lock import build_lock
+
+    holding, release = threading.Event(), threading.Event()
+
+    def other_build() -> None:
+        with build_lock(toy_project / "build"):
+            holding.set()
+            release.wait(30)
+
+    threading.Thread(target=other_build, daemon=True).start()
+    holding.wait(10)
+    threading.Timer(3.0, release.set).start()
+    argv = ["--project", str(toy_project), "toy", "--jobs", "1"]
+    code = watch.watch(argv, targets=lambda: watch.Watched((), ()), watcher=lambda _: [], log=lambda _: None)
+    assert code == 0
+    assert (toy_project / "build" / "cache" / "toy.json").is_file()  # built after the lock was released
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_to_the_watcher_ends_its_build(toy_project):
+    compute = toy_project / "toypkg" / "toy.py"
+    compute.write_text(
+        compute.read_text().replace("    return {", "    import time\n    time.sleep(30)\n    return {")
+    )
+    command = [
+        sys.executable,
+        "-u",
+        str(ROOT / "build.py"),
+        "--project",
+        str(toy_project),
+        "--watch",
+        "--jobs",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        [*command, "toy"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    for line in proc.stdout:
+        if "] toy" in line:
+            break
+    proc.terminate()
+    assert proc.wait(30) == 130
+    proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while left := session_processes(proc.pid):
+        if time.monotonic() > deadline:
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail("the watcher's build outlived it")
+        time.sleep(0.1)
+    build = toy_project / "build"
+    assert not (build / "cache" / "toy.json").exists() and not list(build.glob("*/.*.tmp"))
