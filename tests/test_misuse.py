@@ -270,3 +270,31 @@ def test_sigterm_to_the_watcher_ends_its_build(toy_project):
         time.sleep(0.1)
     build = toy_project / "build"
     assert not (build / "cache" / "toy.json").exists() and not list(build.glob("*/.*.tmp"))
+
+
+# 8. What leaves the machine, and what the build touches.
+
+
+def test_the_commit_is_read_without_writing_the_git_index(tmp_path):
+    from report.wiring import git_commit
+
+    def git(*args: str) -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+        env |= {"GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        ).stdout
+
+    (tmp_path / "a.txt").write_text("a\n")
+    git("init", "-q")
+    git("add", "a.txt")
+    git("commit", "-qm", "a")
+    head = git("rev-parse", "HEAD").strip()
+    index = tmp_path / ".git" / "index"
+    os.utime(tmp_path / "a.txt", ns=(1, 1))  # same content, other stat: describe --dirty rewrites the index
+    before = (index.stat().st_mtime_ns, index.read_bytes())
+    assert git_commit(tmp_path) == head[:12]
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before
+    (tmp_path / "a.txt").write_text("b\n")
+    assert git_commit(tmp_path) == f"{head[:12]}-dirty"
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before
