@@ -216,9 +216,20 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
         Path(tmp).chmod(0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are ordinary files
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:
+            raise named(err, path) from err
         raise
+
+
+def named(err: OSError, path: Path) -> OSError:
+    """``err`` naming ``path`` (a full disk's ``write`` names no file), so that the message says where.
+
+    >>> str(named(OSError(28, "No space left on device"), Path("build/report.pdf")))
+    "[Errno 28] No space left on device: 'build/report.pdf'"
+    """
+    return type(err)(err.errno, err.strerror, str(path))
 
 
 def write_manifest(manifest: Path, key: str, outputs: Iterable[Path], info: dict[str, Any]) -> None:
@@ -250,7 +261,12 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as err:  # e.g. a full disk while the block saved into tmp: name the directory
+            if err.filename is None:
+                raise named(err, final) from err
+            raise
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes owner-only directories
         if final.exists() or final.is_symlink():
             old = final.with_name(f".{final.name}.old")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -298,3 +299,60 @@ def test_the_commit_is_read_without_writing_the_git_index(tmp_path):
     (tmp_path / "a.txt").write_text("b\n")
     assert git_commit(tmp_path) == f"{head[:12]}-dirty"
     assert (index.stat().st_mtime_ns, index.read_bytes()) == before
+
+
+# 7. A full disk names the path.
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    import errno
+
+    from report import cache
+    from report.cli import _failure
+
+    class FullDisk:
+        def __init__(self, fd: int, mode: str) -> None:
+            os.close(fd)
+
+        def __enter__(self) -> Self:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache.os, "fdopen", FullDisk)
+    target = tmp_path / "build" / "report.pdf"
+    with pytest.raises(OSError, match="No space left") as raised:
+        cache.write_atomic(target, b"%PDF-")
+    assert _failure(raised.value) == f"No space left on device: {target} (the last good PDF is kept)"
+    assert list(target.parent.iterdir()) == []  # the temporary file went
+
+
+def test_a_full_disk_while_saving_results_names_the_directory(tmp_path):
+    import errno
+
+    from report import cache
+
+    with (
+        pytest.raises(OSError, match="No space left") as raised,
+        cache.atomic_directory(tmp_path / "data" / "toy"),
+    ):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert raised.value.filename == str(tmp_path / "data" / "toy")
+
+
+@pytest.mark.latex
+def test_latex_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    import shutil as shell
+
+    from report import latex
+
+    main = tmp_path / "doc.tex"
+    main.write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
+    usage = shell.disk_usage(tmp_path)
+    monkeypatch.setattr(latex.shutil, "disk_usage", lambda _: usage._replace(free=1024))
+    with pytest.raises(latex.LatexError, match=f"^No space left on device: {tmp_path} "):
+        latex.run_latexmk(main, tmp_path)
