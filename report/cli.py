@@ -251,7 +251,9 @@ def validate(args: argparse.Namespace) -> Request:
             raise UsageError(f"argument --profile: invalid choice: {profile!r} (choose from {choices})")
         loaded = settings.load(declared.settings_file)
         overrides = merge(loaded.overrides, parse_overrides(args.set))
-        data = settings.data_source(loaded, declared)
+        data = settings.data_source(
+            loaded, declared, run=not (args.list or args.dry_run)
+        )  # listing runs no user code
         graph = ReportGraph(profile, declared, overrides=overrides, data=data)
     except OverrideError as err:
         message = _origin(str(err), args.set, _shown(declared.settings_file))

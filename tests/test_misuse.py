@@ -356,3 +356,83 @@ def test_latex_on_a_full_disk_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(latex.shutil, "disk_usage", lambda _: usage._replace(free=1024))
     with pytest.raises(latex.LatexError, match=f"^No space left on device: {tmp_path} "):
         latex.run_latexmk(main, tmp_path)
+
+
+# 6. Validation before computation.
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("double_descent.seeds=[]", "double_descent: seeds = (): expected at least one value"),
+        ("double_descent.widths=[0]", "double_descent: widths = (0,): expected whole numbers >= 1"),
+        (
+            "double_descent.bucket_ratio=inf",
+            "double_descent: bucket_ratio = inf: expected finite number(s) >= 1",
+        ),
+        (
+            "double_descent.optimizer.tol=nan",
+            "double_descent.optimizer: tol = nan: expected finite number(s) > 0",
+        ),
+        (
+            "sgd_implicit_reg.stopping.max_epochs=-5",
+            "sgd_implicit_reg.stopping: max_epochs = -5: expected a whole number >= 1",
+        ),
+    ],
+)
+def test_a_configuration_value_that_cannot_work_is_refused_before_computing(capsys, assignment, message):
+    from report.cli import main
+
+    assert main(["--profile", "quick", "--list", "--set", assignment]) == 2
+    assert capsys.readouterr().err == f"error: --set {assignment}: {message}\n"
+
+
+PROCESS_DEPENDENT = """
+import os
+import numpy as np
+
+SALT = int.from_bytes(os.urandom(4), "little")  # the same within a process, another in the next
+
+def draw(n, seed):
+    X = np.random.default_rng(SALT + seed).normal(size=(n, 8))
+    return X, X**2, 0.1
+"""
+
+
+@pytest.mark.slow
+def test_a_data_function_that_depends_on_the_process_is_refused(tmp_path):
+    from experiments.data import DataError, resolve
+
+    (tmp_path / "salted.py").write_text(PROCESS_DEPENDENT)
+    with pytest.raises(DataError, match="returned other data for seed 0 in another process"):
+        resolve(f"{tmp_path / 'salted.py'}:draw")
+
+
+# 8. What leaves the machine: listing runs no user code; the report names no path of this machine.
+
+
+@pytest.mark.parametrize("listing", ["--list", "--dry-run"])
+def test_listing_never_runs_a_python_data_source(data_project, listing, capsys):
+    from report.cli import main
+
+    source = data_project / "source.py"
+    source.write_text(f"open({str(data_project / 'ran')!r}, 'w').close()\n{SLOW_SOURCE}")
+    assert main(["--project", str(data_project), "--profile", "quick", listing]) == 0
+    assert not (data_project / "ran").exists()
+    assert "checking the data source" not in capsys.readouterr().err
+
+
+def test_a_data_file_outside_the_project_is_named_by_its_file_name(tmp_path):
+    import numpy as np
+    import torch
+
+    from experiments.data import resolve, summary
+
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "mine.npz",
+        **{k: rng.normal(size=(20, 8)) for k in ("X_train", "Y_train", "X_test", "Y_test")},
+    )
+    source = resolve(str(ROOT / os.path.relpath(tmp_path / "mine.npz", ROOT)))  # through ..
+    facts = summary(source, torch.zeros(4, 8), torch.ones(4, 8) * torch.arange(4.0)[:, None])
+    assert facts["spec"] == "mine.npz" and facts["digest"] == source.digest

@@ -20,10 +20,10 @@ PROJECT = project.load()
 
 
 def data_source(
-    s: Settings, declared: Project = PROJECT, root=ROOT, resolve=settings.data_source
+    s: Settings, declared: Project = PROJECT, root=ROOT, resolve=settings.data_source, run: bool = True
 ) -> DataSource:
     """The source ``s`` names, with relative paths from ``root``."""
-    return resolve(s, dataclasses.replace(declared, root=root))
+    return resolve(s, dataclasses.replace(declared, root=root), run=run)
 
 
 def test_defaults_give_an_anonymous_title_page(tmp_path):
