@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from report.pipeline import Outcome
     from report.wiring import ReportGraph
 
+DOCUMENTS = ("supplement", "report")  # what a build without targets makes: the evidence, then the submission
+
 
 def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
     """The parser; its help names ``declared``'s profiles and stages (default: this repository's)."""
@@ -79,8 +81,8 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="TASK",
-        help="tasks to bring up to date, with what they need (default: report, the PDF); names as"
-        " --list shows them, e.g. double_descent or dd_curve",
+        help="tasks to bring up to date, with what they need (default: supplement and report, the PDFs);"
+        " names as --list shows them, e.g. double_descent or dd_curve",
     )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
@@ -93,7 +95,7 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="regenerate only this figure (repeatable; names: --list, kind 'figure'); its data is"
-        " recomputed only if stale; report.pdf is left as it was",
+        " recomputed only if stale; report.pdf and supplement.pdf are left as they were",
     )
     what.add_argument(
         "--list",
@@ -139,8 +141,9 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--export",
         action="store_true",
-        help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
-        " beside it, and the built PDF (for a course system, Overleaf or arXiv)",
+        help="after the build, write <build dir>/submission.zip: report.tex and supplement.tex, each"
+        " self-contained, their figures beside them, supplement.aux for the links, and the built PDFs"
+        " (for a course system, Overleaf or arXiv)",
     )
     parser.add_argument(
         "--keep-going",
@@ -171,7 +174,79 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
         " pip install -e '.[distributed]'",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
+    _add_store_arguments(parser)
     return parser
+
+
+# --- The result store (report/store.py): where it lives, pruning, export and import -------------
+
+
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    store = parser.add_argument_group("result store (every result kept by its key; see README.md)")
+    store.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the result store's directory, which several builds may share (default: settings.toml's"
+        " [cache] dir, else <build dir>/store)",
+    )
+    store.add_argument(
+        "--prune",
+        metavar="RULE",
+        help="remove store entries unused for an age (30d, 12h) or the least recently used ones beyond a"
+        " size (500MB, 2GB), never those the build directory holds; with --dry-run, only list them; then exit",
+    )
+    store.add_argument(
+        "--export-cache",
+        metavar="FILE.zip",
+        help="write the store's entries of this profile's tasks (current keys) into one zip, then exit",
+    )
+    store.add_argument(
+        "--import-cache",
+        metavar="FILE.zip",
+        help="add the entries of a zip written by --export-cache to the store (each checked against its"
+        " key first), then build as usual: those results are copied, not computed",
+    )
+
+
+def _store_commands(args: argparse.Namespace, graph: "ReportGraph") -> int | None:
+    """Run ``--import-cache``, ``--prune`` and ``--export-cache``; an exit code when the build stops here."""
+    from report.cache import read_manifest
+    from report.listing import relative
+    from report.store import parse_age, parse_size
+
+    if args.import_cache:
+        added, refused = graph.store.import_archive(Path(args.import_cache))
+        print(f"imported {added} store entr{'y' if added == 1 else 'ies'} from {args.import_cache}")
+        for why in refused:
+            print(f"refused: {why}", file=sys.stderr)
+    if args.prune:
+        try:
+            rule = {"max_bytes": parse_size(args.prune)} if args.prune[-1:] in "bB" else {}
+            rule = rule or {"older_than": parse_age(args.prune)}
+        except ValueError as err:
+            return _error(f"--prune: {err}", 2)
+        current = [r["key"] for m in graph.root.glob("cache/*.json") if (r := read_manifest(m))]
+        removed = graph.store.prune(**rule, keep=current, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for e in removed:
+            print(
+                f"{verb} {e.key[:12]} {e.task:<40} {e.size / 2**20:8.2f} MiB  last used {time.ctime(e.used)}"
+            )
+        mib = sum(e.size for e in removed) / 2**20
+        entries = f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}"
+        print(f"{verb} {entries}, {mib:.2f} MiB, from {relative(graph.store.directory)}")
+        return 0
+    if args.export_cache:
+        keys = [graph.key(name) for name in graph.tasks if not graph.tasks[name].in_build]
+        count = graph.store.export(keys, Path(args.export_cache))
+        print(
+            f"wrote {args.export_cache}: {count} of {len(keys)} tasks' results (build first for the others)"
+        )
+        return 0
+    return None
+
+
+# -------------------------------------------------------------------------------------------------
 
 
 class UsageError(Exception):
@@ -212,6 +287,7 @@ class Request:
     graph: "ReportGraph"
     targets: list[str] = field(default_factory=list)
     force: set[str] = field(default_factory=set)
+    page_limit: int | None = None  # settings.toml's page_limit for the submission (None: no limit)
 
 
 def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
@@ -255,6 +331,12 @@ def validate(args: argparse.Namespace) -> Request:
             loaded, declared, run=not (args.list or args.dry_run)
         )  # listing runs no user code
         graph = ReportGraph(profile, declared, overrides=overrides, data=data)
+        if directory := args.cache_dir or loaded.cache.get("dir"):  # relative: to the command / the project
+            from report.store import Store
+
+            graph.store = Store(
+                Path(args.cache_dir).resolve() if args.cache_dir else declared.root / directory
+            )
     except OverrideError as err:
         message = _origin(str(err), args.set, _shown(declared.settings_file))
         raise UsageError(message, usage=False) from err
@@ -264,7 +346,7 @@ def validate(args: argparse.Namespace) -> Request:
         raise UsageError(_unknown("figure", unknown, graph.figures()))
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
         raise UsageError(_unknown("task", unknown, list(graph.tasks)))
-    targets = [*args.targets, *(args.figure or ())] or ["report"]
+    targets = [*args.targets, *(args.figure or ())] or [d for d in DOCUMENTS if d in graph.tasks]
     if args.export and "report" not in targets:
         raise UsageError("--export bundles the report: use it without targets other than report, or --figure")
     force = set(args.figure or ())
@@ -273,7 +355,7 @@ def validate(args: argparse.Namespace) -> Request:
             raise UsageError(_unknown("task", bad, list(graph.tasks)))
         force |= set(args.force) if args.force else set(graph.closure(targets))
         force |= {shard for name in args.force for shard in graph.members(name)}
-    return Request(graph, targets, force)
+    return Request(graph, targets, force, loaded.page_limit)
 
 
 def _shown(path: Path) -> Path:
@@ -300,18 +382,21 @@ def _summary(outcomes: "list[Outcome]", seconds: float) -> str:
     ran = [o for o in outcomes if o.ran]
     failed = [o for o in outcomes if o.error]
     skipped = [o for o in outcomes if o.skipped]
-    lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
-    lines += [f"  FAILED  {o.task:<28} {o.error.splitlines()[0]}" for o in failed]
-    lines += [f"  skipped {o.task:<28} (an input failed)" for o in skipped]
-    cached = len(outcomes) - len(ran) - len(failed) - len(skipped)
+    restored = [o for o in outcomes if o.restored]
+    width = max([28, *(len(o.task) + 1 for o in outcomes)])  # long shard names keep the columns aligned
+    lines = [f"  ran     {o.task:<{width}} {o.seconds:8.1f} s" for o in ran]
+    lines += [f"  FAILED  {o.task:<{width}} {o.error.splitlines()[0]}" for o in failed]
+    lines += [f"  skipped {o.task:<{width}} (an input failed)" for o in skipped]
+    cached = len(outcomes) - len(ran) - len(failed) - len(skipped) - len(restored)
     tail = f", {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
-    lines.append(f"{len(ran)} task(s) ran, {cached} cached{tail}, {seconds:.1f} s in total")
+    stored = f", {len(restored)} from the store" if restored else ""
+    lines.append(f"{len(ran)} task(s) ran{stored}, {cached} cached{tail}, {seconds:.1f} s in total")
     return "\n".join(lines)
 
 
 def _build(args: argparse.Namespace, request: Request) -> int:
     """Bring the request's targets up to date and say what was written; the exit code."""
-    from report import executors
+    from report import executors, pages, progress
     from report.export import write_bundle
     from report.latex import require_tools
     from report.listing import relative
@@ -320,15 +405,28 @@ def _build(args: argparse.Namespace, request: Request) -> int:
 
     graph, targets = request.graph, request.targets
     start = time.perf_counter()
-    if "report" in graph.closure(targets):
+    if set(DOCUMENTS) & set(graph.closure(targets)):
         require_tools()  # before minutes of computation, not after
     others = [graph.declared.build_dir(p) for p in graph.declared.profiles]
     with build_lock(graph.root, wait=args.wait, others=others), stop_on_signals():
-        executor = executors.make(args.jobs, args.scheduler)
+        board = progress.Board()  # one display; every process running a task reports to it
+        executors.SEND = board.event
         try:
-            outcomes = graph.run(targets, force=request.force, keep_going=args.keep_going, executor=executor)
+            executor = executors.make(args.jobs, args.scheduler)
+            try:
+                outcomes = graph.run(
+                    targets,
+                    force=request.force,
+                    keep_going=args.keep_going,
+                    executor=executor,
+                    log=board.log,
+                    display=board,
+                )
+            finally:
+                executor.close()
         finally:
-            executor.close()
+            board.close()
+            executors.SEND = None
         print(_summary(outcomes, time.perf_counter() - start))
         if any(o.error or o.skipped for o in outcomes):
             return 1
@@ -336,11 +434,10 @@ def _build(args: argparse.Namespace, request: Request) -> int:
             print(f"wrote {relative(graph.tasks[name].outputs[0])}")
         if args.export:  # under the lock: no other build rewrites tex/ meanwhile
             print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
-    report_pdf = graph.tasks["report"].outputs[0]
-    if "report" not in targets and report_pdf.exists():
-        print(
-            f"note: {relative(report_pdf)} was not updated (build without targets or --figure to update it)"
-        )
+    for document in (d for d in DOCUMENTS if d in graph.tasks):  # a project may have no supplement
+        pdf = graph.tasks[document].outputs[0]
+        if document not in graph.closure(targets) and pdf.exists():
+            print(f"note: {relative(pdf)} was not updated (build without targets or --figure to update it)")
     if "verification" in graph.closure(targets):
         failed = failed_checks(graph)
         for check in failed:
@@ -351,6 +448,10 @@ def _build(args: argparse.Namespace, request: Request) -> int:
             )
         if failed:
             return _error(f"{len(failed)} derivation check(s) failed; the PDF marks them")
+    if "report" in graph.closure(targets) and (
+        too_long := pages.over_limit(graph.tasks["report"].outputs[0], request.page_limit)
+    ):
+        return _error(too_long)
     return 0
 
 
@@ -363,6 +464,8 @@ def run(args: argparse.Namespace, request: Request) -> int:
     graph = request.graph
     for line in describe(graph.overrides):
         print(f"override: {line}")
+    if (code := _store_commands(args, graph)) is not None:
+        return code
     if args.verify:
         return _verify(graph)
     if args.list:

@@ -8,7 +8,9 @@ For one profile, in dependency order:
   compute module defines ``shards`` (keyed by config, code and the shards' keys), else ``run``
 * ``<figure>``         one figure of a stage -> ``figures/<figure>.pdf``  (keyed by plot code and data key)
 * ``verification``     every derivation's ``check()`` -> ``data/verification.json``
-* ``report``           templates + all of the above -> ``report.pdf``
+* ``supplement``       supplement templates + all of the above -> ``supplement.pdf`` (the evidence)
+* ``report``           submission templates + all of the above -> ``report.pdf``; after the supplement,
+  whose labels it links to (its key hashes the supplement's outline, not the supplement's key)
 
 The stages come from the project's declaration (:mod:`report.project`); a task name is used once,
 and no stage, shard or figure may take a name the builder reserves for its own tasks (:data:`RESERVED`).
@@ -31,11 +33,13 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, progress
+from report import cache, crossref, progress
+from report.inputs import InputError, source_files
 from report.overrides import Overrides, apply, check_stages
 from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
-from report.settings import with_data
+from report.remote import run_shard
+from report.settings import SettingsError, with_data
 from report.stages import Stage
 
 progress.install()  # every process that runs a task imports this module: workers show progress too
@@ -63,7 +67,7 @@ class ReportGraph(Graph):
             )
         self.profile = profile
         self.stages = stages = declared.stages
-        self.templates = declared.templates
+        self.templates = templates = declared.templates
         self.overrides = dict(overrides or {})
         self.data = data  # the data hook's source for every stage with a `data` field; None: defaults
         self.configs: dict[str, Any] = {}  # stem -> the stage's Config, overrides applied
@@ -78,27 +82,51 @@ class ReportGraph(Graph):
                 "verification",
                 "verification",
                 modules=checked,
-                config=None,
+                config={"extra_fields": ["passed", "module"]},  # beside Check's, in every record it writes
                 inputs=(),
                 outputs=(verification,),
                 action=partial(_save_checks, checked, verification),
             )
         )
+        stage_tasks = tuple(t.name for t in tasks)
+        presents = tuple(s.present for s in stages)
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")  # the title page's date may come from it
+        supplement_templates = (
+            templates / "supplement.tex.j2",
+            *sorted((templates / crossref.SECTIONS).rglob("*.j2")),
+        )
+        supplement = supplement_templates[0].is_file()  # a project without one makes the report alone
+        if supplement:
+            tasks.append(
+                Task(
+                    "supplement",
+                    "document",
+                    modules=("report.supplement", *presents),
+                    config={"git": git_commit(declared.root), "source_date_epoch": epoch},
+                    inputs=stage_tasks,
+                    outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
+                    action=partial(_build_supplement, self),
+                    # The submission's section templates too: the supplement lists the tables they hold.
+                    files=(*sorted(templates.rglob("*.j2")), *_declaration_files(declared)),
+                    in_build=True,  # it reads the whole graph
+                )
+            )
         tasks.append(
             Task(
                 "report",
                 "document",
-                modules=("report.document", *(s.present for s in stages)),
-                # The title page's date may come from SOURCE_DATE_EPOCH; the settings file fills the title page.
-                config={
-                    "git": git_commit(declared.root),
-                    "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
-                },
-                inputs=tuple(t.name for t in tasks),
+                modules=("report.document", *presents),
+                # The supplement's structure, not its text: the section numbers and links the report cites.
+                config={"source_date_epoch": epoch, "supplement": crossref.outline(stages, templates)},
+                inputs=stage_tasks,
                 outputs=(root / "report.pdf",),
                 action=partial(_build_document, self),
-                files=(*sorted(self.templates.rglob("*.j2")), *_declaration_files(declared)),
+                files=(
+                    *sorted(set(templates.rglob("*.j2")) - set(supplement_templates)),
+                    *_declaration_files(declared),
+                ),
                 in_build=True,  # it reads the whole graph
+                after=("supplement",) if supplement else (),  # it reads supplement.aux for its links
             )
         )
         super().__init__(tasks, root, declared.root)
@@ -113,6 +141,10 @@ class ReportGraph(Graph):
         config = apply(stage.stem, compute.PROFILES[self.profile], self.overrides.get(stage.stem, {}))
         config = with_data(stage.stem, config, self.data, self.declared.data_hook())
         self.configs[stage.stem] = config
+        try:  # what the data source reads, hashed with the code (none for the built-in process)
+            inputs = source_files(getattr(config, "data", None), self.declared.root)
+        except InputError as err:
+            raise SettingsError(f"[data] source {self.data.spec}: {err}") from err
         data_dir = self.data_dir(stage.stem)
         parts: dict[str, Path] = {}
         if hasattr(compute, "shards"):
@@ -128,6 +160,7 @@ class ReportGraph(Graph):
                     inputs=(),
                     outputs=(parts[shard],),
                     action=partial(run_shard, stage.compute, spec),
+                    files=inputs,
                     store=partial(save_part, parts[shard]),
                     group=stage.stem,
                     detail=f"spec: {json.dumps(spec, default=str)}",
@@ -145,6 +178,7 @@ class ReportGraph(Graph):
             inputs=tuple(shard_task(stage.stem, shard) for shard in parts),
             outputs=(data_dir,),
             action=action,
+            files=inputs,
             seed=getattr(config, "seed", None),
         )
         for figure in stage.present_module().FIGURES:
@@ -185,11 +219,6 @@ def shard_task(stem: str, shard: str) -> str:
     return f"{stem}[{shard}]"
 
 
-def run_shard(module: str, spec: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One shard's part (runs in any process, on any machine with the project's code)."""
-    return import_module(module).run_shard(spec)
-
-
 def save_part(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -214,6 +243,12 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
         compute.save(compute.run(config), tmp)
 
 
+def _build_supplement(graph: "ReportGraph") -> None:
+    from report import supplement  # PyLaTeX and the documents' code: only when the supplement is built
+
+    supplement.build(graph)
+
+
 def _build_document(graph: "ReportGraph") -> None:
     from report import document  # with the figure style (matplotlib): only when the document is built
 
@@ -232,7 +267,11 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
 
 
 def _save_checks(modules: tuple[str, ...], path: Path) -> None:
-    checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
+    checks = [
+        dataclasses.asdict(c) | {"passed": c.passed, "module": name}
+        for name in modules
+        for c in import_module(name).check()
+    ]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
 
 
