@@ -21,7 +21,9 @@ SEEDS = {"order_seeds": [7, 8]}  # one mini-batch order per training set
 
 
 def _stop(**changes) -> Stopping:
-    return Stopping(**{"target_loss": 0.0, "check_every": 1, "stall_epochs": 1_000, "window": 1, **changes})
+    return Stopping(
+        **{"target_loss": 1e-300, "check_every": 1, "stall_epochs": 1_000, "window": 1, **changes}
+    )
 
 
 def _problem(
@@ -188,11 +190,15 @@ def test_early_stopping_keeps_the_parameters_of_the_lowest_validation_loss():
         curve = []  # validation MSE on the schedule, from a rerun stopped there
         schedule = [e for e in range(31) if sgd_implicit_reg.on_val_schedule(e, 1, 3)]
         assert schedule[:5] == [0, 1, 2, 3, 6]
-        for epoch in schedule:
-            again = train(
-                model, X, Y, data_index, lr, torch.zeros(2), stopping=_stop(max_epochs=epoch), **args
+        for epoch in schedule:  # epoch 0: the initial parameters (a budget of 0 epochs is not a valid rule)
+            again = (
+                model
+                if epoch == 0
+                else train(
+                    model, X, Y, data_index, lr, torch.zeros(2), stopping=_stop(max_epochs=epoch), **args
+                ).model
             )
-            out = batched_mlp.forward(again.model, val[0])
+            out = batched_mlp.forward(again, val[0])
             curve.append(batched_mlp.mse(out, val[1])[i].item())
         assert traj.early_epoch[i] == schedule[int(np.argmin(curve))]
         early = batched_mlp.mse(batched_mlp.forward(traj.early, val[0]), val[1])[i].item()
