@@ -19,10 +19,10 @@ def test_num_keeps_the_significant_digits():
 
 
 def _siunitx_preamble() -> str:
-    """The report's ``\\usepackage{siunitx}`` and ``\\sisetup`` lines, as the template has them."""
-    template = (TEMPLATES / "report.tex.j2").read_text()
+    """The documents' ``\\usepackage{siunitx}`` and ``\\sisetup`` lines, as their shared preamble has them."""
+    template = (TEMPLATES / "preamble.tex.j2").read_text()
     lines = [line for line in template.splitlines() if re.match(r"\\(usepackage\{siunitx\}|sisetup\{)", line)]
-    assert len(lines) == 2, "report.tex.j2 should load siunitx and configure it once"
+    assert len(lines) == 2, "preamble.tex.j2 should load siunitx and configure it once"
     return "\n".join(lines)
 
 
