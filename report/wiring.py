@@ -34,10 +34,12 @@ import numpy as np
 
 from lab.checks import Check
 from report import cache, crossref, progress
+from report.inputs import InputError, source_files
 from report.overrides import Overrides, apply, check_stages
 from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
-from report.settings import with_data
+from report.remote import run_shard
+from report.settings import SettingsError, with_data
 from report.stages import Stage
 
 progress.install()  # every process that runs a task imports this module: workers show progress too
@@ -139,6 +141,10 @@ class ReportGraph(Graph):
         config = apply(stage.stem, compute.PROFILES[self.profile], self.overrides.get(stage.stem, {}))
         config = with_data(stage.stem, config, self.data, self.declared.data_hook())
         self.configs[stage.stem] = config
+        try:  # what the data source reads, hashed with the code (none for the built-in process)
+            inputs = source_files(getattr(config, "data", None), self.declared.root)
+        except InputError as err:
+            raise SettingsError(f"[data] source {self.data.spec}: {err}") from err
         data_dir = self.data_dir(stage.stem)
         parts: dict[str, Path] = {}
         if hasattr(compute, "shards"):
@@ -154,6 +160,7 @@ class ReportGraph(Graph):
                     inputs=(),
                     outputs=(parts[shard],),
                     action=partial(run_shard, stage.compute, spec),
+                    files=inputs,
                     store=partial(save_part, parts[shard]),
                     group=stage.stem,
                     detail=f"spec: {json.dumps(spec, default=str)}",
@@ -171,6 +178,7 @@ class ReportGraph(Graph):
             inputs=tuple(shard_task(stage.stem, shard) for shard in parts),
             outputs=(data_dir,),
             action=action,
+            files=inputs,
             seed=getattr(config, "seed", None),
         )
         for figure in stage.present_module().FIGURES:
@@ -209,11 +217,6 @@ def shard_task(stem: str, shard: str) -> str:
     'double_descent[n100-m20..23-s0..4]'
     """
     return f"{stem}[{shard}]"
-
-
-def run_shard(module: str, spec: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One shard's part (runs in any process, on any machine with the project's code)."""
-    return import_module(module).run_shard(spec)
 
 
 def save_part(path: Path, arrays: dict[str, np.ndarray]) -> None:
