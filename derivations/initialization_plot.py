@@ -113,9 +113,12 @@ def trend(values: list[float]) -> str:
 
 
 def value_se(x: float, se: float) -> tuple[Tex, Tex]:
-    """A mean and its standard error, the error to 2 significant digits and the mean to the same decimal place."""
-    decimals = max(0, 1 - math.floor(math.log10(se))) if se > 0 else 0
-    return tex(rf"\num{{{x:.{decimals}f}}}"), tex(rf"\num{{{se:.{decimals}f}}}")
+    """A mean and its standard error, the error to 2 significant digits and the mean to the same decimal place
+    (to tens, hundreds, ... when the error is that large: 1189 ± 191 prints as 1190 ± 190)."""
+    decimals = 1 - math.floor(math.log10(se)) if se > 0 else 0
+    if decimals >= 0:
+        return tex(rf"\num{{{x:.{decimals}f}}}"), tex(rf"\num{{{se:.{decimals}f}}}")
+    return tex(rf"\num{{{round(x, decimals):.0f}}}"), tex(rf"\num{{{round(se, decimals):.0f}}}")
 
 
 def context(results: "Results") -> dict[str, Any]:

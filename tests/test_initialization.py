@@ -97,6 +97,7 @@ def test_value_se_rounds_both_to_the_error_digits():
     assert plot.value_se(194.27, 8.39) == (r"\num{194.3}", r"\num{8.4}")
     assert plot.value_se(306.2, 28.7) == (r"\num{306}", r"\num{29}")
     assert plot.value_se(0.7021, 0.0291) == (r"\num{0.702}", r"\num{0.029}")
+    assert plot.value_se(1189.4, 191.2) == (r"\num{1190}", r"\num{190}")
 
 
 def test_relu_units_are_homogeneous():
