@@ -114,11 +114,17 @@ def trend(values: list[float]) -> str:
 
 def value_se(x: float, se: float) -> tuple[Tex, Tex]:
     """A mean and its standard error, the error to 2 significant digits and the mean to the same decimal place
-    (to tens, hundreds, ... when the error is that large: 1189 ± 191 prints as 1190 ± 190)."""
-    decimals = 1 - math.floor(math.log10(se)) if se > 0 else 0
-    if decimals >= 0:
-        return tex(rf"\num{{{x:.{decimals}f}}}"), tex(rf"\num{{{se:.{decimals}f}}}")
-    return tex(rf"\num{{{round(x, decimals):.0f}}}"), tex(rf"\num{{{round(se, decimals):.0f}}}")
+    (to tens, hundreds, ... when the error is that large: 1189 ± 191 prints as 1190 ± 190).  Means beyond
+    [10⁻³, 10⁵) print with the power of ten of the mean on both numbers: 1.73·10⁻⁶ ± 0.12·10⁻⁶."""
+    if se <= 0:
+        return num(x), num(se)
+    exponent = math.floor(math.log10(abs(x))) if x and not 1e-3 <= abs(x) < 1e5 else 0
+    x, se = x / 10**exponent, se / 10**exponent
+    decimals = 1 - math.floor(math.log10(se))
+    suffix = f"e{exponent}" if exponent else ""
+    if decimals < 0:
+        x, se, decimals = round(x, decimals), round(se, decimals), 0
+    return tex(rf"\num{{{x:.{decimals}f}{suffix}}}"), tex(rf"\num{{{se:.{decimals}f}{suffix}}}")
 
 
 def context(results: "Results") -> dict[str, Any]:
@@ -200,7 +206,7 @@ def context(results: "Results") -> dict[str, Any]:
                         ("kinks", "kinks_se"), value_se(r["kinks"], r["kinks_se"]), strict=True
                     )
                 },
-                **{f"{r['bias']}_kinks_exact": num(r["kinks_exact"], 3) for r in (scaled, fixed)},
+                **{f"{r['bias']}_kinks_exact": num(r["kinks_exact"], 4) for r in (scaled, fixed)},
             }
             for scaled, fixed in zip(relu["scaled"], relu["fixed"], strict=True)
         ],

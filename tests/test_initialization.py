@@ -98,6 +98,8 @@ def test_value_se_rounds_both_to_the_error_digits():
     assert plot.value_se(306.2, 28.7) == (r"\num{306}", r"\num{29}")
     assert plot.value_se(0.7021, 0.0291) == (r"\num{0.702}", r"\num{0.029}")
     assert plot.value_se(1189.4, 191.2) == (r"\num{1190}", r"\num{190}")
+    assert plot.value_se(1.734e-6, 1.23e-7) == (r"\num{1.73e-6}", r"\num{0.12e-6}")
+    assert plot.value_se(2.094e6, 1.31e5) == (r"\num{2.09e6}", r"\num{0.13e6}")
 
 
 def test_relu_units_are_homogeneous():
