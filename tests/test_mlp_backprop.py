@@ -2,6 +2,7 @@
 
 import operator
 
+import pytest
 import sympy as sp
 import torch
 
