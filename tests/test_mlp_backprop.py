@@ -125,12 +125,13 @@ def test_run_save_load_and_context(tmp_path):
     ids=["same-order", "different-order"],
 )
 def test_the_abstract_names_the_orders_of_both_passes(backward_O, words):
+    from lab.fmt import tex
     from report.render import render
 
     totals = {
-        "forward_product": "I L",
-        "backward_product": "2 I L",
-        "forward_O": "I L + K L^{2} + L O",
-        "backward_O": backward_O,
+        "forward_product": tex("I L"),
+        "backward_product": tex("2 I L"),
+        "forward_O": tex("I L + K L^{2} + L O"),
+        "backward_O": tex(backward_O),
     }
     assert words in render("answers/mlp_backprop.tex.j2", {"mlp_backprop": {"totals": totals}})
