@@ -1,23 +1,22 @@
 """Figures of the implicit-regularization stage (computer assignment 2).
 
-The stage's present module: ``FIGURES`` (here) and ``context`` (the statistics that choose
-the prose, from :mod:`experiments.sgd_implicit_reg_stats`), both reading the
-:class:`experiments.sgd_implicit_reg.Results` the compute module saved.
+The stage's present module: ``FIGURES`` (here) and ``context`` (the statistics and verdicts that
+the templates turn into words, from :mod:`experiments.sgd_implicit_reg_stats`), both reading the
+:class:`experiments.sgd_implicit_reg.Results` the compute module saved.  matplotlib is imported by
+the functions that draw, so listing the figures imports none of it.  ``sgd_convergence``,
+``sgd_grad_norms`` and ``sgd_test_vs_grad`` go into the submission; ``sgd_convergence_runs``,
+``sgd_final_grads`` and ``sgd_weight_decay`` into its supplement.
 """
 
-from collections.abc import Callable
+from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.legend_handler import HandlerTuple
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from experiments.sgd_implicit_reg import Results
 from experiments.sgd_implicit_reg_stats import (
-    common_runs,
     context,
     converged,
     final,
@@ -27,13 +26,15 @@ from experiments.sgd_implicit_reg_stats import (
 )
 from lab.fmt import decade, power_of_ten
 from lab.stats import geo_mean_factor, mean_se
-from lab.style import figsize, sequential
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["FIGURES", "context"]
 
 G_LABEL = r"$G=\Vert\nabla J\Vert^{2}$"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per μ or level: neighbours differ in grey print too
-DISTINCT = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666", "#e6ab02")
 
 
 def _marker(j: int) -> str:
@@ -51,6 +52,8 @@ def _log_ticks(ax: Axes, axis: str = "y") -> None:
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     decades = np.log10(hi / lo) * (1 if axis == "y" else 2)
     subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 3 else (1.0,)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_locator(LogLocator(subs=subs))
     target.set_major_formatter(FuncFormatter(lambda x, _pos: power_label(x)))
@@ -77,9 +80,50 @@ def _mu_axis(ax: Axes, mus: np.ndarray) -> None:
 # --- figures -----------------------------------------------------------------------------
 
 
+def _held(history: np.ndarray) -> np.ndarray:
+    """(n_runs, n_checks) training MSE with each run's last recorded value carried past its stop."""
+    out = history.copy()
+    for run in out:
+        seen = np.flatnonzero(np.isfinite(run))
+        if len(seen):
+            run[seen[-1] + 1 :] = run[seen[-1]]
+    return out
+
+
 def plot_convergence(results: Results) -> Figure:
+    """Training MSE against epochs (log-log), every μ in one plot: the median over runs (a stopped run
+    counts at its final loss) with a band from the first to the third quartile, one colour per μ from a
+    sequential colormap, up to the last stop of that μ; the target loss dotted."""
+    import matplotlib.pyplot as plt
+
+    from lab.style import figsize, sequential
+
+    fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
+    epochs = results.epochs[1:]
+    ok = converged(results)
+    for j, (mu, colour) in enumerate(
+        zip(results.config.lrs, sequential(len(results.config.lrs)), strict=True)
+    ):
+        history = _held(results.history[j][:, 1:])
+        end = int(np.flatnonzero(np.isfinite(results.history[j][:, 1:]).any(axis=0)).max()) + 1
+        q1, median, q3 = np.quantile(history[:, :end], [0.25, 0.5, 0.75], axis=0)
+        ax.fill_between(epochs[:end], q1, q3, color=colour, alpha=0.25, lw=0)
+        ax.plot(epochs[:end], median, color=colour, lw=1.2,
+                label=f"{_mu_label(mu)} ({ok[j].sum()}/{ok.shape[1]})")  # fmt: skip
+    ax.axhline(results.config.stopping.target_loss, color="k", ls=":", lw=1.0, label="target")
+    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training MSE")
+    fig.legend(loc="outside right center", fontsize=8, title="converged runs", title_fontsize=8)
+    return fig
+
+
+def plot_convergence_runs(results: Results) -> Figure:
     """Training MSE against epochs (log-log), one panel per μ (shared axes): every run as a thin grey
     line, the converged ones dark, with the target loss dotted; the panel title counts the converged."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from lab.style import figsize
+
     lrs = results.config.lrs
     n_cols = (len(lrs) + 1) // 2
     fig, axes = plt.subplots(2, n_cols, figsize=figsize(3.6), sharex=True, sharey=True, layout="constrained",
@@ -105,10 +149,14 @@ def plot_convergence(results: Results) -> Figure:
 
 def plot_grad_norms(results: Results) -> Figure:
     """G (left) and V (right) against the usable μ at each loss level (window means of the
-    common runs): geometric means over runs with one-standard-error bars, one colour and
+    converged runs): geometric means over runs with one-standard-error bars, one colour and
     marker per level."""
-    fig, axes = plt.subplots(1, 2, figsize=figsize(3.0), layout="constrained")
-    ok = common_runs(results)
+    import matplotlib.pyplot as plt
+
+    from lab.style import figsize, sequential
+
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.4), layout="constrained")
+    ok = converged(results)
     rows = np.flatnonzero(usable(ok))
     mus = np.array(results.config.lrs)[rows]
     at = level_values(results)
@@ -129,10 +177,14 @@ def plot_grad_norms(results: Results) -> Figure:
 
 
 def plot_final_grads(results: Results) -> Figure:
-    """Final G and V (window at the target) of the common runs against μ (left), and G/J, V/J (right)."""
+    """Final G and V (window at the target) of the converged runs against μ (left), and G/J, V/J (right)."""
+    import matplotlib.pyplot as plt
+
+    from lab.style import figsize
+
     fig, axes = plt.subplots(1, 2, figsize=figsize(2.9), layout="constrained")
     mus_all = np.array(results.config.lrs)
-    ok = common_runs(results)
+    ok = converged(results)
     rows = np.flatnonzero(usable(ok))
     end = final(results)
     for key, marker, colour in [("G", "o", "C0"), ("V", "s", "C1")]:
@@ -154,20 +206,24 @@ def plot_final_grads(results: Results) -> Figure:
 
 
 def plot_test_vs_grad(results: Results) -> Figure:
-    """Test MSE against final G (left) and V (right) of the common runs, one colour and marker per μ;
-    large symbols: mean test MSE at the geometric-mean gradient measure, bars one standard error."""
-    fig, axes = plt.subplots(1, 2, figsize=figsize(3.2), sharey=True, layout="constrained")
-    ok = common_runs(results)
+    """Test MSE against final G (left) and V (right) of the converged runs, one colour and marker per μ
+    (sequential colormap); large symbols: geometric means per μ, bars one standard error of the logarithm."""
+    import matplotlib.pyplot as plt
+
+    from lab.style import figsize, sequential
+
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.4), sharey=True, layout="constrained")
+    ok = converged(results)
     rows = np.flatnonzero(usable(converged(results)))
-    colours = dict(zip(rows, DISTINCT, strict=False))
+    colours = dict(zip(rows, sequential(len(rows)), strict=True))
     end = final(results)
     for ax, key, label in zip(axes, ("G", "V"), (G_LABEL, "$V$"), strict=True):
         for j in rows:
             x, y = end[key][j][ok[j]], results.test_loss[j][ok[j]]
             ax.scatter(x, y, s=16, color=colours[j], marker=_marker(j), alpha=0.8, lw=0.4, ec="k")
             gm, factor = geo_mean_factor(x)
-            mean, se = mean_se(y)
-            ax.errorbar(gm, mean, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=se, marker=_marker(j), ms=5,
+            gy, fy = geo_mean_factor(y)
+            ax.errorbar(gm, gy, xerr=[[gm - gm / factor], [gm * factor - gm]], yerr=[[gy - gy / fy], [gy * fy - gy]], marker=_marker(j), ms=5,
                         mec="k", mew=0.5, color=colours[j], capsize=2,
                         label=_mu_label(results.config.lrs[j]) if ax is axes[0] else None)  # fmt: skip
         ax.set(xscale="log", xlabel=f"final {label}")
@@ -181,6 +237,12 @@ def plot_weight_decay(results: Results) -> Figure:
     """Test MSE against the λ grid (evenly spaced categories labelled with their values) for each μ,
     one panel per B; open markers: λ = 0 early-stopped; band: the validation-selected μ of (b)
     without weight decay, to the target."""
+    import matplotlib.pyplot as plt
+    from matplotlib.legend_handler import HandlerTuple
+    from matplotlib.lines import Line2D
+
+    from lab.style import figsize, sequential
+
     c = results.config
     fig, axes = plt.subplots(1, len(c.wd_batch_sizes), figsize=figsize(2.9), sharey=True, layout="constrained",
                              squeeze=False)  # fmt: skip
@@ -216,6 +278,7 @@ def plot_weight_decay(results: Results) -> Figure:
 
 FIGURES: dict[str, Callable[[Results], Figure]] = {
     "sgd_convergence": plot_convergence,
+    "sgd_convergence_runs": plot_convergence_runs,
     "sgd_grad_norms": plot_grad_norms,
     "sgd_final_grads": plot_final_grads,
     "sgd_test_vs_grad": plot_test_vs_grad,

@@ -58,8 +58,17 @@ def integer(n: int) -> Tex:
 
 
 def pm(mean: float, se: float) -> Tex:
-    r"""A mean and its standard error, e.g. ``\ensuremath{\num{2.00} \pm \num{0.50}}``."""
-    return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
+    r"""A mean and its standard error (two significant digits), the mean rounded to the same decimal place.
+
+    >>> pm(2.0, 0.5)
+    '\\ensuremath{\\num{2.00} \\pm \\num{0.50}}'
+    >>> pm(0.54223, 0.00851)
+    '\\ensuremath{\\num{0.5422} \\pm \\num{0.0085}}'
+    """
+    if not (math.isfinite(mean) and math.isfinite(se) and se > 0 and mean != 0):
+        return Tex(rf"\ensuremath{{{num(mean)} \pm {num(se, sig=2)}}}")
+    sig = max(decade(abs(mean)) - decade(se) + 2, 1)
+    return Tex(rf"\ensuremath{{{num(mean, sig=sig)} \pm {num(se, sig=2)}}}")
 
 
 def setting(x: float) -> Tex:

@@ -287,8 +287,7 @@ def cited_late(pdf: Path) -> dict[str, str]:
 @needs_tex
 @pytest.mark.xfail(
     strict=True,
-    reason="today's text: 'build.py --verify' twice (Exercises 1 and 2) and 'not recorded by the compute stage"
-    " (n.r.)' in the early-stopping table of computer assignment 2",
+    reason="today's text: 'build.py --verify' twice (Exercises 1 and 2)",
 )
 def test_the_submission_says_nothing_about_how_it_was_built(two_builds):
     assert forbidden_words(pdf_text(two_builds[0])) == {}
@@ -297,11 +296,6 @@ def test_the_submission_says_nothing_about_how_it_was_built(two_builds):
 @pytest.mark.latex
 @pytest.mark.slow
 @needs_tex
-@pytest.mark.xfail(
-    strict=True,
-    reason="today's text: computer assignment 2 repeats 'at ... the test is inconclusive, not contrary;"
-    " interval ... to p' for every inconclusive level",
-)
 def test_no_run_of_eight_words_occurs_three_times_in_the_submission(two_builds):
     assert repeated_runs(pdf_text(two_builds[0])) == {}
 
