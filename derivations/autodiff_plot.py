@@ -7,16 +7,18 @@ it; the stage's results hold the numeric check only.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
-from matplotlib.figure import Figure
 
 from derivations.autodiff import Config, Node, Results, bar, children, derive, layout, z_expression
 from derivations.notation import latex
 from lab.fmt import integer, num, tex
 
-FIGURES: dict[str, Callable[[Results], Figure]] = {}
+if TYPE_CHECKING:  # matplotlib is imported only where a figure is drawn
+    from matplotlib.figure import Figure
+
+FIGURES: dict[str, Callable[[Results], "Figure"]] = {}
 
 SIG = 6  # significant digits of the tables' decimals
 
@@ -56,7 +58,12 @@ def context(results: Results) -> dict[str, Any]:
             for r in derived["adjoints"]
         ],
         "gradients": [
-            {"symbol": tex(g["symbol"]), "exact": tex(g["exact"]), "value": num(g["value"], 10)}
+            {
+                "symbol": tex(g["symbol"]),
+                "exact": tex(g["exact"]),
+                "value": num(g["value"], 10),
+                "brief": num(g["value"], 4),  # the abstract's digits; the exact form stays in the section
+            }
             for g in derived["gradients"]
         ],
         "torch_error": num(results.torch_error, 2),

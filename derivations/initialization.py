@@ -45,8 +45,8 @@ class Config:
     bias_std_fixed: float = 1.0  # s_b of (e)'s "fixed" ReLU parameterization, b_j ~ N(0, s_b²)
     n_functions: int = 4000  # random networks per σ² in (e)
     n_shown: int = 6  # random functions drawn per σ² in the figure
-    grid: int = 401  # points of x in [-x_max, x_max] for the roughness statistic
-    x_max: float = 2.0
+    grid: int = 401  # points of x in [-x_max, x_max] for the figure of random functions
+    x_max: float = 2.0  # (e): the input range [-x_max, x_max] of the figure and of the ReLU kink counts
 
 
 PROFILES = {
@@ -62,8 +62,12 @@ class Results:
     config: dict[str, Any]
     exprs: dict[str, str]  # the derived expressions, as expr_json.dump text (printed by the present module)
     mc: list[dict[str, Any]]  # every Monte Carlo comparison: Comparison fields and "passed"
-    roughness: list[dict[str, float]]  # per σ² of (e), tanh: mean roughness, its SE, E[f^(n)(0)²]
-    relu: list[dict[str, Any]]  # per bias parameterization and σ² of (e), ReLU: roughness and kinks, with SEs
+    tanh: list[
+        dict[str, float]
+    ]  # per σ² of (e), tanh: E[f^(n)(0)²], n = 1, 2: Monte Carlo mean, its SE, derived
+    relu: list[
+        dict[str, Any]
+    ]  # per bias parameterization and σ² of (e), ReLU: kinks in range (mean, SE, derived)
     tolerance_se: float  # Z: Monte Carlo tolerances in standard errors
     arrays: dict[str, np.ndarray]  # depth_mean/depth_se (factors, depth), shown_f (σ², n_shown, grid), grid
 
@@ -74,32 +78,31 @@ def run(config: Config) -> Results:
         BIASES,
         Z,
         comparisons,
+        derivative_moment_value,
         expected_kinks,
         mean_and_se,
-        roughness,
         simulate,
     )
 
     d = derive()
     sim = simulate(config)
     mc = [{**asdict(c), "passed": c.check().passed} for c in comparisons(config, sim, d)]
-    step = 2 * config.x_max / (config.grid - 1)
-    rough = []
-    for s, fs in sim["functions"].items():
-        r_mean, r_se = mean_and_se(roughness(fs["f"], step))
-        rough.append(
-            {
-                "sigma2": s,
-                "roughness": r_mean,
-                "roughness_se": r_se,
-                **{f"moment_f{n}": mean_and_se(fs[f"f{n}"] ** 2)[0] for n in (0, 1, 2)},
-            }
-        )
+    tanh_rows = [
+        {
+            "sigma2": s,
+            **{
+                f"{key}{n}": value
+                for n in (1, 2)
+                for key, value in zip(("moment_f", "moment_se_f"), mean_and_se(fs[f"f{n}"] ** 2), strict=True)
+            },
+            **{f"exact_f{n}": derivative_moment_value(n, s) for n in (1, 2)},
+        }
+        for s, fs in sim["functions"].items()
+    ]
     relu_rows = [
         {
             "bias": bias,
             "sigma2": s,
-            **dict(zip(("roughness", "roughness_se"), mean_and_se(roughness(fs["f"], step)), strict=True)),
             **dict(zip(("kinks", "kinks_se"), mean_and_se(fs["kinks"]), strict=True)),
             "kinks_exact": expected_kinks(d, config, bias, s),
         }
@@ -121,7 +124,7 @@ def run(config: Config) -> Results:
         },
     }
     exprs = {key: expr_json.dump(expr) for key, expr in d.items()}
-    return Results(json_config(config), exprs, mc, rough, relu_rows, Z, arrays)
+    return Results(json_config(config), exprs, mc, tanh_rows, relu_rows, Z, arrays)
 
 
 def json_config(config: Config) -> dict[str, Any]:

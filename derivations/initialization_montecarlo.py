@@ -151,15 +151,6 @@ def relu_functions(
     return {"f": f, "kinks": ((-b_ / w_).abs() < config.x_max).sum(1).to(torch.float64)}
 
 
-def roughness(f: torch.Tensor, step: float) -> torch.Tensor:
-    """Mean squared second difference quotient over the grid, divided by the variance of f over the grid.
-
-    ``f``: (n_functions, grid).  Returns (n_functions,), in units of 1/x⁴; 0 for a straight line.
-    """
-    second = (f[:, 2:] - 2 * f[:, 1:-1] + f[:, :-2]) / step**2
-    return (second**2).mean(1) / f.var(1)
-
-
 BIASES = ("scaled", "fixed")  # (e), ReLU: b_j ~ N(0, σ²) or b_j ~ N(0, s_b²)
 BIAS_ITEM = {"scaled": "(i)", "fixed": "(ii)"}  # as the report names them
 

@@ -10,16 +10,15 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
 from derivations import expr_json
 from derivations.notation import latex
 from lab.fmt import Tex, integer, num, tex
-from lab.style import figsize, sequential
 
-if TYPE_CHECKING:  # the compute module imports torch, which a present module must not
+if TYPE_CHECKING:  # the compute module imports torch, and matplotlib is imported only where a figure is drawn
+    from matplotlib.figure import Figure
+
     from derivations.initialization import Results
 
 
@@ -37,7 +36,11 @@ def theory_depth(results: "Results") -> np.ndarray:
     return np.array([2 * f**layers for f in results.config["depth_factors"]])
 
 
-def plot_variance_depth(results: "Results") -> Figure:
+def plot_variance_depth(results: "Results") -> "Figure":
+    import matplotlib.pyplot as plt
+
+    from lab.style import figsize, sequential
+
     fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
@@ -74,7 +77,11 @@ ROWS = (  # (e): the rows of Fig. init_random_functions: arrays key, y label ((i
 )
 
 
-def plot_random_functions(results: "Results") -> Figure:
+def plot_random_functions(results: "Results") -> "Figure":
+    import matplotlib.pyplot as plt
+
+    from lab.style import figsize
+
     sigmas = results.config["sigma2_e"]
     fig, axes = plt.subplots(
         len(ROWS), len(sigmas), figsize=figsize(5.4), sharex=True, layout="constrained"
@@ -93,7 +100,7 @@ def plot_random_functions(results: "Results") -> Figure:
     return fig
 
 
-FIGURES: dict[str, Callable[["Results"], Figure]] = {
+FIGURES: dict[str, Callable[["Results"], "Figure"]] = {
     "init_variance_depth": plot_variance_depth,
     "init_random_functions": plot_random_functions,
 }
@@ -106,52 +113,26 @@ def trend(values: list[float]) -> str:
 
 
 def value_se(x: float, se: float) -> tuple[Tex, Tex]:
-    """A mean and its standard error, the error to 2 significant digits and the mean to the same decimal place."""
-    decimals = max(0, 1 - math.floor(math.log10(se))) if se > 0 else 0
-    return tex(rf"\num{{{x:.{decimals}f}}}"), tex(rf"\num{{{se:.{decimals}f}}}")
-
-
-def compare(rows: list[dict[str, float]], z: float) -> dict[str, Any]:
-    """The one rule of (e) for mean roughnesses ordered by σ²: two differ when their difference exceeds
-    ``z`` standard errors of the difference, and are the same otherwise.
-
-    ``direction``: "increasing" or "decreasing" when every pair that differs goes that way (and some do),
-    "none" when no pair differs, else "mixed"; ``every_step``: whether every neighbouring pair differs.
-    """
-    scores = {
-        (i, j): (b["roughness"] - a["roughness"]) / (a["roughness_se"] ** 2 + b["roughness_se"] ** 2) ** 0.5
-        for i, a in enumerate(rows)
-        for j, b in enumerate(rows)
-        if i < j
-    }
-    differ = {pair: s for pair, s in scores.items() if abs(s) > z}
-    signs = {s > 0 for s in differ.values()}
-    direction = (
-        "none"
-        if not signs
-        else "mixed"
-        if len(signs) > 1
-        else "increasing"
-        if True in signs
-        else "decreasing"
-    )
-    steps = [scores[i, i + 1] for i in range(len(rows) - 1)]
-    return {
-        "direction": direction,
-        "every_step": all(abs(s) > z for s in steps),
-        "steps": [num(abs(s), 2) for s in steps],
-        "largest": num(max(abs(s) for s in scores.values()), 2),
-        "pairs": [
-            {"low": num(rows[i]["sigma2"], 2), "high": num(rows[j]["sigma2"], 2), "z": num(abs(s), 2)}
-            for (i, j), s in differ.items()
-        ],
-    }
+    """A mean and its standard error, the error to 2 significant digits and the mean to the same decimal place
+    (to tens, hundreds, ... when the error is that large: 1189 ± 191 prints as 1190 ± 190).  Means beyond
+    [10⁻³, 10⁵) print with the power of ten of the mean on both numbers: 1.73·10⁻⁶ ± 0.12·10⁻⁶."""
+    if se <= 0:
+        return num(x), num(se)
+    exponent = math.floor(math.log10(abs(x))) if x and not 1e-3 <= abs(x) < 1e5 else 0
+    x, se = x / 10**exponent, se / 10**exponent
+    decimals = 1 - math.floor(math.log10(se))
+    suffix = f"e{exponent}" if exponent else ""
+    if decimals < 0:
+        x, se, decimals = round(x, decimals), round(se, decimals), 0
+    return tex(rf"\num{{{x:.{decimals}f}{suffix}}}"), tex(rf"\num{{{se:.{decimals}f}{suffix}}}")
 
 
 def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/initialization.tex.j2``."""
     c = results.config
-    mean, theory = results.arrays["depth_mean"], theory_depth(results)
+    ratio_small = expr_json.parse(results.exprs["curvature_ratio"])  # 12 σ⁴: a polynomial in σ² alone
+    (variance,) = ratio_small.free_symbols
+    mean, se, theory = results.arrays["depth_mean"], results.arrays["depth_se"], theory_depth(results)
     mc = [
         {
             "item": m["name"].split(" ", 1)[0],  # "(a)", "(c,d)", ...
@@ -177,7 +158,6 @@ def context(results: "Results") -> dict[str, Any]:
         "width_e": integer(c["width_e"]),
         "n_functions": integer(c["n_functions"]),
         "n_shown": integer(c["n_shown"]),
-        "grid": integer(c["grid"]),
         "x_max": num(c["x_max"], 2),
         "Z": num(results.tolerance_se, 1),
         "error_bar_se": num(ERROR_BAR_SE, 1),
@@ -186,64 +166,54 @@ def context(results: "Results") -> dict[str, Any]:
         "depth_rows": [
             {
                 "factor": factor_text(f),
-                "last_mc": num(mean[i, -1], 3),
-                "last_theory": num(theory[i, -1], 3),
-                "change": "vanishes"
-                if mean[i, -1] < mean[i, 0] / 10
-                else "explodes"
-                if mean[i, -1] > 10 * mean[i, 0]
-                else "stays",
+                **dict(zip(("last_mc", "last_se"), value_se(mean[i, -1], se[i, -1]), strict=True)),
+                "last_theory": num(theory[i, -1], 4),
             }
             for i, f in enumerate(c["depth_factors"])
         ],
-        "rough_rows": [
+        "tanh_rows": [
             {
                 "sigma2": num(r["sigma2"], 2),
-                **dict(
-                    zip(
-                        ("roughness", "roughness_se"),
-                        value_se(r["roughness"], r["roughness_se"]),
-                        strict=True,
+                **{
+                    f"f{n}_{key}": text
+                    for n in (1, 2)
+                    for key, text in zip(
+                        ("mc", "se"), value_se(r[f"moment_f{n}"], r[f"moment_se_f{n}"]), strict=True
                     )
-                ),
-                "f0": num(r["moment_f0"], 3),
-                "f1": num(r["moment_f1"], 3),
-                "f2": num(r["moment_f2"], 3),
-                "ratio": num(r["moment_f2"] / r["moment_f0"], 3),
+                },
+                "f1_exact": num(r["exact_f1"], 4),
+                "f2_exact": num(r["exact_f2"], 4),
+                "ratio": num(r["exact_f2"] / r["exact_f1"], 3),
+                "ratio_small": num(float(ratio_small.subs(variance, r["sigma2"])), 3),
             }
-            for r in results.roughness
+            for r in results.tanh
         ],
-        "tanh_compare": compare(results.roughness, results.tolerance_se),
+        "tanh_ratio_trend": trend([r["exact_f2"] / r["exact_f1"] for r in results.tanh]),
+        "tanh_confirmed": all(
+            abs(r[f"moment_f{n}"] - r[f"exact_f{n}"]) <= results.tolerance_se * r[f"moment_se_f{n}"]
+            for r in results.tanh
+            for n in (1, 2)
+        ),
         "bias_std_fixed": num(c["bias_std_fixed"], 2),
         "n_sigma2_depth": integer(len(c["depth_factors"])),
         "relu_rows": [
             {
                 "sigma2": num(scaled["sigma2"], 2),
                 **{
-                    f"{r['bias']}_{key}": num(r[key], 3)
-                    for r in (scaled, fixed)
-                    for key in ("kinks", "kinks_se", "kinks_exact")
-                },
-                **{
                     f"{r['bias']}_{key}": text
                     for r in (scaled, fixed)
                     for key, text in zip(
-                        ("roughness", "roughness_se"),
-                        value_se(r["roughness"], r["roughness_se"]),
-                        strict=True,
+                        ("kinks", "kinks_se"), value_se(r["kinks"], r["kinks_se"]), strict=True
                     )
                 },
+                **{f"{r['bias']}_kinks_exact": num(r["kinks_exact"], 4) for r in (scaled, fixed)},
             }
             for scaled, fixed in zip(relu["scaled"], relu["fixed"], strict=True)
         ],
-        "relu_scaled_compare": compare(relu["scaled"], results.tolerance_se),
-        "relu_fixed_compare": compare(relu["fixed"], results.tolerance_se),
         "fixed_smallest": {  # (ii) at the smallest σ² simulated, against (i)
             "sigma2": num(relu["fixed"][0]["sigma2"], 2),
-            "kinks": num(relu["fixed"][0]["kinks"], 3),
-            "scaled_kinks": num(relu["scaled"][0]["kinks"], 3),
-            "few": relu["fixed"][0]["kinks"] < 1,
+            "kinks": num(relu["fixed"][0]["kinks_exact"], 2),
+            "scaled_kinks": num(relu["scaled"][0]["kinks_exact"], 2),
         },
-        "h": num(2 * c["x_max"] / (c["grid"] - 1), 2),
-        "relu_fixed_kinks_trend": trend([r["kinks"] for r in relu["fixed"]]),
+        "relu_fixed_kinks_trend": trend([r["kinks_exact"] for r in relu["fixed"]]),
     }

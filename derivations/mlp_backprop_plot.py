@@ -7,17 +7,19 @@ numeric comparisons and no printing reaches their cache key.
 """
 
 from collections.abc import Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import sympy as sp
-from matplotlib.figure import Figure
 
 from derivations.mlp_backprop import Results
 from derivations.mlp_backprop_symbolic import I, L, O, big_o, count_operations, layer_blocks, totals
 from derivations.notation import latex
 from lab.fmt import integer, num, tex
 
-FIGURES: dict[str, Callable[[Results], Figure]] = {}
+if TYPE_CHECKING:  # matplotlib is imported only where a figure is drawn
+    from matplotlib.figure import Figure
+
+FIGURES: dict[str, Callable[[Results], "Figure"]] = {}
 
 
 def context(results: Results) -> dict[str, Any]:

@@ -113,3 +113,4 @@ def test_context_formats_everything():
     )  # LaTeX, unescaped
     assert ctx["nodes"][0]["value"] == r"\num{2}"
     assert ctx["gradients"][0]["value"] == r"\num{-0.05749660609}"
+    assert [g["brief"] for g in ctx["gradients"]] == [r"\num{-0.05750}", r"\num{0.003580}"]  # the abstract's

@@ -53,9 +53,9 @@ def test_latex_of_key_equations(derived):
     assert latex(derived["moment_d1"]) == (
         r"\sigma^{2} \mathbb{E}\left[\left(1 - \tanh^{2}{\left(b \right)}\right)^{2}\right]"
     )
-    # E[f''²]/E[f²] ~ 12 σ⁴, so the curvature relative to f vanishes like σ² (not σ⁴)
+    # E[f''(0)²]/E[f'(0)²] ~ 12 σ⁴: the quadratic Taylor term against the linear one grows like σ²
     assert latex(derived["curvature_ratio"]) == r"12 \sigma^{4}"
-    assert latex(derived["curvature_relative"]) == r"\sigma^{2}"
+    assert latex(derived["relu_slope"]) == r"\frac{\sigma^{2}}{2}"
 
 
 @pytest.mark.slow
@@ -91,35 +91,15 @@ def test_wrong_kink_law_fails_the_checks(derived):
     assert all(c.passed for c in mc if "b scaled" in c.name)
 
 
-def test_relu_scaled_biases_change_only_the_scale(results):
-    from derivations import initialization_plot as plot
-
-    scaled = [r for r in results.relu if r["bias"] == "scaled"]
-    assert plot.compare(scaled, results.tolerance_se)["direction"] == "none"
-
-
-def test_compare_applies_one_rule_to_every_pair():
-    from derivations import initialization_plot as plot
-
-    def rows(*values: float) -> list[dict[str, float]]:
-        return [{"sigma2": 10.0**i, "roughness": v, "roughness_se": 1.0} for i, v in enumerate(values)]
-
-    steep = plot.compare(rows(0.0, 10.0, 20.0), 5.0)  # each step 7.1 standard errors
-    assert steep["direction"] == "increasing" and steep["every_step"]
-    gentle = plot.compare(rows(0.0, 5.0, 10.0), 5.0)  # steps of 3.5, the ends 7.1 apart
-    assert gentle["direction"] == "increasing" and not gentle["every_step"]
-    assert [(p["low"], p["high"]) for p in gentle["pairs"]] == [(r"\num{1.0}", r"\num{100}")]
-    assert plot.compare(rows(10.0, 0.0), 5.0)["direction"] == "decreasing"
-    assert plot.compare(rows(0.0, 10.0, 0.0), 5.0)["direction"] == "mixed"
-    assert plot.compare(rows(0.0, 6.0), 5.0)["direction"] == "none"  # 4.2 standard errors
-
-
 def test_value_se_rounds_both_to_the_error_digits():
     from derivations import initialization_plot as plot
 
     assert plot.value_se(194.27, 8.39) == (r"\num{194.3}", r"\num{8.4}")
     assert plot.value_se(306.2, 28.7) == (r"\num{306}", r"\num{29}")
     assert plot.value_se(0.7021, 0.0291) == (r"\num{0.702}", r"\num{0.029}")
+    assert plot.value_se(1189.4, 191.2) == (r"\num{1190}", r"\num{190}")
+    assert plot.value_se(1.734e-6, 1.23e-7) == (r"\num{1.73e-6}", r"\num{0.12e-6}")
+    assert plot.value_se(2.094e6, 1.31e5) == (r"\num{2.09e6}", r"\num{0.13e6}")
 
 
 def test_relu_units_are_homogeneous():
@@ -128,8 +108,6 @@ def test_relu_units_are_homogeneous():
     _, f1 = montecarlo.on_grid(TINY, (w_, b_, v_), torch.relu)
     _, f9 = montecarlo.on_grid(TINY, (3 * w_, 3 * b_, v_), torch.relu)  # σ² = 9 with the same draws
     assert torch.allclose(f9, 3 * f1, rtol=1e-12, atol=1e-12)
-    step = 2 * TINY.x_max / (TINY.grid - 1)
-    assert torch.allclose(montecarlo.roughness(f9, step), montecarlo.roughness(f1, step), rtol=1e-9)
 
 
 def test_quadrature_matches_closed_form_at_small_sigma():
@@ -161,15 +139,6 @@ def test_tolerance_scales_with_sample_size():
         replace(TINY, n_single=16 * TINY.n_single), torch.Generator().manual_seed(0)
     )
     assert large["var"][1] == pytest.approx(small["var"][1] / 4, rel=0.2)
-
-
-def test_roughness_of_lines_and_wiggles():
-    grid = torch.linspace(-2, 2, 101, dtype=torch.float64)
-    step = 4 / 100
-    line = (3 * grid + 1)[None]
-    assert montecarlo.roughness(line, step).item() == pytest.approx(0, abs=1e-12)
-    slow, fast = torch.sin(grid)[None], torch.sin(4 * grid)[None]
-    assert montecarlo.roughness(fast, step).item() > 100 * montecarlo.roughness(slow, step).item()
 
 
 def test_same_seed_same_results(results):
@@ -216,11 +185,14 @@ def test_figures(results):
     ]
 
 
-def test_context_sentence_follows_roughness(results):
+def test_context_orders_the_taylor_ratio(results):
     from derivations import initialization_plot as plot
 
     ctx = plot.context(results)
-    assert ctx["tanh_compare"]["direction"] == "increasing"
+    assert ctx["tanh_ratio_trend"] == "increasing"
+    assert ctx["tanh_confirmed"]
+    assert ctx["relu_fixed_kinks_trend"] == "increasing"
+    assert [r["sigma2"] for r in ctx["tanh_rows"]] == [r"\num{0.10}", r"\num{1.0}", r"\num{10}", r"\num{100}"]
     assert [r["factor"] for r in ctx["depth_rows"]] == [
         r"\num{0.5}",
         r"\num{1}",
@@ -228,3 +200,34 @@ def test_context_sentence_follows_roughness(results):
     ]  # as in the figure
     assert plot.trend([3.0, 2.0, 1.0]) == "decreasing"
     assert plot.trend([1.0, 3.0, 2.0]) == "mixed"
+
+
+@pytest.mark.parametrize(
+    ("trend", "confirmed", "kinks", "words"),
+    [
+        (
+            "increasing",
+            True,
+            "increasing",
+            ["Smaller $\\sigma^2$ gives smoother", "increases with", "within"],
+        ),
+        ("decreasing", True, "increasing", ["Larger\n$\\sigma^2$ gives smoother", "decreases\nwith"]),
+        ("mixed", False, "mixed", ["does not order", "not monotone", "more than", "does not grow"]),
+    ],
+    ids=["smaller-smoother", "larger-smoother", "no-order"],
+)
+def test_every_verdict_renders_its_words(results, trend, confirmed, kinks, words):
+    from derivations import initialization_plot as plot
+    from report.render import render
+
+    ctx = {
+        **plot.context(results),
+        "tanh_ratio_trend": trend,
+        "tanh_confirmed": confirmed,
+        "relu_fixed_kinks_trend": kinks,
+    }
+    section = render("sections/initialization.tex.j2", {"initialization": ctx, "figure_path": str})
+    answer = section[section.index("(e)") :]
+    assert all(w in answer for w in words)
+    brief = render("answers/initialization.tex.j2", {"initialization": ctx})
+    assert {"increasing": "smaller", "decreasing": "larger", "mixed": "does not order"}[trend] in brief

@@ -2,6 +2,7 @@
 
 import operator
 
+import pytest
 import sympy as sp
 import torch
 
@@ -116,3 +117,21 @@ def test_run_save_load_and_context(tmp_path):
     assert ctx["flops_all_twice"] is True
     assert ctx["pass_ratio_min"] == r"\num{1.40}"  # (I, K, L, O) = (3, 1, 4, 2): 28 / 20
     assert plot.FIGURES == {}
+
+
+@pytest.mark.parametrize(
+    ("backward_O", "words"),
+    [("I L + K L^{2} + L O", "both are"), ("K L^{3}", r"and $\mathcal O(K L^{3})$")],
+    ids=["same-order", "different-order"],
+)
+def test_the_abstract_names_the_orders_of_both_passes(backward_O, words):
+    from lab.fmt import tex
+    from report.render import render
+
+    totals = {
+        "forward_product": tex("I L"),
+        "backward_product": tex("2 I L"),
+        "forward_O": tex("I L + K L^{2} + L O"),
+        "backward_O": tex(backward_O),
+    }
+    assert words in render("answers/mlp_backprop.tex.j2", {"mlp_backprop": {"totals": totals}})

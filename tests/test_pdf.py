@@ -285,10 +285,6 @@ def cited_late(pdf: Path) -> dict[str, str]:
 @pytest.mark.latex
 @pytest.mark.slow
 @needs_tex
-@pytest.mark.xfail(
-    strict=True,
-    reason="today's text: 'build.py --verify' twice (Exercises 1 and 2)",
-)
 def test_the_submission_says_nothing_about_how_it_was_built(two_builds):
     assert forbidden_words(pdf_text(two_builds[0])) == {}
 
