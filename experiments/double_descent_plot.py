@@ -29,7 +29,6 @@ from experiments.double_descent_stats import (
 from experiments.lbfgs_config import Stop
 from lab.fmt import Tex, integer, num, power_of_ten, tex
 from lab.stats import mean_se
-from lab.style import figsize, sequential
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,6 +57,8 @@ def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
 def plot_training_curves(results: Results) -> "Figure":
     import matplotlib.pyplot as plt  # only where a figure is drawn
 
+    from lab.style import figsize, sequential
+
     fig, ax = plt.subplots(figsize=figsize(2.8), layout="constrained")
     P, _ = counts(results)
     colors = sequential(len(results.config.curve_widths))
@@ -76,6 +77,8 @@ def plot_training_curves(results: Results) -> "Figure":
 def plot_curve(results: Results) -> "Figure":
     import matplotlib.pyplot as plt  # only where a figure is drawn
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    from lab.style import figsize, sequential
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(4.3), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
