@@ -273,6 +273,7 @@ def stall_diagnosis(results: Results) -> dict:
             }
         )
     check = threshold_diagnosis.rank_check(diagnoses)
+    smallest = [[g.smallest for g in diagnoses if g.n == sweep.n] for sweep in results.sweeps]
     rows = [
         {
             "n": integer(g.n),
@@ -296,6 +297,7 @@ def stall_diagnosis(results: Results) -> dict:
         "rows": rows,
         "count": integer(len(diagnoses)),
         "rank_ok": check.passed,
+        "worse_conditioned": bool(all(smallest) and np.median(smallest[-1]) < np.median(smallest[0])),
         "rank_off": integer(int(check.error)),
         "rtol": tex(power_of_ten(threshold_diagnosis.RTOL)),
         "lm_steps": integer(threshold_diagnosis.LM_STEPS),
@@ -376,6 +378,21 @@ def context(results: Results) -> dict:
             }
         )
     hurt_widths = [w for w, h in zip(widths, hurts, strict=True) if h]
+    chosen_rows = [widths.index(w) for _, w in [*chosen, ("over", config.over_width)]]
+    per_seed = [
+        {
+            "seed": integer(seed),
+            "cells": [
+                (
+                    num(first.test[row, j]),
+                    num(second.test[row, j]),
+                    num(second.test[row, j] - first.test[row, j], sig=2),
+                )
+                for row in chosen_rows
+            ],
+        }
+        for j, seed in enumerate(config.seeds)
+    ]
     ranks = results.ranks
     rank_rows = []
     for i, width in enumerate(config.rank_widths):
@@ -448,6 +465,7 @@ def context(results: Results) -> dict:
         "hurt_widths": widths_text(hurt_widths) if hurt_widths else "",
         "hurts_over": bool(table and table[-1]["hurts"]),
         "stalls": stall_diagnosis(results),
+        "per_seed": per_seed,
         "rank_rows": rank_rows,
         "rank_samples": integer(config.rank_samples),
         "rank_rows_count": integer(d * config.rank_samples),
