@@ -1,6 +1,6 @@
 """Build the report this repository declares (project.py): derivations, experiments, figures, PDF.
 
-    python build.py                      # everything stale -> build/report.pdf
+    python build.py                      # everything stale -> build/report.pdf, build/supplement.pdf
     python build.py --profile quick      # small configurations -> build/quick/report.pdf
     python build.py --verify             # run every derivation check, print a table
     python build.py --figure dd_curve    # regenerate one figure (its data only if stale)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from report.pipeline import Outcome
     from report.wiring import ReportGraph
 
+DOCUMENTS = ("supplement", "report")  # what a build without targets makes: the evidence, then the submission
+
 
 def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
     """The parser; its help names ``declared``'s profiles and stages (default: this repository's)."""
@@ -78,8 +80,8 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="TASK",
-        help="tasks to bring up to date, with what they need (default: report, the PDF); names as"
-        " --list shows them, e.g. double_descent or dd_curve",
+        help="tasks to bring up to date, with what they need (default: supplement and report, the PDFs);"
+        " names as --list shows them, e.g. double_descent or dd_curve",
     )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
@@ -92,7 +94,7 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="regenerate only this figure (repeatable; names: --list, kind 'figure'); its data is"
-        " recomputed only if stale; report.pdf is left as it was",
+        " recomputed only if stale; report.pdf and supplement.pdf are left as they were",
     )
     what.add_argument(
         "--list",
@@ -138,8 +140,9 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--export",
         action="store_true",
-        help="after the build, write <build dir>/submission.zip: one self-contained report.tex, its figures"
-        " beside it, and the built PDF (for a course system, Overleaf or arXiv)",
+        help="after the build, write <build dir>/submission.zip: report.tex and supplement.tex, each"
+        " self-contained, their figures beside them, supplement.aux for the links, and the built PDFs"
+        " (for a course system, Overleaf or arXiv)",
     )
     parser.add_argument(
         "--keep-going",
@@ -184,6 +187,7 @@ class Request:
     graph: "ReportGraph"
     targets: list[str] = field(default_factory=list)
     force: set[str] = field(default_factory=set)
+    page_limit: int | None = None  # settings.toml's page_limit for the submission (None: no limit)
 
 
 def _unknown(kind: str, names: list[str], valid: list[str]) -> str:
@@ -231,7 +235,7 @@ def validate(args: argparse.Namespace) -> Request:
         raise UsageError(_unknown("figure", unknown, graph.figures()))
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
         raise UsageError(_unknown("task", unknown, list(graph.tasks)))
-    targets = [*args.targets, *(args.figure or ())] or ["report"]
+    targets = [*args.targets, *(args.figure or ())] or list(DOCUMENTS)
     if args.export and "report" not in targets:
         raise UsageError("--export bundles the report: use it without targets other than report, or --figure")
     force = set(args.figure or ())
@@ -240,7 +244,7 @@ def validate(args: argparse.Namespace) -> Request:
             raise UsageError(_unknown("task", bad, list(graph.tasks)))
         force |= set(args.force) if args.force else set(graph.closure(targets))
         force |= {shard for name in args.force for shard in graph.members(name)}
-    return Request(graph, targets, force)
+    return Request(graph, targets, force, loaded.page_limit)
 
 
 def _verify(graph: "ReportGraph") -> int:
@@ -273,7 +277,7 @@ def _summary(outcomes: "list[Outcome]", seconds: float) -> str:
 
 def _build(args: argparse.Namespace, request: Request) -> int:
     """Bring the request's targets up to date and say what was written; the exit code."""
-    from report import executors
+    from report import executors, pages
     from report.export import write_bundle
     from report.latex import require_tools
     from report.listing import relative
@@ -282,7 +286,7 @@ def _build(args: argparse.Namespace, request: Request) -> int:
 
     graph, targets = request.graph, request.targets
     start = time.perf_counter()
-    if "report" in graph.closure(targets):
+    if set(DOCUMENTS) & set(graph.closure(targets)):
         require_tools()  # before minutes of computation, not after
     with build_lock(graph.root, wait=args.wait), stop_on_signals():
         executor = executors.make(args.jobs, args.scheduler)
@@ -297,11 +301,10 @@ def _build(args: argparse.Namespace, request: Request) -> int:
         print(f"wrote {relative(graph.tasks[name].outputs[0])}")
     if args.export:
         print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
-    report_pdf = graph.tasks["report"].outputs[0]
-    if "report" not in targets and report_pdf.exists():
-        print(
-            f"note: {relative(report_pdf)} was not updated (build without targets or --figure to update it)"
-        )
+    for document in DOCUMENTS:
+        pdf = graph.tasks[document].outputs[0]
+        if document not in graph.closure(targets) and pdf.exists():
+            print(f"note: {relative(pdf)} was not updated (build without targets or --figure to update it)")
     if "verification" in graph.closure(targets):
         failed = failed_checks(graph)
         for check in failed:
@@ -312,6 +315,10 @@ def _build(args: argparse.Namespace, request: Request) -> int:
             )
         if failed:
             return _error(f"{len(failed)} derivation check(s) failed; the PDF marks them")
+    if "report" in graph.closure(targets) and (
+        too_long := pages.over_limit(graph.tasks["report"].outputs[0], request.page_limit)
+    ):
+        return _error(too_long)
     return 0
 
 

@@ -1,23 +1,24 @@
-"""The document task: stage contexts + templates -> LaTeX -> ``report.pdf``.
+r"""The document task: stage contexts + templates -> LaTeX -> ``report.pdf``.
 
 Each ``templates/sections/<stem>.tex.j2`` is rendered to ``tex/sections/<stem>.tex`` and
 ``templates/report.tex.j2`` to ``tex/report.tex``, which inputs them; separate files make a
 LaTeX error point at the section it came from.  The PDF replaces ``report.pdf`` only after
-a successful compile, so a failed build keeps the last good one.
+a successful compile, so a failed build keeps the last good one.  The supplement
+(:mod:`report.supplement`) is typeset the same way from the same :func:`context`; its
+``supplement.aux`` is copied beside ``report.tex`` so that ``\supref`` links resolve.
 """
 
 import json
 import os
-import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.fmt import Tex, integer, num
+from lab.fmt import Tex, integer
 from lab.style import GEOMETRY
 from report import cache, settings
+from report.crossref import TEXDIR as SUPPLEMENT_TEXDIR
 from report.latex import check_pdf, log_warnings, run_latexmk
-from report.overrides import describe
 from report.render import latex_escape, render
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from report.wiring import ReportGraph as Graph
 
 
-def _breakable(name: str) -> str:
+def breakable(name: str) -> str:
     r"""A dotted name in \texttt that may break after its dots."""
     return r".\allowbreak{}".join(latex_escape(part) for part in name.split("."))
 
@@ -68,7 +69,7 @@ def figure_source(graph: "Graph", name: str) -> dict[str, Any]:
         "name": name,
         "label": Tex(f"fig:{name}"),
         "path": _included_path(graph, name),
-        "function": Tex(_breakable(f"{plot.__module__}.{plot.__qualname__}")),
+        "function": Tex(breakable(f"{plot.__module__}.{plot.__qualname__}")),
         "key": graph.key(stem)[:12],
         "seed": "" if seed is None else integer(seed),
     }
@@ -87,19 +88,25 @@ def title_page(declared: "Project", environ: Mapping[str, str] = os.environ) -> 
     }
 
 
-def notation(symbols: Iterable[Any], stems: list[str]) -> list[dict[str, Tex]]:
-    """The symbol table, each row pointing at the sections of this document that use the symbol."""
+def notation(
+    symbols: Iterable[Any], stems: list[str], prefix: str = "sec:", linked: list[str] | None = None
+) -> list[dict[str, Tex]]:
+    """The symbol table of the ``symbols`` that ``stems`` use, each row pointing at the sections of this
+    document (labelled ``<prefix><stem>``, those of ``linked``, default all) that use the symbol; the same
+    rows in the submission and the supplement, whose sections differ."""
+    linked = stems if linked is None else linked
     rows = []
     for n in symbols:
-        used = [f"sec:{stem}" for stem in n.sections if stem in stems]
-        if used:
-            rows.append(
-                {
-                    "symbol": Tex(n.symbol),
-                    "meaning": Tex(n.meaning),
-                    "sections": Tex(rf"\labelcref{{{','.join(used)}}}"),
-                }
-            )
+        if not any(stem in stems for stem in n.sections):
+            continue
+        used = [f"{prefix}{stem}" for stem in n.sections if stem in linked]
+        rows.append(
+            {
+                "symbol": Tex(n.symbol),
+                "meaning": Tex(n.meaning),
+                "sections": Tex(rf"\labelcref{{{','.join(used)}}}" if used else ""),
+            }
+        )
     return rows
 
 
@@ -116,44 +123,22 @@ def commit_text(described: str) -> Tex:
     return Tex(text + " with uncommitted changes present" if dirty else text)
 
 
-def appendix(graph: "Graph") -> dict[str, Any]:
-    """Reproducibility facts: every task with key and seed; figures with their sources; versions; checks.
+class SectionRefs(dict):
+    """Stem -> how this document cites the submission's section of that stage, for any stem (the notation's
+    prose names sections that a test's toy project does not have; LaTeX then warns of the reference)."""
 
-    A sweep's shards are left out (their stage's key hashes their keys), and so are runtimes (the build
-    prints them): the PDF must be the same bytes for the same sources.
-    """
-    rows = [
-        {
-            "name": name,
-            "kind": t.kind,
-            "key": graph.key(name)[:12],
-            "seed": "" if t.seed is None else integer(t.seed),
-        }
-        for name, t in graph.tasks.items()
-        if t.kind not in ("document", "shard")
-    ]
+    def __init__(self, cite: Callable[[str], Tex]) -> None:
+        super().__init__()
+        self.cite = cite
+
+    def __missing__(self, stem: str) -> Tex:
+        return self.cite(stem)
+
+
+def checks_summary(graph: "Graph") -> dict[str, Tex]:
+    """How many derivation checks the verification task ran and how many passed (the abstract says so)."""
     checks = json.loads((graph.root / "data" / "verification.json").read_text())
-    return {
-        "profile": graph.profile,
-        "overrides": describe(graph.overrides),  # stage.field = value, from --set or settings.toml
-        "git": commit_text(graph.tasks["report"].config["git"]),
-        "python": platform.python_version(),
-        "versions": cache.versions(),
-        "tasks": rows,
-        "figures": [figure_source(graph, name) for name in graph.figures()],
-        "checks": [
-            {  # a check's LaTeX where it has one
-                "name": Tex(c["name_tex"]) if c.get("name_tex") else c["name"],
-                "method": Tex(c["method_tex"]) if c.get("method_tex") else c["method"],
-                "error": num(c["error"], sig=2),
-                "tolerance": num(c["tolerance"], sig=2),
-                "passed": c["passed"],
-            }
-            for c in checks
-        ],
-        "n_checks": integer(len(checks)),
-        "n_passed": integer(sum(c["passed"] for c in checks)),
-    }
+    return {"n_checks": integer(len(checks)), "n_passed": integer(sum(c["passed"] for c in checks))}
 
 
 def context(graph: "Graph") -> dict[str, Any]:
@@ -162,28 +147,44 @@ def context(graph: "Graph") -> dict[str, Any]:
         for s in graph.stages
     }
     ctx["stems"] = [s.stem for s in graph.stages]
-    ctx["build"] = appendix(graph)
+    ctx["build"] = checks_summary(graph)
     ctx["settings"] = title_page(graph.declared)
     ctx["notation"] = notation(graph.declared.symbols(), ctx["stems"])
+    ctx["section_refs"] = SectionRefs(lambda stem: Tex(rf"\cref{{sec:{stem}}}"))
+    ctx["verification_ref"] = Tex(r"\supref{sup:verification}")
+    ctx["title_suffix"] = ""
     return ctx | helpers(graph)
 
 
-def build(graph: "Graph") -> None:
-    """Render every template, compile in a fresh private directory, check the PDF, move it into place.
+def typeset(
+    graph: "Graph", name: str, texdir_path: Path, files: dict[str, str], copied: tuple[Path, ...] = ()
+) -> None:
+    """Write ``files`` (relative path -> LaTeX) and ``copied`` into a fresh private directory, compile
+    ``<name>.tex`` there, check the PDF, and move it to ``<build dir>/<name>.pdf``.
 
-    The private directory (no stale latexmk state, no other build's files) replaces ``tex/``
-    only after a good compile.
+    The private directory (no stale latexmk state, no other build's files) replaces
+    ``texdir_path`` only after a good compile.
     """
-    ctx = context(graph)
-    with cache.atomic_directory(graph.texdir()) as texdir:
-        for stem in ctx["stems"]:
-            source = render(f"sections/{stem}.tex.j2", ctx, graph.templates)
-            cache.write_atomic(texdir / "sections" / f"{stem}.tex", source.encode())
-        main = texdir / "report.tex"
-        cache.write_atomic(main, render("report.tex.j2", ctx, graph.templates).encode())
-        pdf = run_latexmk(main, texdir, graph.templates)
+    with cache.atomic_directory(texdir_path) as texdir:
+        for relative, text in files.items():
+            cache.write_atomic(texdir / relative, text.encode())
+        for path in copied:
+            cache.write_atomic(texdir / path.name, path.read_bytes())
+        pdf = run_latexmk(texdir / f"{name}.tex", texdir, graph.templates)
         check_pdf(pdf)
         warnings = log_warnings(pdf.with_suffix(".log").read_text(errors="replace"))
         for warning in warnings:
             print(f"[latex warning] {warning}")
-        cache.write_atomic(graph.root / "report.pdf", pdf.read_bytes())
+        cache.write_atomic(graph.root / f"{name}.pdf", pdf.read_bytes())
+
+
+def build(graph: "Graph") -> None:
+    """Render the submission's templates and typeset them beside the supplement's labels."""
+    ctx = context(graph)
+    files = {
+        f"sections/{stem}.tex": render(f"sections/{stem}.tex.j2", ctx, graph.templates)
+        for stem in ctx["stems"]
+    }
+    files["report.tex"] = render("report.tex.j2", ctx, graph.templates)
+    labels = graph.root / SUPPLEMENT_TEXDIR / "supplement.aux"
+    typeset(graph, "report", graph.texdir(), files, (labels,) if labels.is_file() else ())

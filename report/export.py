@@ -1,11 +1,16 @@
-"""The submission bundle: one self-contained LaTeX file, its figures beside it, and the PDF.
+"""The submission bundle: each document as one self-contained LaTeX file, the figures beside them, the PDFs.
 
-``build/tex/report.tex`` inputs ``sections/*.tex`` and reads figures from the build's figure
-directory (``../figures/``); a course system, Overleaf or arXiv wants one directory that compiles
-on its own.  The bundle inlines every ``\\input{sections/...}``, rewrites the figures' paths
-``../figures/NAME.pdf`` to ``NAME.pdf`` and drops any ``\\graphicspath`` (the figures lie beside
-the source), starts with ``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds
-the built PDF as ``report-as-built.pdf`` (compiling ``report.tex`` makes ``report.pdf``).
+``build/tex/report.tex`` inputs ``sections/*.tex`` and ``build/tex-supplement/supplement.tex`` inputs
+``supplement/*.tex``; both read figures from the build's figure directory (``../figures/``).  A course
+system, Overleaf or arXiv wants one directory that compiles on its own.  The bundle inlines every
+``\\input{sections/...}`` and ``\\input{supplement/...}``, rewrites the figures' paths
+``../figures/NAME.pdf`` to ``NAME.pdf`` and drops any ``\\graphicspath`` (the figures lie beside the
+sources; the figure links' destination names change alike in both files), starts each file with
+``\\pdfoutput=1`` (arXiv's pdfLaTeX switch), and adds the built PDFs as ``<name>-as-built.pdf``.
+
+The submission's links into the supplement need ``supplement.aux``: the bundle carries the build's
+copy, so ``report.tex`` compiles alone with its links resolved; compiling ``supplement.tex`` in the
+same directory rewrites it.  The links open ``supplement.pdf`` beside ``report.pdf``.
 """
 
 import io
@@ -16,16 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from report.cache import write_atomic
+from report.crossref import TEXDIR as SUPPLEMENT_TEXDIR
 
 if TYPE_CHECKING:
     from report.wiring import ReportGraph
 
-INPUT = re.compile(r"\\input\{(sections/[^}]+)\}")
+INPUT = re.compile(r"\\input\{((?:sections|supplement)/[^}]+)\}")
 GRAPHICSPATH = re.compile(r"\\graphicspath\{(?:\{[^{}]*\})*\}")
+DOCUMENTS = ("report", "supplement")
 
 
-def flattened_source(texdir: Path, figures: Path) -> str:
-    r"""``texdir/report.tex`` with its section files inlined and the paths of ``figures`` made local.
+def flattened_source(texdir: Path, figures: Path, name: str = "report") -> str:
+    r"""``texdir/<name>.tex`` with its section files inlined and the paths of ``figures`` made local.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as build:
@@ -42,10 +49,10 @@ def flattened_source(texdir: Path, figures: Path) -> str:
     prefix = Path(os.path.relpath(figures, texdir)).as_posix() + "/"
 
     def inline(match: re.Match[str]) -> str:
-        name = match.group(1).replace(r"\_", "_")
-        return (texdir / f"{name}.tex").read_text()
+        section = match.group(1).replace(r"\_", "_")
+        return (texdir / f"{section}.tex").read_text()
 
-    source = INPUT.sub(inline, (texdir / "report.tex").read_text())  # a function: no escape processing
+    source = INPUT.sub(inline, (texdir / f"{name}.tex").read_text())  # a function: no escape processing
     source = GRAPHICSPATH.sub("", source).replace(prefix, "")
     return "\\pdfoutput=1\n" + source
 
@@ -57,20 +64,23 @@ def figure_files(source: str, figures: Path) -> list[Path]:
 
 
 def write_bundle(graph: "ReportGraph", bundle: Path) -> Path:
-    """Write ``bundle`` (a .zip) from ``graph``'s built document; return its path."""
-    root = graph.root
-    source = flattened_source(graph.texdir(), graph.figure_dir())
-    files = figure_files(source, graph.figure_dir())
+    """Write ``bundle`` (a .zip) from ``graph``'s built documents; return its path."""
+    root, figures = graph.root, graph.figure_dir()
+    texdirs = {"report": graph.texdir(), "supplement": root / SUPPLEMENT_TEXDIR}  # each document's LaTeX
+    sources = {name: flattened_source(texdirs[name], figures, name) for name in DOCUMENTS}
+    files = sorted({f for source in sources.values() for f in figure_files(source, figures)})
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")
+    entries = [
+        *((f"{name}.tex", source.encode()) for name, source in sources.items()),
+        ("supplement.aux", (root / SUPPLEMENT_TEXDIR / "supplement.aux").read_bytes()),
+        *((f.name, f.read_bytes()) for f in files),
+        *((f"{name}-as-built.pdf", (root / f"{name}.pdf").read_bytes()) for name in DOCUMENTS),
+    ]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in (
-            ("report.tex", source.encode()),
-            *((f.name, f.read_bytes()) for f in files),
-            ("report-as-built.pdf", (root / "report.pdf").read_bytes()),
-        ):
+        for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # the same sources, the same bytes
             info.external_attr = 0o644 << 16
             archive.writestr(info, data, zipfile.ZIP_DEFLATED)

@@ -42,6 +42,15 @@ class Task:
     group: str | None = None  # the task this one is listed under (a shard: its stage's gather task)
     in_build: bool = False  # runs in the build process itself (e.g. it needs the graph)
     detail: str = ""  # named when the task fails (a shard's spec)
+    # Tasks that must finish first but whose keys this one does not hash: the report reads the
+    # supplement's labels, and editing only supplement text must not re-typeset it (the report's
+    # configuration hashes the supplement's structure instead).
+    after: tuple[str, ...] = ()
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Every task that must be done before this one runs."""
+        return (*self.inputs, *self.after)
 
 
 @dataclass
@@ -61,7 +70,7 @@ class Graph:
         for task in tasks:
             if task.name in self.tasks:
                 raise ValueError(f"task {task.name} is defined twice")
-            if unknown := [i for i in task.inputs if i not in self.tasks]:
+            if unknown := [i for i in task.needs if i not in self.tasks]:
                 raise ValueError(f"task {task.name} comes before its inputs {', '.join(unknown)}")
             self.tasks[task.name] = task
         self.root = root
@@ -109,7 +118,7 @@ class Graph:
             name = todo.pop()
             if name not in needed:
                 needed.add(name)
-                todo.extend(self.tasks[name].inputs)
+                todo.extend(self.tasks[name].needs)
         return [name for name in self.tasks if name in needed]
 
     def run(
@@ -183,7 +192,7 @@ class Graph:
         busy = set(waiting) | set(running.values())
         ready = []
         for name in list(waiting):
-            inputs = self.tasks[name].inputs
+            inputs = self.tasks[name].needs
             if broken.intersection(inputs):
                 broken.add(name)
                 waiting.remove(name)

@@ -57,6 +57,8 @@ class Settings:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     # [data] table: source = "builtin" | "module:function" | "path/file.py:function" | "path/file.npz"
     data: dict[str, str] = field(default_factory=dict)
+    # The course's limit on the submission's pages (report.pdf); None: no limit
+    page_limit: int | None = None
 
 
 def parse(text: str, source: str = "settings.toml") -> Settings:
@@ -82,6 +84,10 @@ def parse(text: str, source: str = "settings.toml") -> Settings:
                 raise SettingsError(f'{source}: [data] holds one key, source = "..." (got {value!r})')
             if not isinstance(value.get("source", ""), str):
                 raise SettingsError(f"{source}: [data] source must be a string, not {value['source']!r}")
+            continue
+        if key == "page_limit":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SettingsError(f"{source}: 'page_limit' must be a whole number of pages, not {value!r}")
             continue
         allowed = (str, datetime.date) if key == "date" else (str,)
         if not isinstance(value, allowed) or isinstance(value, datetime.datetime):

@@ -8,7 +8,9 @@ For one profile, in dependency order:
   compute module defines ``shards`` (keyed by config, code and the shards' keys), else ``run``
 * ``<figure>``         one figure of a stage -> ``figures/<figure>.pdf``  (keyed by plot code and data key)
 * ``verification``     every derivation's ``check()`` -> ``data/verification.json``
-* ``report``           templates + all of the above -> ``report.pdf``
+* ``supplement``       supplement templates + all of the above -> ``supplement.pdf`` (the evidence)
+* ``report``           submission templates + all of the above -> ``report.pdf``; after the supplement,
+  whose labels it links to (its key hashes the supplement's outline, not the supplement's key)
 
 The stages come from the project's declaration (:mod:`report.project`); a task name is used once,
 and no stage, shard or figure may take a name the builder reserves for its own tasks (:data:`RESERVED`).
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from lab.checks import Check
-from report import cache, progress
+from report import cache, crossref, progress
 from report.overrides import Overrides, apply, check_stages
 from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
@@ -63,7 +65,7 @@ class ReportGraph(Graph):
             )
         self.profile = profile
         self.stages = stages = declared.stages
-        self.templates = declared.templates
+        self.templates = templates = declared.templates
         self.overrides = dict(overrides or {})
         self.data = data  # the data hook's source for every stage with a `data` field; None: defaults
         self.configs: dict[str, Any] = {}  # stem -> the stage's Config, overrides applied
@@ -78,27 +80,49 @@ class ReportGraph(Graph):
                 "verification",
                 "verification",
                 modules=checked,
-                config=None,
+                config={"extra_fields": ["passed", "module"]},  # beside Check's, in every record it writes
                 inputs=(),
                 outputs=(verification,),
                 action=partial(_save_checks, checked, verification),
+            )
+        )
+        stage_tasks = tuple(t.name for t in tasks)
+        presents = tuple(s.present for s in stages)
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")  # the title page's date may come from it
+        supplement_templates = (
+            templates / "supplement.tex.j2",
+            *sorted((templates / crossref.SECTIONS).rglob("*.j2")),
+        )
+        tasks.append(
+            Task(
+                "supplement",
+                "document",
+                modules=("report.supplement", *presents),
+                config={"git": git_commit(declared.root), "source_date_epoch": epoch},
+                inputs=stage_tasks,
+                outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
+                action=partial(_build_supplement, self),
+                # The submission's section templates too: the supplement lists the tables they hold.
+                files=(*sorted(templates.rglob("*.j2")), *_declaration_files(declared)),
+                in_build=True,  # it reads the whole graph
             )
         )
         tasks.append(
             Task(
                 "report",
                 "document",
-                modules=("report.document", *(s.present for s in stages)),
-                # The title page's date may come from SOURCE_DATE_EPOCH; the settings file fills the title page.
-                config={
-                    "git": git_commit(declared.root),
-                    "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
-                },
-                inputs=tuple(t.name for t in tasks),
+                modules=("report.document", *presents),
+                # The supplement's structure, not its text: the section numbers and links the report cites.
+                config={"source_date_epoch": epoch, "supplement": crossref.outline(stages, templates)},
+                inputs=stage_tasks,
                 outputs=(root / "report.pdf",),
                 action=partial(_build_document, self),
-                files=(*sorted(self.templates.rglob("*.j2")), *_declaration_files(declared)),
+                files=(
+                    *sorted(set(templates.rglob("*.j2")) - set(supplement_templates)),
+                    *_declaration_files(declared),
+                ),
                 in_build=True,  # it reads the whole graph
+                after=("supplement",),  # it reads supplement.aux for its links
             )
         )
         super().__init__(tasks, root, declared.root)
@@ -214,6 +238,12 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
         compute.save(compute.run(config), tmp)
 
 
+def _build_supplement(graph: "ReportGraph") -> None:
+    from report import supplement  # PyLaTeX and the documents' code: only when the supplement is built
+
+    supplement.build(graph)
+
+
 def _build_document(graph: "ReportGraph") -> None:
     from report import document  # with the figure style (matplotlib): only when the document is built
 
@@ -232,7 +262,11 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
 
 
 def _save_checks(modules: tuple[str, ...], path: Path) -> None:
-    checks = [dataclasses.asdict(c) | {"passed": c.passed} for c in run_checks(modules)]
+    checks = [
+        dataclasses.asdict(c) | {"passed": c.passed, "module": name}
+        for name in modules
+        for c in import_module(name).check()
+    ]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
 
 

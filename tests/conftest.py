@@ -86,14 +86,15 @@ TOY_FILES = {
 def toy_project(tmp_path: Path):
     """A project root holding its declaration, ``toypkg`` and templates, importable for the test's duration.
 
-    The real ``templates/report.tex.j2`` is copied in, so documents built from the toy
-    project exercise the real preamble and appendix.
+    The real ``templates/report.tex.j2`` and ``supplement.tex.j2`` (with the preamble and notation they
+    include) are copied in, so documents built from the toy project exercise the real ones.
     """
     for rel, text in TOY_FILES.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip())
-    shutil.copy(Path(__file__).parent.parent / "templates" / "report.tex.j2", tmp_path / "templates")
+    for name in ("report.tex.j2", "supplement.tex.j2", "preamble.tex.j2", "notation.tex.j2"):
+        shutil.copy(Path(__file__).parent.parent / "templates" / name, tmp_path / "templates")
     sys.path.insert(0, str(tmp_path))
     yield tmp_path
     sys.path.remove(str(tmp_path))

@@ -61,7 +61,13 @@ def test_list_shows_states(cli, capsys, monkeypatch):
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split() == ["task", "kind", "state", "outputs"]
     lines = {line.split()[0]: line.split()[2] for line in rows}
-    assert lines == {"toy": "cached", "toy_fig": "cached", "verification": "stale", "report": "stale"}
+    assert lines == {
+        "toy": "cached",
+        "toy_fig": "cached",
+        "verification": "stale",
+        "supplement": "stale",
+        "report": "stale",
+    }
     output = {line.split()[0]: line.split()[3] for line in rows}["toy_fig"]
     assert output == str(Path("build", "figures", "toy_fig.pdf"))
 
@@ -204,7 +210,7 @@ def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, cap
     outcomes = ReportGraph("quick", toy_declared).run(
         ["report"], keep_going=True, log=lambda _: None
     )  # no TeX needed
-    assert {o.task for o in outcomes if o.skipped} == {"report"}
+    assert {o.task for o in outcomes if o.skipped} == {"supplement", "report"}
 
 
 @pytest.mark.xfail(
