@@ -300,6 +300,7 @@ def stall_diagnosis(results: Results) -> dict:
         "worse_conditioned": bool(all(smallest) and np.median(smallest[-1]) < np.median(smallest[0])),
         "rank_off": integer(int(check.error)),
         "rtol": tex(power_of_ten(threshold_diagnosis.RTOL)),
+        "gram_margin": tex(power_of_ten(threshold_diagnosis.GRAM_MARGIN)),
         "lm_steps": integer(threshold_diagnosis.LM_STEPS),
         "lowered_pct": num(100 * LOWERED, sig=1),
     }

@@ -5,7 +5,7 @@ order, as :class:`experiments.double_descent.Results` keeps them) is examined on
 pairs, in float64 and numpy alone:
 
 * the Jacobian J (d N x P) of its d N training residuals f_θ(x_i)_j - y_ij with respect to all
-  parameters, and its rank: the singular values above ``RTOL`` times the largest (the gap between
+  parameters, and its rank: the singular values (:func:`singular_values`) above ``RTOL`` times the largest (the gap between
   the last retained and the first discarded one, in decades, says how clear the cut is);
 * the hidden units that are *dead* (zero on every training input) and *always active* (positive on
   every one);
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from experiments.double_descent import Results
 
 RTOL = 1e-10  # singular values below this fraction of the largest count as zero (float64 noise ~1e-15)
+GRAM_MARGIN = 1e-12  # J Jᵀ with eigenvalues above this fraction of the largest has full row rank, clearly
 LM_STEPS = 3  # Levenberg-Marquardt steps from the stall point
 LM_TRIES = 10  # damping increases (x10) per step before the step is given up
 LM_START = 1e-6  # initial damping, relative to the largest squared singular value of J
@@ -180,11 +181,22 @@ class Diagnosis:
         return 1 - self.lm_loss / self.loss
 
 
+def singular_values(J: np.ndarray) -> np.ndarray:
+    """The singular values of J (descending): from the eigenvalues of J Jᵀ when they show full row rank with a
+    wide margin (smallest over largest above ``GRAM_MARGIN``, where their float64 error, ~1e-16 of the largest,
+    is negligible), else from a float64 SVD of J itself (several times slower for the widest J here)."""
+    if J.shape[0] <= J.shape[1]:
+        eigenvalues = np.linalg.eigvalsh(J @ J.T)[::-1]
+        if eigenvalues[-1] > GRAM_MARGIN * eigenvalues[0]:
+            return np.sqrt(eigenvalues)
+    return scipy.linalg.svdvals(J)
+
+
 def diagnose(theta: np.ndarray, width: int, seed: int, X: np.ndarray, Y: np.ndarray) -> Diagnosis:
     """Rank, units and a second-order step of the network ``theta`` of width ``width`` on (X, Y)."""
     n, d = X.shape
     net = Network.unflatten(theta, width, d)
-    s = scipy.linalg.svdvals(jacobian(net, X))
+    s = singular_values(jacobian(net, X))
     rank, gap = spectrum_rank(s)
     dead, active = units(net, X)
     return Diagnosis(
@@ -258,11 +270,11 @@ def rank_check(diagnoses: list[Diagnosis]) -> Check:
     wrong = sum(d.rank != d.predicted for d in diagnoses)
     return Check(
         "stalled networks: rank J = min(dN, P_eff(live units))",
-        f"float64 SVD of the residual Jacobian at the stall point of {len(diagnoses)} networks, "
+        f"singular values of the residual Jacobian (float64) at the stall point of {len(diagnoses)} networks, "
         f"cut at {RTOL:g} of the largest singular value; networks off the prediction",
         wrong,
         0,
         name_tex=r"stalled networks: $\operatorname{rank}J=\min(dN,P_\text{eff}(\text{live units}))$",
-        method_tex=rf"float64 SVD of the residual Jacobian at the stall point of {len(diagnoses)} networks, "
+        method_tex=rf"singular values of the residual Jacobian (float64) at the stall point of {len(diagnoses)} networks, "
         rf"cut at $10^{{{int(np.log10(RTOL))}}}$ of the largest singular value; networks off the prediction",
     )

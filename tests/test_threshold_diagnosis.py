@@ -66,3 +66,15 @@ def test_levenberg_marquardt_lowers_the_loss_off_a_minimum_and_nothing_at_one():
     assert td.levenberg_marquardt(net, X, Y, scale=1.0) < 0.5 * start
     fitted = td.Network(net.W1, net.b1, net.W2, net.b2, net.W3, net.b3)
     assert td.levenberg_marquardt(fitted, X, net(X), scale=1.0) == 0.0
+
+
+def test_singular_values_from_the_gram_matrix_agree_with_the_svd_and_fall_back_to_it_when_rank_is_short():
+    import scipy.linalg
+
+    rng = np.random.default_rng(6)
+    full = rng.standard_normal((40, 60))
+    np.testing.assert_allclose(td.singular_values(full), scipy.linalg.svdvals(full), rtol=1e-10)
+    short = full.copy()
+    short[-1] = short[0] + short[1]  # rank 39: the Gram matrix cannot show it, the SVD must
+    s = td.singular_values(short)
+    assert td.spectrum_rank(s)[0] == 39 and s[-1] < 1e-12 * s[0]
