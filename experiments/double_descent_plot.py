@@ -229,10 +229,14 @@ def stall_diagnosis(results: Results) -> dict:
     diagnoses = threshold_diagnosis.diagnose_stalls(results)
     _, P_eff = counts(results)
     d = results.process.dim
-    per_n = []
+    per_n: list[dict] = []
+    dead: list[list[int]] = []  # dead units of each examined network, per training-set size
+    deficits: list[list[int]] = []  # d N - rank of each rank-deficient one
     for sweep in results.sweeps:
         group = [g for g in diagnoses if g.n == sweep.n]
         equations = d * sweep.n
+        dead.append([sum(g.dead) for g in group])
+        deficits.append([equations - g.rank for g in group if g.rank < equations])
         width = effective_params.predict(P_eff, equations).width
         decrease = np.array([g.relative_decrease for g in group])
         lowered = int((decrease >= LOWERED).sum())
@@ -251,6 +255,9 @@ def stall_diagnosis(results: Results) -> dict:
                 "any": bool(group),
                 "widths": widths_text(sorted({g.width for g in group})) if group else "",
                 "deficient": integer(sum(g.rank < equations for g in group)),
+                "below_prediction": integer(sum(g.rank < g.predicted for g in group)),
+                "dead_median": num(np.median([sum(g.dead) for g in group]), sig=2) if group else "",
+                "deficit_median": num(np.median(deficits[-1]), sig=2) if deficits[-1] else "",
                 "all_full": all(g.rank == equations for g in group),
                 "with_dead": integer(sum(sum(g.dead) > 0 for g in group)),
                 "dead_units": integer(sum(sum(g.dead) for g in group)),
@@ -273,7 +280,6 @@ def stall_diagnosis(results: Results) -> dict:
             }
         )
     check = threshold_diagnosis.rank_check(diagnoses)
-    smallest = [[g.smallest for g in diagnoses if g.n == sweep.n] for sweep in results.sweeps]
     rows = [
         {
             "n": integer(g.n),
@@ -297,7 +303,13 @@ def stall_diagnosis(results: Results) -> dict:
         "rows": rows,
         "count": integer(len(diagnoses)),
         "rank_ok": check.passed,
-        "worse_conditioned": bool(all(smallest) and np.median(smallest[-1]) < np.median(smallest[0])),
+        # the larger training set's stall points lose more: more dead units and larger rank deficits (medians)
+        "larger_losses": bool(
+            all(dead)
+            and all(deficits)
+            and np.median(dead[-1]) > np.median(dead[0])
+            and np.median(deficits[-1]) > np.median(deficits[0])
+        ),
         "rank_off": integer(int(check.error)),
         "rtol": tex(power_of_ten(threshold_diagnosis.RTOL)),
         "gram_margin": tex(power_of_ten(threshold_diagnosis.GRAM_MARGIN)),

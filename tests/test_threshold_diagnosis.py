@@ -53,8 +53,8 @@ def test_the_rank_check_fails_when_a_rank_is_off_the_prediction():
     net, X = balanced(10, 100, seed=3, dead=(2, 1))
     right = td.diagnose(net.flatten(), 10, 0, X, np.zeros((100, D)))
     assert td.rank_check([right]).passed
-    # the same network read as if no unit were dead: the formula then predicts 268, the rank is 216
-    wrong = td.Diagnosis(**{**right.__dict__, "predicted": td.predicted_rank(10, (0, 0), 100, D)})
+    # the same network read as if more units were dead: the bound then says 169, the rank is 216
+    wrong = td.Diagnosis(**{**right.__dict__, "predicted": td.predicted_rank(10, (3, 3), 100, D)})
     check = td.rank_check([right, wrong])
     assert not check.passed and check.error == 1
 
