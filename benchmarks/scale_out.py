@@ -2,6 +2,7 @@
 
     python -m benchmarks.scale_out                  # quick profile, --jobs 1 against the default
     python -m benchmarks.scale_out full --jobs 2    # the submission's profile (long)
+    python -m benchmarks.scale_out --only source --jobs 1   # only part 3
 
 Every build goes into a fresh temporary directory (the project's build/ is not touched):
 
@@ -9,7 +10,10 @@ Every build goes into a fresh temporary directory (the project's build/ is not t
    and with ``--jobs N`` (default: the number of cores);
 2. the double-descent sweep with one more seed than the profile has, once on top of the cached
    sweep (only new or changed shards and the gather run) and once with every shard rerun; for
-   the next seed and for the first seed that opens a new seed block.
+   the next seed and for the first seed that opens a new seed block;
+3. the whole report with the built-in data, with the example callable source
+   (``examples/notebook_data.py:draw``) and with the built-in data again, in one build directory:
+   the last finds every result in the result store and rebuilds only the report.
 
 Wall-clock and CPU seconds (this process and its finished workers, from ``getrusage``) are
 printed for each.  On a machine shared with other work the wall times are inflated and the CPU
@@ -109,15 +113,28 @@ def _copy_entry(source: ReportGraph, target: ReportGraph, name: str) -> None:
     shutil.copy2(source.manifest(name), target.manifest(name))
 
 
+def switch_source(profile: str, jobs: int, scratch: Path) -> None:
+    """The report from the built-in data, from the example callable, and from the built-in data again."""
+    from report.settings import Settings, data_source
+
+    builtin = data_source(Settings())
+    notebook = data_source(Settings(data={"source": "examples/notebook_data.py:draw"}))
+    for label, data in (("built-in", builtin), (notebook.spec, notebook), ("built-in again", builtin)):
+        graph = ReportGraph(profile, out=scratch / "switch", data=data)
+        measure(f"data source {label}", lambda graph=graph: run(graph, jobs, ["report"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("profile", nargs="?", default="quick", choices=("quick", "full"))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="the pool to compare with 1")
+    parts = {"jobs": whole_build, "seed": add_a_seed, "source": switch_source}
+    parser.add_argument("--only", choices=parts, action="append", help="run only this part (repeatable)")
     args = parser.parse_args(argv)
     print(f"profile {args.profile}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="scale-out-") as scratch:
-        whole_build(args.profile, args.jobs, Path(scratch))
-        add_a_seed(args.profile, args.jobs, Path(scratch))
+        for name in args.only or parts:
+            parts[name](args.profile, args.jobs, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def _module_path(name: str, root: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> frozenset[str]:
+def imports(path: Path) -> frozenset[str]:
     """Absolute names imported by the module at ``path`` (``from a import b`` yields a and a.b)."""
     return _imported_names(path.read_bytes())
 
@@ -70,7 +70,7 @@ def source_closure(modules: Iterable[str], root: Path = ROOT) -> list[Path]:
         if path is None:
             continue
         seen[name] = path
-        todo.extend(_imports(path))
+        todo.extend(imports(path))
         if "." in name:
             todo.append(name.rsplit(".", 1)[0])
     return sorted(set(seen.values()))
@@ -93,9 +93,14 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 def source_digest(path: Path) -> str:
     """SHA-256 of what a source file means: a Python module's AST without docstrings,
     comments or line numbers; any other file's bytes."""
-    if path.suffix != ".py":
-        return file_digest(path)
-    return _python_digest(path.read_bytes())
+    return content_digest(path.name, path.read_bytes())
+
+
+def content_digest(name: str, data: bytes) -> str:
+    """:func:`source_digest` of a file called ``name`` holding ``data`` (for bytes already read)."""
+    if not name.endswith(".py"):
+        return hashlib.sha256(data).hexdigest()
+    return _python_digest(data)
 
 
 @functools.cache  # by content, as _imported_names
@@ -154,7 +159,7 @@ def task_key(basis: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
-def _digest_tree(path: Path) -> dict[str, str]:
+def digest_tree(path: Path) -> dict[str, str]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return {str(p.relative_to(path.parent)): file_digest(p) for p in files}
 
@@ -183,7 +188,7 @@ def is_valid(manifest: Path, key: str, outputs: Iterable[Path]) -> bool:
         return False
     recorded = record["digests"]
     for out in outputs:
-        if not out.exists() or recorded.get(out.name) != _digest_tree(out):
+        if not out.exists() or recorded.get(out.name) != digest_tree(out):
             return False
     return True
 
@@ -203,7 +208,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_manifest(manifest: Path, key: str, outputs: Iterable[Path], info: dict[str, Any]) -> None:
-    record = {"key": key, "digests": {out.name: _digest_tree(out) for out in outputs}, **info}
+    record = {"key": key, "digests": {out.name: digest_tree(out) for out in outputs}, **info}
     write_atomic(manifest, json.dumps(record, indent=1, sort_keys=True).encode())
 
 

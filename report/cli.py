@@ -173,7 +173,79 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
         " pip install -e '.[distributed]'",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a task fails")
+    _add_store_arguments(parser)
     return parser
+
+
+# --- The result store (report/store.py): where it lives, pruning, export and import -------------
+
+
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    store = parser.add_argument_group("result store (every result kept by its key; see README.md)")
+    store.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the result store's directory, which several builds may share (default: settings.toml's"
+        " [cache] dir, else <build dir>/store)",
+    )
+    store.add_argument(
+        "--prune",
+        metavar="RULE",
+        help="remove store entries unused for an age (30d, 12h) or the least recently used ones beyond a"
+        " size (500MB, 2GB), never those the build directory holds; with --dry-run, only list them; then exit",
+    )
+    store.add_argument(
+        "--export-cache",
+        metavar="FILE.zip",
+        help="write the store's entries of this profile's tasks (current keys) into one zip, then exit",
+    )
+    store.add_argument(
+        "--import-cache",
+        metavar="FILE.zip",
+        help="add the entries of a zip written by --export-cache to the store (each checked against its"
+        " key first), then build as usual: those results are copied, not computed",
+    )
+
+
+def _store_commands(args: argparse.Namespace, graph: "ReportGraph") -> int | None:
+    """Run ``--import-cache``, ``--prune`` and ``--export-cache``; an exit code when the build stops here."""
+    from report.cache import read_manifest
+    from report.listing import relative
+    from report.store import parse_age, parse_size
+
+    if args.import_cache:
+        added, refused = graph.store.import_archive(Path(args.import_cache))
+        print(f"imported {added} store entr{'y' if added == 1 else 'ies'} from {args.import_cache}")
+        for why in refused:
+            print(f"refused: {why}", file=sys.stderr)
+    if args.prune:
+        try:
+            rule = {"max_bytes": parse_size(args.prune)} if args.prune[-1:] in "bB" else {}
+            rule = rule or {"older_than": parse_age(args.prune)}
+        except ValueError as err:
+            return _error(f"--prune: {err}", 2)
+        current = [r["key"] for m in graph.root.glob("cache/*.json") if (r := read_manifest(m))]
+        removed = graph.store.prune(**rule, keep=current, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for e in removed:
+            print(
+                f"{verb} {e.key[:12]} {e.task:<40} {e.size / 2**20:8.2f} MiB  last used {time.ctime(e.used)}"
+            )
+        mib = sum(e.size for e in removed) / 2**20
+        entries = f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}"
+        print(f"{verb} {entries}, {mib:.2f} MiB, from {relative(graph.store.directory)}")
+        return 0
+    if args.export_cache:
+        keys = [graph.key(name) for name in graph.tasks if not graph.tasks[name].in_build]
+        count = graph.store.export(keys, Path(args.export_cache))
+        print(
+            f"wrote {args.export_cache}: {count} of {len(keys)} tasks' results (build first for the others)"
+        )
+        return 0
+    return None
+
+
+# -------------------------------------------------------------------------------------------------
 
 
 class UsageError(Exception):
@@ -229,13 +301,19 @@ def validate(args: argparse.Namespace) -> Request:
         overrides = merge(loaded.overrides, parse_overrides(args.set))
         data = settings.data_source(loaded, declared)
         graph = ReportGraph(profile, declared, overrides=overrides, data=data)
+        if directory := args.cache_dir or loaded.cache.get("dir"):  # relative: to the command / the project
+            from report.store import Store
+
+            graph.store = Store(
+                Path(args.cache_dir).resolve() if args.cache_dir else declared.root / directory
+            )
     except (OverrideError, SettingsError, ProjectError) as err:
         raise UsageError(str(err)) from err
     if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
         raise UsageError(_unknown("figure", unknown, graph.figures()))
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
         raise UsageError(_unknown("task", unknown, list(graph.tasks)))
-    targets = [*args.targets, *(args.figure or ())] or list(DOCUMENTS)
+    targets = [*args.targets, *(args.figure or ())] or [d for d in DOCUMENTS if d in graph.tasks]
     if args.export and "report" not in targets:
         raise UsageError("--export bundles the report: use it without targets other than report, or --figure")
     force = set(args.figure or ())
@@ -266,18 +344,21 @@ def _summary(outcomes: "list[Outcome]", seconds: float) -> str:
     ran = [o for o in outcomes if o.ran]
     failed = [o for o in outcomes if o.error]
     skipped = [o for o in outcomes if o.skipped]
-    lines = [f"  ran     {o.task:<28} {o.seconds:8.1f} s" for o in ran]
-    lines += [f"  FAILED  {o.task:<28} {o.error.splitlines()[0]}" for o in failed]
-    lines += [f"  skipped {o.task:<28} (an input failed)" for o in skipped]
-    cached = len(outcomes) - len(ran) - len(failed) - len(skipped)
+    restored = [o for o in outcomes if o.restored]
+    width = max([28, *(len(o.task) + 1 for o in outcomes)])  # long shard names keep the columns aligned
+    lines = [f"  ran     {o.task:<{width}} {o.seconds:8.1f} s" for o in ran]
+    lines += [f"  FAILED  {o.task:<{width}} {o.error.splitlines()[0]}" for o in failed]
+    lines += [f"  skipped {o.task:<{width}} (an input failed)" for o in skipped]
+    cached = len(outcomes) - len(ran) - len(failed) - len(skipped) - len(restored)
     tail = f", {len(failed)} failed, {len(skipped)} skipped" if failed or skipped else ""
-    lines.append(f"{len(ran)} task(s) ran, {cached} cached{tail}, {seconds:.1f} s in total")
+    stored = f", {len(restored)} from the store" if restored else ""
+    lines.append(f"{len(ran)} task(s) ran{stored}, {cached} cached{tail}, {seconds:.1f} s in total")
     return "\n".join(lines)
 
 
 def _build(args: argparse.Namespace, request: Request) -> int:
     """Bring the request's targets up to date and say what was written; the exit code."""
-    from report import executors, pages
+    from report import executors, pages, progress
     from report.export import write_bundle
     from report.latex import require_tools
     from report.listing import relative
@@ -289,11 +370,24 @@ def _build(args: argparse.Namespace, request: Request) -> int:
     if set(DOCUMENTS) & set(graph.closure(targets)):
         require_tools()  # before minutes of computation, not after
     with build_lock(graph.root, wait=args.wait), stop_on_signals():
-        executor = executors.make(args.jobs, args.scheduler)
+        board = progress.Board()  # one display; every process running a task reports to it
+        executors.SEND = board.event
         try:
-            outcomes = graph.run(targets, force=request.force, keep_going=args.keep_going, executor=executor)
+            executor = executors.make(args.jobs, args.scheduler)
+            try:
+                outcomes = graph.run(
+                    targets,
+                    force=request.force,
+                    keep_going=args.keep_going,
+                    executor=executor,
+                    log=board.log,
+                    display=board,
+                )
+            finally:
+                executor.close()
         finally:
-            executor.close()
+            board.close()
+            executors.SEND = None
     print(_summary(outcomes, time.perf_counter() - start))
     if any(o.error or o.skipped for o in outcomes):
         return 1
@@ -301,7 +395,7 @@ def _build(args: argparse.Namespace, request: Request) -> int:
         print(f"wrote {relative(graph.tasks[name].outputs[0])}")
     if args.export:
         print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
-    for document in DOCUMENTS:
+    for document in (d for d in DOCUMENTS if d in graph.tasks):  # a project may have no supplement
         pdf = graph.tasks[document].outputs[0]
         if document not in graph.closure(targets) and pdf.exists():
             print(f"note: {relative(pdf)} was not updated (build without targets or --figure to update it)")
@@ -331,6 +425,8 @@ def run(args: argparse.Namespace, request: Request) -> int:
     graph = request.graph
     for line in describe(graph.overrides):
         print(f"override: {line}")
+    if (code := _store_commands(args, graph)) is not None:
+        return code
     if args.verify:
         return _verify(graph)
     if args.list:

@@ -42,6 +42,15 @@ def reason(graph: "Graph", name: str, forced: bool = False) -> str | None:
         return "forced (--force or --figure)"
     if graph.is_cached(name):
         return None
+    why = _why(graph, name)
+    if stored := graph.stored(name):
+        when = stored.get("computed", "in an earlier run")
+        return f"{why}; the store holds the result for its key (computed {when}): copied back, not run"
+    return why
+
+
+def _why(graph: "Graph", name: str) -> str:
+    """What differs between the task's key now and its manifest in the build directory."""
     record = cache.read_manifest(graph.manifest(name))
     if record is None:
         return "no cache entry"

@@ -67,16 +67,18 @@ def write_bundle(graph: "ReportGraph", bundle: Path) -> Path:
     """Write ``bundle`` (a .zip) from ``graph``'s built documents; return its path."""
     root, figures = graph.root, graph.figure_dir()
     texdirs = {"report": graph.texdir(), "supplement": root / SUPPLEMENT_TEXDIR}  # each document's LaTeX
-    sources = {name: flattened_source(texdirs[name], figures, name) for name in DOCUMENTS}
+    documents = [name for name in DOCUMENTS if name in graph.tasks]  # a project may have no supplement
+    sources = {name: flattened_source(texdirs[name], figures, name) for name in documents}
     files = sorted({f for source in sources.values() for f in figure_files(source, figures)})
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")
+    labels = root / SUPPLEMENT_TEXDIR / "supplement.aux"  # the submission's links into the supplement
     entries = [
         *((f"{name}.tex", source.encode()) for name, source in sources.items()),
-        ("supplement.aux", (root / SUPPLEMENT_TEXDIR / "supplement.aux").read_bytes()),
+        *([("supplement.aux", labels.read_bytes())] if "supplement" in sources else []),
         *((f.name, f.read_bytes()) for f in files),
-        *((f"{name}-as-built.pdf", (root / f"{name}.pdf").read_bytes()) for name in DOCUMENTS),
+        *((f"{name}-as-built.pdf", (root / f"{name}.pdf").read_bytes()) for name in documents),
     ]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -7,19 +7,25 @@ a report is made of is decided elsewhere (:mod:`report.wiring`); where they run,
 (:mod:`report.executors`): the loop submits every task whose inputs are done while the executor
 has room, and as each finishes, stores its value and writes its manifest here, in the build
 process, so an interrupted build never leaves an entry that looks valid.
+
+Every result is also kept by its key in a :class:`report.store.Store`; a stale task whose key
+the store holds (an earlier data source, override or version of the code) is copied back from it
+instead of being run.
 """
 
+import datetime
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from report import cache
-from report.executors import Executor, InProcess, Job, TaskError
+from report.executors import Executor, ExecutorError, InProcess, Job, TaskError
 from report.latex import LatexError
 from report.lock import Stop
 from report.render import TemplateError
+from report.store import Store
 
 FAILURES = (TaskError, LatexError, TemplateError)  # a task failed; the message is one paragraph
 IN_BUILD = InProcess()
@@ -53,6 +59,16 @@ class Task:
         return (*self.inputs, *self.after)
 
 
+class Display(Protocol):
+    """What shows the running tasks (:class:`report.progress.Board`)."""
+
+    def started(self, task: str, line: str) -> None: ...
+
+    def finished(self, task: str, seconds: float | None) -> None:
+        """``task`` ended after ``seconds``; None: it failed."""
+        ...
+
+
 @dataclass
 class Outcome:
     task: str
@@ -60,12 +76,13 @@ class Outcome:
     seconds: float
     error: str | None = None  # why it failed (with --keep-going); None when it succeeded
     skipped: bool = False  # not attempted because an input failed
+    restored: bool = False  # copied from the store: an earlier run's result for the same key
 
 
 class Graph:
     """Tasks (in dependency order) with their cache keys and state; outputs and manifests under ``root``."""
 
-    def __init__(self, tasks: Iterable[Task], root: Path, project: Path) -> None:
+    def __init__(self, tasks: Iterable[Task], root: Path, project: Path, store: Store | None = None) -> None:
         self.tasks: dict[str, Task] = {}
         for task in tasks:
             if task.name in self.tasks:
@@ -75,6 +92,7 @@ class Graph:
             self.tasks[task.name] = task
         self.root = root
         self.project = project
+        self.store = store or Store(root / "store")
         self._bases: dict[str, dict[str, Any]] = {}
         self._expected: dict[str, float] = {}
 
@@ -98,6 +116,15 @@ class Graph:
 
     def is_cached(self, name: str) -> bool:
         return cache.is_valid(self.manifest(name), self.key(name), self.tasks[name].outputs)
+
+    def stored(self, name: str) -> dict[str, Any] | None:
+        """The store's record of the task's current key, when the store can give its outputs back."""
+        return None if self.tasks[name].in_build else self.store.record(self.key(name))
+
+    def restored(self, name: str) -> str | None:
+        """When the result in the build directory was computed, if it was copied from the store."""
+        record = cache.read_manifest(self.manifest(name))
+        return record.get("restored") if record else None
 
     def stale(self, targets: Iterable[str], force: Iterable[str] = ()) -> list[str]:
         """The tasks a run of ``targets`` would compute, in order (keys depend on input keys, not
@@ -128,8 +155,11 @@ class Graph:
         log: Callable[[str], None] = print,
         keep_going: bool = False,
         executor: Executor | None = None,
+        display: Display | None = None,
     ) -> list[Outcome]:
         """Bring ``targets`` up to date; tasks in ``force`` run even when cached.
+
+        Each task's start line goes to ``display`` (which also hears when it ends) or else to ``log``.
 
         Tasks whose inputs are done run at the same time as far as ``executor`` has room (default:
         one after the other in this process).  A failing task stops new tasks from starting; the
@@ -140,6 +170,13 @@ class Graph:
         stale = self.stale(targets, force)
         order = self.closure(targets)
         outcomes = {n: Outcome(n, ran=False, seconds=0.0) for n in order if n not in stale}
+        for name in outcomes:
+            self._keep(name)  # a result from before the store, or from another store
+        for name in [n for n in stale if n not in set(force)]:
+            if when := self._restore(name):
+                log(f"{name}: from the store (computed {when})")
+                outcomes[name] = Outcome(name, ran=False, seconds=0.0, restored=True)
+                stale.remove(name)
         waiting = list(stale)
         running: dict[Future, str] = {}
         broken: set[str] = set()  # failed or skipped
@@ -148,8 +185,10 @@ class Graph:
         def collect(name: str, future: Future) -> None:
             try:
                 seconds = self._finish(name, *future.result())
-            except FAILURES as err:
-                if not keep_going:
+            except (ExecutorError, *FAILURES) as err:
+                if display is not None:
+                    display.finished(name, None)
+                if isinstance(err, ExecutorError) or not keep_going:  # a lost cluster stops the build
                     errors.append(err)
                     return
                 log(f"error: {err}")
@@ -157,6 +196,8 @@ class Graph:
                 outcomes[name] = Outcome(name, ran=False, seconds=0.0, error=str(err))
                 return
             outcomes[name] = Outcome(name, ran=True, seconds=seconds)
+            if display is not None:
+                display.finished(name, seconds)
 
         try:
             while (waiting and not errors) or running:
@@ -168,7 +209,11 @@ class Graph:
                     if errors or not runner.room(job):
                         continue
                     waiting.remove(name)
-                    log(f"[{len(stale) - len(waiting)}/{len(stale)}] {name}{self.last_time(name)}")
+                    line = f"[{len(stale) - len(waiting)}/{len(stale)}] {name}{self.last_time(name)}"
+                    if display is not None:
+                        display.started(name, line)
+                    else:
+                        log(line)
                     future = runner.submit(job)
                     if future.done():  # ran here: store it before the next one starts
                         collect(name, future)
@@ -213,18 +258,56 @@ class Graph:
         if task.store is None:
             return Job(name, task.action, self.project, detail=task.detail)
         sources = tuple(sorted(self.basis(name)["sources"].items()))
-        return Job(name, task.action, self.project, portable=True, detail=task.detail, sources=sources)
+        return Job(
+            name,
+            task.action,
+            self.project,
+            portable=True,
+            detail=task.detail,
+            sources=sources,
+            key=self.key(name),
+        )
 
     def _finish(self, name: str, value: Any, seconds: float) -> float:
         """Store a finished task's value and record its manifest (not when a stop was asked for:
-        a task that swallowed the interrupt may be incomplete); its seconds."""
+        a task that swallowed the interrupt may be incomplete), then keep it in the store; its seconds."""
         task = self.tasks[name]
         if task.store is not None:
             task.store(value)
         _stop_if_signalled()
-        info = {"seconds": round(seconds, 2), "seed": task.seed, "basis": self.basis(name)}
+        computed = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        info = {
+            "seconds": round(seconds, 2),
+            "seed": task.seed,
+            "basis": self.basis(name),
+            "computed": computed,
+        }
         cache.write_manifest(self.manifest(name), self.key(name), task.outputs, info)
+        self._keep(name)
         return seconds
+
+    def _keep(self, name: str) -> None:
+        """Put the task's valid result into the store, unless it is there (or lives in the build only)."""
+        if self.tasks[name].in_build:
+            return
+        record = cache.read_manifest(self.manifest(name))
+        if record is not None and record["key"] == self.key(name):
+            self.store.put(
+                self.key(name), self.tasks[name].outputs, {k: v for k, v in record.items() if k != "restored"}
+            )
+
+    def _restore(self, name: str) -> str | None:
+        """Copy the task's result for its current key from the store into the build directory and
+        record it there; when it was computed ("an earlier run" if unknown), or None if not stored."""
+        if self.tasks[name].in_build:
+            return None
+        record = self.store.restore(self.key(name), self.tasks[name].outputs)
+        if record is None:
+            return None
+        when = str(record.get("computed", "in an earlier run"))
+        info = {k: v for k, v in record.items() if k not in ("key", "digests")} | {"restored": when}
+        cache.write_manifest(self.manifest(name), self.key(name), self.tasks[name].outputs, info)
+        return when
 
 
 def _stop_if_signalled() -> None:

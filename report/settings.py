@@ -59,6 +59,8 @@ class Settings:
     data: dict[str, str] = field(default_factory=dict)
     # The course's limit on the submission's pages (report.pdf); None: no limit
     page_limit: int | None = None
+    # [cache] table: dir = "path" of the result store (report.store), relative to the repository root
+    cache: dict[str, str] = field(default_factory=dict)
 
 
 def parse(text: str, source: str = "settings.toml") -> Settings:
@@ -88,6 +90,14 @@ def parse(text: str, source: str = "settings.toml") -> Settings:
         if key == "page_limit":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SettingsError(f"{source}: 'page_limit' must be a whole number of pages, not {value!r}")
+            continue
+        if key == "cache":
+            if (
+                not isinstance(value, dict)
+                or set(value) - {"dir"}
+                or not isinstance(value.get("dir", ""), str)
+            ):
+                raise SettingsError(f'{source}: [cache] holds one key, dir = "path/to/store" (got {value!r})')
             continue
         allowed = (str, datetime.date) if key == "date" else (str,)
         if not isinstance(value, allowed) or isinstance(value, datetime.datetime):

@@ -34,10 +34,12 @@ import numpy as np
 
 from lab.checks import Check
 from report import cache, crossref, progress
+from report.inputs import InputError, source_files
 from report.overrides import Overrides, apply, check_stages
 from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
-from report.settings import with_data
+from report.remote import run_shard
+from report.settings import SettingsError, with_data
 from report.stages import Stage
 
 progress.install()  # every process that runs a task imports this module: workers show progress too
@@ -93,20 +95,22 @@ class ReportGraph(Graph):
             templates / "supplement.tex.j2",
             *sorted((templates / crossref.SECTIONS).rglob("*.j2")),
         )
-        tasks.append(
-            Task(
-                "supplement",
-                "document",
-                modules=("report.supplement", *presents),
-                config={"git": git_commit(declared.root), "source_date_epoch": epoch},
-                inputs=stage_tasks,
-                outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
-                action=partial(_build_supplement, self),
-                # The submission's section templates too: the supplement lists the tables they hold.
-                files=(*sorted(templates.rglob("*.j2")), *_declaration_files(declared)),
-                in_build=True,  # it reads the whole graph
+        supplement = supplement_templates[0].is_file()  # a project without one makes the report alone
+        if supplement:
+            tasks.append(
+                Task(
+                    "supplement",
+                    "document",
+                    modules=("report.supplement", *presents),
+                    config={"git": git_commit(declared.root), "source_date_epoch": epoch},
+                    inputs=stage_tasks,
+                    outputs=(root / "supplement.pdf", root / crossref.TEXDIR),
+                    action=partial(_build_supplement, self),
+                    # The submission's section templates too: the supplement lists the tables they hold.
+                    files=(*sorted(templates.rglob("*.j2")), *_declaration_files(declared)),
+                    in_build=True,  # it reads the whole graph
+                )
             )
-        )
         tasks.append(
             Task(
                 "report",
@@ -122,7 +126,7 @@ class ReportGraph(Graph):
                     *_declaration_files(declared),
                 ),
                 in_build=True,  # it reads the whole graph
-                after=("supplement",),  # it reads supplement.aux for its links
+                after=("supplement",) if supplement else (),  # it reads supplement.aux for its links
             )
         )
         super().__init__(tasks, root, declared.root)
@@ -137,6 +141,10 @@ class ReportGraph(Graph):
         config = apply(stage.stem, compute.PROFILES[self.profile], self.overrides.get(stage.stem, {}))
         config = with_data(stage.stem, config, self.data, self.declared.data_hook())
         self.configs[stage.stem] = config
+        try:  # what the data source reads, hashed with the code (none for the built-in process)
+            inputs = source_files(getattr(config, "data", None), self.declared.root)
+        except InputError as err:
+            raise SettingsError(f"[data] source {self.data.spec}: {err}") from err
         data_dir = self.data_dir(stage.stem)
         parts: dict[str, Path] = {}
         if hasattr(compute, "shards"):
@@ -152,6 +160,7 @@ class ReportGraph(Graph):
                     inputs=(),
                     outputs=(parts[shard],),
                     action=partial(run_shard, stage.compute, spec),
+                    files=inputs,
                     store=partial(save_part, parts[shard]),
                     group=stage.stem,
                     detail=f"spec: {json.dumps(spec, default=str)}",
@@ -169,6 +178,7 @@ class ReportGraph(Graph):
             inputs=tuple(shard_task(stage.stem, shard) for shard in parts),
             outputs=(data_dir,),
             action=action,
+            files=inputs,
             seed=getattr(config, "seed", None),
         )
         for figure in stage.present_module().FIGURES:
@@ -207,11 +217,6 @@ def shard_task(stem: str, shard: str) -> str:
     'double_descent[n100-m20..23-s0..4]'
     """
     return f"{stem}[{shard}]"
-
-
-def run_shard(module: str, spec: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One shard's part (runs in any process, on any machine with the project's code)."""
-    return import_module(module).run_shard(spec)
 
 
 def save_part(path: Path, arrays: dict[str, np.ndarray]) -> None:

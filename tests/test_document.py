@@ -1,4 +1,4 @@
-"""report/document.py on the toy project: figure paths and provenance, title page, notation, appendix, context."""
+"""report/document.py on the toy project: figure paths and provenance, title page, notation, checks, context."""
 
 import datetime
 from typing import NamedTuple
@@ -66,21 +66,18 @@ def test_the_notation_keeps_the_symbols_of_this_document_s_sections_in_their_ord
     assert document.notation((), ["a"]) == []
 
 
-def test_the_appendix_lists_tasks_without_shards_or_the_document_and_formats_the_checks(built):
-    appendix = document.appendix(built)
-    assert [row["name"] for row in appendix["tasks"]] == ["toy", "toy_fig", "verification"]
-    assert appendix["tasks"][0]["key"] == built.key("toy")[:12]
-    assert appendix["profile"] == "quick" and appendix["overrides"] == []
-    (check,) = appendix["checks"]
-    assert check == {
-        "name": "toy sum",
-        "method": "arithmetic",
-        "error": r"\num{0}",
-        "tolerance": r"\num{0}",
-        "passed": True,
-    }
-    assert (appendix["n_checks"], appendix["n_passed"]) == (r"\num{1}", r"\num{1}")
-    assert set(appendix["versions"]) == {"torch", "sympy", "numpy", "matplotlib"}
+def test_the_submission_counts_the_checks_and_the_supplement_holds_the_reproducibility_facts(built):
+    """The appendix of the one-document report moved to the supplement (issue 20): the submission keeps
+    the count of checks, the supplement the facts and the generated tables."""
+    from report import supplement  # PyLaTeX: only where the supplement is built
+
+    assert document.checks_summary(built) == {"n_checks": r"\num{1}", "n_passed": r"\num{1}"}
+    facts = supplement.facts(built, {})
+    assert facts["profile"] == "quick" and facts["overrides"] == []
+    assert set(facts["versions"]) == {"torch", "sympy", "numpy", "matplotlib"}
+    assert "toy sum" in facts["verification"] and "arithmetic" in facts["verification"]
+    assert r"\num{0}" in facts["verification"]  # error and tolerance
+    assert "toy\\_fig" in facts["figures"] and built.key("toy")[:12] in facts["figures"]
 
 
 def test_the_context_holds_each_stage_s_namespace_and_the_builder_s_values(built):

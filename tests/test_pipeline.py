@@ -87,11 +87,17 @@ def test_a_changed_config_reruns(toy_project, toy_stage, monkeypatch):
         pytest.param(lambda d: (shutil.rmtree(d), d.write_text("not a directory")), id="data-dir-is-a-file"),
     ],
 )
-def test_a_corrupt_entry_is_recomputed(toy_project, toy_stage, corrupt):
+def test_a_corrupt_entry_is_restored_from_the_store_and_recomputed_when_that_is_corrupt_too(
+    toy_project, toy_stage, corrupt
+):
     make_graph(toy_project, toy_stage).run(["toy"], log=lambda _: None)
     corrupt(toy_project / "build" / "data" / "toy")
     graph = make_graph(toy_project, toy_stage)
     assert not graph.is_cached("toy")
+    assert [o.task for o in graph.run(["toy"], log=lambda _: None) if o.restored] == ["toy"]
+    assert graph.is_cached("toy")
+    corrupt(toy_project / "build" / "data" / "toy")
+    (graph.store.path(graph.key("toy")) / "toy" / "results.json").write_text("{truncated")
     assert ran(graph.run(["toy"], log=lambda _: None)) == {"toy"}
     assert graph.is_cached("toy")
 

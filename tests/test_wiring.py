@@ -51,8 +51,11 @@ def test_the_tasks_of_one_stage_in_dependency_order(toy_declared):
         ("toy", "data", ()),
         ("toy_fig", "figure", ("toy",)),
         ("verification", "verification", ()),
+        ("supplement", "document", ("toy", "toy_fig", "verification")),
         ("report", "document", ("toy", "toy_fig", "verification")),
     ]
+    assert graph.tasks["report"].after == ("supplement",)  # ordered after it, without hashing its key
+    assert graph.tasks["supplement"].modules == ("report.supplement", "toypkg.toy_plot")
     assert graph.tasks["toy"].modules == ("toypkg.toy",)
     assert graph.tasks["toy_fig"].modules == ("toypkg.toy_plot", "report.figures")
     assert graph.tasks["verification"].modules == ("toypkg.toy",)  # it has check()
