@@ -27,7 +27,7 @@ from experiments.double_descent_stats import (
     threshold_index,
 )
 from experiments.lbfgs_config import Stop
-from lab.fmt import Tex, integer, num, power_of_ten, tex
+from lab.fmt import Tex, decade, integer, num, power_of_ten, tex
 from lab.stats import mean_se
 
 if TYPE_CHECKING:
@@ -47,6 +47,19 @@ def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     """Median, first and third quartile of ``values``, formatted with two significant digits."""
     q1, mid, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
+
+
+def with_se(mean: float, se: float) -> tuple[Tex, Tex]:
+    r"""``mean`` rounded to the place of the second significant digit of its standard error ``se``, and ``se``.
+
+    >>> with_se(0.65123, 0.0123)
+    ('\\num{0.651}', '\\num{0.012}')
+    >>> with_se(2.5, 0.5)
+    ('\\num{2.50}', '\\num{0.50}')
+    """
+    if not (np.isfinite(se) and se > 0 and mean != 0):
+        return num(mean), num(se, sig=2)
+    return num(mean, sig=max(decade(abs(mean)) - decade(se) + 2, 1)), num(se, sig=2)
 
 
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
@@ -376,10 +389,8 @@ def context(results: Results) -> dict:
                 "role": role,
                 "M": integer(width),
                 "params": integer(P.subs(effective_params.M, width)),
-                "test1": num(mean1),
-                "se1": num(se1, sig=2),
-                "test2": num(mean2),
-                "se2": num(se2, sig=2),
+                **dict(zip(("test1", "se1"), with_se(mean1, se1), strict=True)),
+                **dict(zip(("test2", "se2"), with_se(mean2, se2), strict=True)),
                 "diff": num(mean, sig=2),
                 "low": num(low, sig=2),
                 "high": num(high, sig=2),
