@@ -27,8 +27,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import math
 import numbers
+import os
+import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Mapping
@@ -55,6 +58,8 @@ SPLITS = ("train", "test", "val")
 NPZ_KEYS = ("X_train", "Y_train", "X_test", "Y_test")  # required; X_val, Y_val optional (both or neither)
 NPZ_OPTIONAL = ("X_val", "Y_val")
 PROBE_ROWS = 5  # rows the callable is asked for when it is checked
+PROBE_CALLS = 4  # seed 0 twice and once in a fresh process, seed 1 once (see _probe)
+LARGEST = 1e15  # largest magnitude accepted in the data: squared errors of larger values lose all precision
 # Configuration fields that say how many rows of a split an experiment draws (the check before a run).
 ROW_FIELDS = {"n_train": "train", "rank_samples": "train", "n_test": "test", "n_val": "val"}
 
@@ -97,15 +102,37 @@ def _digest(path: Path) -> str:
 
 
 def _spec_of(path: Path) -> str:
-    """``path`` relative to the project root when inside it (the cache key then holds no home directory)."""
+    """``path`` relative to the project root when it lies inside it, as named or once links are resolved
+    (the cache key then holds no home directory); else absolute, and the report names it by
+    :func:`shown`."""
+    plain = Path(os.path.normpath(path.absolute()))
+    if plain.is_relative_to(ROOT) and plain.exists() and plain.samefile(path):
+        return str(plain.relative_to(ROOT))
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def resolve(text: str, root: Path = ROOT) -> DataSource:
+def shown(source: DataSource) -> str:
+    """``source`` as the report names it: a file outside the project by its name alone (with
+    ``source.digest``, which the report prints too, it is identified without a path of this machine).
+
+    >>> shown(DataSource("npz", "/home/ada/secret/data.npz", "ab"))
+    'data.npz'
+    >>> shown(DataSource("callable", "examples/draw.py:draw", "ab"))
+    'examples/draw.py:draw'
+    """
+    file, colon, function = (
+        source.spec.rpartition(":") if source.kind == "callable" else (source.spec, "", "")
+    )
+    return f"{Path(file).name if Path(file).is_absolute() else file}{colon}{function}"
+
+
+def resolve(text: str, root: Path = ROOT, run: bool = True) -> DataSource:
     """The :class:`DataSource` named by ``text`` (the settings' ``[data] source``), checked.
 
     Relative paths are taken from ``root``.  A source that cannot be used is one :class:`DataError`.
+    A callable is called to check it (:func:`_probe`) only with ``run``; without, its file is only read
+    and hashed (listing the tasks never runs the user's code).
     """
     text = text.strip()
     if text in ("", "builtin"):
@@ -131,11 +158,23 @@ def resolve(text: str, root: Path = ROOT) -> DataSource:
     else:
         spec, path = text, _module_file(module, text)
     source = DataSource("callable", spec, _digest(path))
-    _probe(source)
+    if run:
+        print(
+            f"checking the data source {shown(source)}: calling it {PROBE_CALLS} times with {PROBE_ROWS} rows"
+            " (once in a fresh process)",
+            file=sys.stderr,
+        )
+        _probe(source)
     return source
 
 
 def _module_file(module: str, text: str) -> Path:
+    """The source file of ``module``: the project's own without importing anything, else the import
+    system's (which imports a dotted name's parent packages)."""
+    local = ROOT.joinpath(*module.split("."))
+    for candidate in (local.with_suffix(".py"), local / "__init__.py"):
+        if candidate.is_file():
+            return candidate
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     try:
@@ -195,21 +234,31 @@ def _matrix(where: str, value: Any, rows: int | None = None) -> np.ndarray:
         raise DataError(f"{where} has dtype {array.dtype}; expected real numbers (a float or integer array)")
     if array.ndim != 2:
         raise DataError(f"{where} has shape {array.shape}; expected (n, d), one row per sample")
+    if array.shape[0] == 0:
+        raise DataError(f"{where} has no rows")
     if rows is not None and array.shape[0] != rows:
         raise DataError(f"{where} has {array.shape[0]} rows; expected {rows} (one per sample asked for)")
     if not np.isfinite(array).all():
         raise DataError(f"{where} contains NaN or infinite values")
+    if (largest := float(np.abs(array).max())) > LARGEST:
+        raise DataError(
+            f"{where} has values up to {largest:.3g}; scale it to at most {LARGEST:.0e} in magnitude"
+        )
+    if array.shape[0] > 1 and (array == array[0]).all():
+        raise DataError(f"{where} is constant (every row the same): there is nothing to learn or to compare")
     return array.astype(np.float64)
 
 
-def _pair(where: str, X: Any, Y: Any, rows: int | None = None) -> Split:
-    X, Y = _matrix(f"{where} X", X, rows), _matrix(f"{where} Y", Y, rows)
+def _pair(where: str, X: Any, Y: Any, rows: int | None = None, names: tuple[str, str] = ("X", "Y")) -> Split:
+    """``X`` and ``Y`` checked as one split; ``names`` name them in errors (e.g. X_train and Y_train)."""
+    x, y = names
+    X, Y = _matrix(f"{where} {x}", X, rows), _matrix(f"{where} {y}", Y, rows)
     if X.shape[0] != Y.shape[0]:
-        raise DataError(f"{where}: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+        raise DataError(f"{where} {x} has {X.shape[0]} rows but {y} has {Y.shape[0]}")
     dim = DataProcess().dim
     if X.shape[1] != dim or Y.shape[1] != dim:
         raise DataError(
-            f"{where}: X has {X.shape[1]} columns and Y has {Y.shape[1]}; expected {dim} each "
+            f"{where} {x} has {X.shape[1]} columns and {y} has {Y.shape[1]}; expected {dim} each "
             f"(the assignment's g: R^{dim} -> R^{dim}, which the networks and the report assume)"
         )
     return X, Y
@@ -249,6 +298,11 @@ def _probe(source: DataSource) -> float:
             f"{source.spec} returned different data for the same seed; draw from a generator seeded "
             "by its seed argument, e.g. numpy.random.default_rng(seed)"
         )
+    if _fresh_fingerprint(source) != _fingerprint(X, Y):
+        raise DataError(
+            f"{source.spec} returned other data for seed 0 in another process; its output must depend on"
+            " (n, seed) alone (is it seeded from os.urandom, the clock or the process id?)"
+        )
     X3, _, other = _call(source, PROBE_ROWS, 1)
     if np.array_equal(X, X3):
         raise DataError(
@@ -261,10 +315,41 @@ def _probe(source: DataSource) -> float:
     return variance
 
 
+def _fingerprint(X: np.ndarray, Y: np.ndarray) -> str:
+    return hashlib.sha256(X.tobytes() + Y.tobytes()).hexdigest()
+
+
+_FRESH = """
+import json, sys
+from experiments.data import PROBE_ROWS, _call, _fingerprint, as_source
+X, Y, _ = _call(as_source(json.loads(sys.argv[1])), PROBE_ROWS, 0)
+print(_fingerprint(X, Y))
+"""
+
+
+def _fresh_fingerprint(source: DataSource) -> str:
+    """The :func:`_fingerprint` of ``source(PROBE_ROWS, 0)`` called in a new interpreter."""
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH, json.dumps(asdict(source))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": path},
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise DataError(f"{source.spec}: calling it in a fresh process failed: {last}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 @cache
 def _splits(source: DataSource) -> dict[str, Split]:
     """The (X, Y) arrays of an npz source by split, checked (without X_val the validation split is the test split)."""
     path = _path(source.spec)
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{source.spec}: not an .npz archive (not a zip file); write it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -284,7 +369,9 @@ def _splits(source: DataSource) -> dict[str, Split]:
     if ("X_val" in arrays) != ("Y_val" in arrays):
         raise DataError(f"{source.spec}: X_val and Y_val come together (or neither)")
     splits = {
-        split: _pair(f"{source.spec}:", arrays[f"X_{split}"], arrays[f"Y_{split}"])
+        split: _pair(
+            f"{source.spec}:", arrays[f"X_{split}"], arrays[f"Y_{split}"], names=(f"X_{split}", f"Y_{split}")
+        )
         for split in SPLITS
         if f"X_{split}" in arrays
     }
@@ -386,6 +473,7 @@ def summary(
     X, Y = X_test.double(), Y_test.double()
     facts: dict[str, Any] = {
         **asdict(source),
+        "spec": shown(source),  # no path of this machine in the report
         "dim": int(Y.shape[1]),
         "r_t": r_t,
         "estimated": estimated,

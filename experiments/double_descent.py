@@ -45,7 +45,7 @@ from experiments.data_process import DataProcess
 # TODO(issue 23): LBFGS (a settings dataclass) lives beside torch code, so importing this module still
 # loads torch; once it moves to a torch-free module, nothing here does (tests/test_layers.py).
 from experiments.lbfgs_config import LBFGS
-from lab import io
+from lab import fields, io
 from lab.checks import Check
 
 
@@ -77,6 +77,12 @@ class Config:
     )
     seed: int = 0  # added to every initialization seed (a fresh set of networks on the same data)
     data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
+
+    def __post_init__(self) -> None:
+        fields.whole(self, "widths", "seed_block", "n_train", "n_test", "hidden_layers", least=1)
+        fields.whole(self, "curve_widths", "rank_widths", "rank_samples", least=1)
+        fields.whole(self, "seeds", "bucket_floor", "params_max_width", "sample_seed", "seed")
+        fields.real(self, "bucket_ratio", least=1)
 
 
 PROFILES = {

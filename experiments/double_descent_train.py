@@ -80,13 +80,26 @@ def rank_sample(spec: dict) -> tuple[torch.Tensor, int, DataProcess]:
 
 
 def balanced(spec: dict) -> dict[str, np.ndarray]:
-    """Jacobian rank and singular-value gap at a balanced point of every rank width."""
-    X, K, process = rank_sample(spec)
-    count = effective_params.effective_count(K, process.dim)
-    points = [
-        jacobian_rank(balanced_point(w, K, X, spec["seed_offset"]), X, int(count.subs(effective_params.M, w)))
-        for w in spec["widths"]
-    ]
+    """Jacobian rank and singular-value gap at a balanced point of every rank width.
+
+    On one torch thread: the first discarded singular value is zero in exact arithmetic, so the gap
+    measures rounding noise, whose value depends on the order of the sums; one thread fixes that
+    order, and the gap no longer depends on how many threads the worker has (``--jobs``), which the
+    cache key does not see.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        X, K, process = rank_sample(spec)
+        count = effective_params.effective_count(K, process.dim)
+        points = [
+            jacobian_rank(
+                balanced_point(w, K, X, spec["seed_offset"]), X, int(count.subs(effective_params.M, w))
+            )
+            for w in spec["widths"]
+        ]
+    finally:
+        torch.set_num_threads(threads)
     return {"balanced": np.array([p.rank for p in points]), "gap": np.array([p.gap for p in points])}
 
 

@@ -9,6 +9,8 @@ report's tasks imports every configuration).  The stopping rule is explained in
 import enum
 from dataclasses import dataclass
 
+from lab import fields
+
 
 class Stop(enum.IntEnum):
     """Why a model stopped."""
@@ -32,3 +34,8 @@ class LBFGS:
     armijo: float = 1e-4  # sufficient-decrease constant of the line search
     halvings: int = 40  # line-search step halvings before declaring no decrease
     max_iters: int = 100_000  # budget: models still decreasing here are reported (and drawn) as uncertified
+
+    def __post_init__(self) -> None:
+        fields.real(self, "tol", "first_step", "slow_factor", above=0)
+        fields.real(self, "min_decrease", "armijo", above=0, below=1)
+        fields.whole(self, "window", "history", "halvings", "max_iters", least=1)

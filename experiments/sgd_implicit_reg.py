@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.data import DataProcess, DataSource, draw, noise_variance, summary
+from lab import fields
 from lab.io import load_arrays, load_json, save_arrays, save_json
 
 RUN_BLOCK = 10  # runs per shard: growing n_runs adds shards and leaves the existing ones unchanged
@@ -63,6 +64,12 @@ class Stopping:
     diverge_factor: float = 100.0  # diverged: loss non-finite or this many times the initial loss
     window: int = 5  # checks from a level's first crossing over which J, G, V are recorded; a converged
     # model trains on until its window at the target is complete (one crossing check is a noisy point)
+
+    def __post_init__(self) -> None:
+        fields.real(self, "target_loss", above=0)
+        fields.real(self, "stall_improvement", above=0, below=1)
+        fields.real(self, "diverge_factor", above=1)
+        fields.whole(self, "max_epochs", "check_every", "stall_epochs", "window", least=1)
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,11 @@ class Config:
     data: DataSource = field(default_factory=DataSource)  # where X, Y come from (settings.toml [data])
 
     def __post_init__(self) -> None:
+        fields.whole(self, "width", "hidden_layers", "n_train", "n_test", "n_val", "batch_size", least=1)
+        fields.whole(self, "n_runs", "val_every", "wd_batch_sizes", least=1)
+        fields.whole(self, "seed")
+        fields.real(self, "lrs", "wd_lrs", "lr_octaves", "loss_levels", above=0)
+        fields.real(self, "wd_lambdas", least=0)
         if self.stopping.target_loss not in self.loss_levels:
             raise ValueError("loss_levels must include the target loss: the final G and V are its window")
 

@@ -129,6 +129,11 @@ def versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "sympy", "numpy", "matplotlib")}
 
 
+def key_sources(modules: Iterable[str], files: Iterable[Path], root: Path = ROOT) -> list[Path]:
+    """The files a task's key hashes: its modules' source closure and its extra files."""
+    return [*source_closure(modules, root), *files]
+
+
 def key_basis(
     name: str,
     config: Any,
@@ -139,7 +144,7 @@ def key_basis(
 ) -> dict[str, Any]:
     """Everything that determines a task's outputs, as a JSON document: the task's name, its
     configuration, a digest per source file (relative path), its inputs' keys by name, versions."""
-    sources = [*source_closure(modules, root), *files]
+    sources = key_sources(modules, files, root)
     return json.loads(
         json.dumps(
             {
@@ -152,6 +157,20 @@ def key_basis(
             default=str,
         )
     )
+
+
+def stamps(paths: Iterable[Path]) -> dict[str, tuple[int, int]]:
+    """Each file's (modification time in ns, size); (0, -1) for a missing one.  Taken before the files
+    are hashed, they tell whether a file was written after it was hashed, even when it was written back."""
+    result = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            result[str(path)] = (0, -1)
+        else:
+            result[str(path)] = (st.st_mtime_ns, st.st_size)
+    return result
 
 
 def task_key(basis: dict[str, Any]) -> str:
@@ -202,9 +221,25 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
         Path(tmp).chmod(0o666 & ~_umask())  # mkstemp makes owner-only files; outputs are ordinary files
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and _nameless(err):
+            raise named(err, path) from err
         raise
+
+
+def _nameless(err: OSError) -> bool:
+    """A system error (with an errno) that names no file."""
+    return err.errno is not None and err.filename is None
+
+
+def named(err: OSError, path: Path) -> OSError:
+    """``err`` naming ``path`` (a full disk's ``write`` names no file), so that the message says where.
+
+    >>> str(named(OSError(28, "No space left on device"), Path("build/report.pdf")))
+    "[Errno 28] No space left on device: 'build/report.pdf'"
+    """
+    return type(err)(err.errno, err.strerror, str(path))
 
 
 def write_manifest(manifest: Path, key: str, outputs: Iterable[Path], info: dict[str, Any]) -> None:
@@ -236,7 +271,12 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as err:  # e.g. a full disk while the block saved into tmp: name the directory
+            if _nameless(err):
+                raise named(err, final) from err
+            raise
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes owner-only directories
         if final.exists() or final.is_symlink():
             old = final.with_name(f".{final.name}.old")

@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -249,7 +250,34 @@ def _store_commands(args: argparse.Namespace, graph: "ReportGraph") -> int | Non
 
 
 class UsageError(Exception):
-    """The command line asks for something the project does not have (exit 2, like argparse's errors)."""
+    """The command line asks for something the project does not have (exit 2, like argparse's errors);
+    ``usage`` False for a problem of the settings, which the usage text would not help with."""
+
+    def __init__(self, message: str, usage: bool = True) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def _origin(message: str, assignments: Sequence[str], settings_file: Path) -> str:
+    """``message`` (an override's error, starting with its ``stage.field``) with where that field was set:
+    ``--set`` when the command line sets it (or something inside it), else the settings file.
+
+    >>> _origin("toy: tol must be finite", ["toy.stop.tol=nan"], Path("settings.toml"))
+    '--set toy.stop.tol=nan: toy: tol must be finite'
+    >>> _origin("toy.stopping: tol must be finite", ["other.x=1"], Path("p/settings.toml"))
+    'p/settings.toml [overrides.toy]: toy.stopping: tol must be finite'
+    """
+    where = message.split(":", 1)[0].split(" ", 1)[0]
+    named = [
+        a.strip()
+        for a in assignments
+        if (f := a.partition("=")[0].strip()) == where
+        or f.startswith(f"{where}.")
+        or where.startswith(f"{f}.")
+    ]
+    if named:
+        return f"--set {', '.join(named)}: {message}"
+    return f"{settings_file} [overrides.{where.split('.')[0]}]: {message}"
 
 
 @dataclass
@@ -299,7 +327,9 @@ def validate(args: argparse.Namespace) -> Request:
             raise UsageError(f"argument --profile: invalid choice: {profile!r} (choose from {choices})")
         loaded = settings.load(declared.settings_file)
         overrides = merge(loaded.overrides, parse_overrides(args.set))
-        data = settings.data_source(loaded, declared)
+        data = settings.data_source(
+            loaded, declared, run=not (args.list or args.dry_run)
+        )  # listing runs no user code
         graph = ReportGraph(profile, declared, overrides=overrides, data=data)
         if directory := args.cache_dir or loaded.cache.get("dir"):  # relative: to the command / the project
             from report.store import Store
@@ -307,8 +337,11 @@ def validate(args: argparse.Namespace) -> Request:
             graph.store = Store(
                 Path(args.cache_dir).resolve() if args.cache_dir else declared.root / directory
             )
-    except (OverrideError, SettingsError, ProjectError) as err:
-        raise UsageError(str(err)) from err
+    except OverrideError as err:
+        message = _origin(str(err), args.set, _shown(declared.settings_file))
+        raise UsageError(message, usage=False) from err
+    except (SettingsError, ProjectError) as err:
+        raise UsageError(str(err), usage=False) from err
     if unknown := sorted(set(args.figure or ()) - set(graph.figures())):
         raise UsageError(_unknown("figure", unknown, graph.figures()))
     if unknown := sorted(set(args.targets) - set(graph.tasks)):
@@ -323,6 +356,11 @@ def validate(args: argparse.Namespace) -> Request:
         force |= set(args.force) if args.force else set(graph.closure(targets))
         force |= {shard for name in args.force for shard in graph.members(name)}
     return Request(graph, targets, force, loaded.page_limit)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when inside it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def _verify(graph: "ReportGraph") -> int:
@@ -369,7 +407,8 @@ def _build(args: argparse.Namespace, request: Request) -> int:
     start = time.perf_counter()
     if set(DOCUMENTS) & set(graph.closure(targets)):
         require_tools()  # before minutes of computation, not after
-    with build_lock(graph.root, wait=args.wait), stop_on_signals():
+    others = [graph.declared.build_dir(p) for p in graph.declared.profiles]
+    with build_lock(graph.root, wait=args.wait, others=others), stop_on_signals():
         board = progress.Board()  # one display; every process running a task reports to it
         executors.SEND = board.event
         try:
@@ -388,13 +427,13 @@ def _build(args: argparse.Namespace, request: Request) -> int:
         finally:
             board.close()
             executors.SEND = None
-    print(_summary(outcomes, time.perf_counter() - start))
-    if any(o.error or o.skipped for o in outcomes):
-        return 1
-    for name in targets:
-        print(f"wrote {relative(graph.tasks[name].outputs[0])}")
-    if args.export:
-        print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
+        print(_summary(outcomes, time.perf_counter() - start))
+        if any(o.error or o.skipped for o in outcomes):
+            return 1
+        for name in targets:
+            print(f"wrote {relative(graph.tasks[name].outputs[0])}")
+        if args.export:  # under the lock: no other build rewrites tex/ meanwhile
+            print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
     for document in (d for d in DOCUMENTS if d in graph.tasks):  # a project may have no supplement
         pdf = graph.tasks[document].outputs[0]
         if document not in graph.closure(targets) and pdf.exists():
@@ -466,23 +505,51 @@ def main(cli_args: Sequence[str] | None = None) -> int:
         from report.watch import watch, watched
 
         argv = [a for a in (sys.argv[1:] if cli_args is None else cli_args) if a != "--watch"]
-        return watch(argv, targets=lambda: watched(load(args.project)))
+        with _terminate_as_interrupt():  # SIGTERM ends the watcher and its build, as Ctrl-C does
+            return watch(argv, targets=lambda: watched(load(args.project)))
     from report.executors import ExecutorError, TaskError
+    from report.export import ExportError
     from report.latex import LatexError
     from report.lock import BuildLocked, Stop
     from report.render import TemplateError
 
+    checking = True  # the settings, overrides and data source, before anything is built
     try:
-        return run(args, validate(args))
+        with _terminate_as_interrupt() as received:
+            request = validate(args)
+            checking = False
+            return run(args, request)
     except UsageError as err:
-        parser.error(str(err))
+        if err.usage:
+            parser.error(str(err))
+        return _error(str(err), 2)
     except KeyboardInterrupt:
-        message = "interrupted: finished tasks stay cached, unfinished ones left nothing behind"
-        return _error(message, 128 + (Stop.signal or signal.SIGINT))
-    except (BuildLocked, ExecutorError, LatexError, TemplateError, TaskError, OSError) as err:
+        if checking:
+            message = "interrupted while checking the settings and the data source; nothing was built"
+        else:
+            message = "interrupted: finished tasks stay cached, unfinished ones left nothing behind"
+        return _error(message, 128 + (Stop.signal or received.get("signal") or signal.SIGINT))
+    except (BuildLocked, ExecutorError, ExportError, LatexError, TemplateError, TaskError, OSError) as err:
         if args.debug and isinstance(err, TaskError | OSError):
             raise
         return _error(_failure(err))
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[dict[str, int]]:
+    """Within the block SIGTERM stops as Ctrl-C does (a ``KeyboardInterrupt``, one line, exit 143), also
+    while the settings are checked, before the build's own handlers; the dict records the signal."""
+    received: dict[str, int] = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        received["signal"] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def entrypoint() -> None:

@@ -156,11 +156,21 @@ def context(graph: "Graph") -> dict[str, Any]:
     return ctx | helpers(graph)
 
 
+RENDERED = "rendered.json"  # in tex/: the digest of every .tex file the build wrote (the export checks them)
+
+
+def record_rendered(texdir: Path) -> None:
+    """Write ``texdir/rendered.json``: each rendered ``.tex`` file (relative to ``texdir``) -> SHA-256."""
+    digests = {str(f.relative_to(texdir)): cache.file_digest(f) for f in sorted(texdir.rglob("*.tex"))}
+    cache.write_atomic(texdir / RENDERED, json.dumps(digests, indent=1).encode())
+
+
 def typeset(
     graph: "Graph", name: str, texdir_path: Path, files: dict[str, str], copied: tuple[Path, ...] = ()
 ) -> None:
-    """Write ``files`` (relative path -> LaTeX) and ``copied`` into a fresh private directory, compile
-    ``<name>.tex`` there, check the PDF, and move it to ``<build dir>/<name>.pdf``.
+    """Write ``files`` (relative path -> LaTeX) and ``copied`` into a fresh private directory, record their
+    digests (:func:`record_rendered`), compile ``<name>.tex`` there, check the PDF, and move it to
+    ``<build dir>/<name>.pdf``.
 
     The private directory (no stale latexmk state, no other build's files) replaces
     ``texdir_path`` only after a good compile.
@@ -170,6 +180,7 @@ def typeset(
             cache.write_atomic(texdir / relative, text.encode())
         for path in copied:
             cache.write_atomic(texdir / path.name, path.read_bytes())
+        record_rendered(texdir)
         pdf = run_latexmk(texdir / f"{name}.tex", texdir, graph.templates)
         check_pdf(pdf)
         warnings = log_warnings(pdf.with_suffix(".log").read_text(errors="replace"))

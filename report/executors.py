@@ -12,8 +12,10 @@ executor has :meth:`~Executor.room` and stores each value in the build process a
   executor it wraps.
 """
 
+import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -165,22 +167,42 @@ def _execute_in_pool(job: Job) -> tuple[Any, float]:
 def _init_worker(threads: int, progress: Any) -> None:
     """A pool worker: ``threads`` intra-op threads for torch, Ctrl-C left to the build process, SIGTERM
     (a cancelled build) unwinding the running job before the exit, progress sent to the build through
-    the queue ``progress`` (if any), and an exit when the build process dies (even by SIGKILL, which
-    leaves it no chance to stop us)."""
+    the queue ``progress`` (if any), and an exit when the build process dies, whenever that happens
+    (even by SIGKILL, even before this worker started)."""
     global SEND
     SEND = progress.put if progress is not None else None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    _end_with_parent()
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)  # read by torch when a task first imports it
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _end_with_parent() -> None:
+    """End this spawned process when the process that started it is gone, in two independent ways.
+
+    On Linux the kernel sends SIGTERM when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    thread waits on multiprocessing's parent sentinel, the read end of a pipe whose write end only the
+    parent holds: it reads end-of-file once the parent is gone, even if that happened before this
+    process got here (a recorded ``getppid()`` would then already be the reaper's).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the sentinel below still ends us
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_when_ready(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
     os._exit(1)
 
 

@@ -14,13 +14,14 @@ same directory rewrites it.  The links open ``supplement.pdf`` beside ``report.p
 """
 
 import io
+import json
 import os
 import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from report.cache import write_atomic
+from report.cache import file_digest, write_atomic
 from report.crossref import TEXDIR as SUPPLEMENT_TEXDIR
 
 if TYPE_CHECKING:
@@ -63,16 +64,48 @@ def figure_files(source: str, figures: Path) -> list[Path]:
     return [figures / name for name in names]
 
 
+class ExportError(Exception):
+    """The built document cannot be bundled as it stands; the message says why and what to do."""
+
+
+def check_rendered(texdir: Path, name: str = "report") -> None:
+    """An :class:`ExportError` unless ``texdir`` holds the LaTeX of document ``name`` as the last build
+    rendered it (:func:`report.document.record_rendered`), unedited."""
+    from report.document import RENDERED
+
+    again = f"build it again with --force {name} --export"
+    record = texdir / RENDERED
+    if not (texdir / f"{name}.tex").is_file() or not record.is_file():
+        raise ExportError(f"cannot export: {texdir / f'{name}.tex'} or its record is missing; {again}")
+    edited = [
+        name
+        for name, digest in json.loads(record.read_text()).items()
+        if not (texdir / name).is_file() or file_digest(texdir / name) != digest
+    ]
+    if edited:
+        raise ExportError(
+            f"cannot export: {', '.join(edited)} in {texdir} differ(s) from what the build rendered (edited by"
+            f" hand?); change the templates instead and {again}"
+        )
+
+
 def write_bundle(graph: "ReportGraph", bundle: Path) -> Path:
-    """Write ``bundle`` (a .zip) from ``graph``'s built documents; return its path."""
+    """Write ``bundle`` (a .zip) from ``graph``'s built documents, each as the build rendered it; return
+    its path."""
     root, figures = graph.root, graph.figure_dir()
     texdirs = {"report": graph.texdir(), "supplement": root / SUPPLEMENT_TEXDIR}  # each document's LaTeX
     documents = [name for name in DOCUMENTS if name in graph.tasks]  # a project may have no supplement
+    for name in documents:
+        check_rendered(texdirs[name], name)
     sources = {name: flattened_source(texdirs[name], figures, name) for name in documents}
     files = sorted({f for source in sources.values() for f in figure_files(source, figures)})
     missing = [str(f) for f in files if not f.is_file()]
+    if "supplement" in sources and not (root / SUPPLEMENT_TEXDIR / "supplement.aux").is_file():
+        missing.append(str(root / SUPPLEMENT_TEXDIR / "supplement.aux"))
     if missing:
-        raise FileNotFoundError(f"figures missing from the build: {', '.join(missing)}")
+        raise ExportError(
+            f"cannot export: missing from the build: {', '.join(missing)}; build again with --force"
+        )
     labels = root / SUPPLEMENT_TEXDIR / "supplement.aux"  # the submission's links into the supplement
     entries = [
         *((f"{name}.tex", source.encode()) for name, source in sources.items()),

@@ -21,6 +21,9 @@ INSTALL_HINT = (
 )
 
 
+FULL_DISK = 4 << 20  # bytes: with less free space than this, a failed compile is taken for a full disk
+
+
 class LatexError(Exception):
     """LaTeX failed; the message is short and points at the source line."""
 
@@ -65,6 +68,11 @@ def run_latexmk(main_tex: Path, outdir: Path, templates: Path | None = None) -> 
         raise
     log = outdir / main_tex.with_suffix(".log").name
     if proc.returncode != 0:
+        if "No space left on device" in output or shutil.disk_usage(outdir).free < FULL_DISK:
+            raise LatexError(
+                f"No space left on device: {outdir} (LaTeX could not write its output; free some space and"
+                " build again; the last good report.pdf is kept)"
+            )
         text = log.read_text(errors="replace") if log.exists() else output
         raise LatexError(summarize_error(text, main_tex.parent, templates))
     return outdir / main_tex.with_suffix(".pdf").name

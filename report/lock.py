@@ -2,7 +2,7 @@
 
 :func:`build_lock` holds an exclusive ``flock`` on ``<build dir>/.lock`` for the whole build
 (the kernel releases it when the process dies, however it dies).  Whoever holds it first
-removes temporary files and directories a killed build left behind.  :func:`stop_on_signals`
+removes temporary files and directories a killed build of its own profile left behind.  :func:`stop_on_signals`
 turns SIGINT and SIGTERM into a flag checked between tasks and a ``KeyboardInterrupt`` that
 stops the running one.
 """
@@ -10,7 +10,7 @@ stops the running one.
 import fcntl
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,8 +24,12 @@ class BuildLocked(Exception):
 
 
 @contextmanager
-def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
-    """Hold ``root``'s build lock; fail at once (or wait, if asked) when another build has it."""
+def build_lock(root: Path, wait: bool = False, others: Iterable[Path] = ()) -> Iterator[None]:
+    """Hold ``root``'s build lock; fail at once (or wait, if asked) when another build has it.
+
+    ``others`` are the build directories of the other profiles: those inside ``root`` (``build/quick``
+    in ``build/``) belong to builds under their own locks, and their temporary files are left alone.
+    """
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("a+") as f:
         try:
@@ -40,9 +44,11 @@ def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
+        foreign = [o for o in others if o != root and o.is_relative_to(root)]
         for pattern in LEFTOVERS:
             for leftover in root.glob(pattern):
-                cache.remove(leftover)
+                if not any(leftover.is_relative_to(o) for o in foreign):
+                    cache.remove(leftover)
         yield
 
 

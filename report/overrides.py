@@ -144,7 +144,10 @@ def apply(where: str, config: Any, changes: Mapping[str, Any]) -> Any:
             conformed[name] = _conform(f"{where}.{name}", current, value)
     for name, sub in nested.items():
         conformed[name] = apply(f"{where}.{name}", getattr(config, name), sub)
-    return dataclasses.replace(config, **conformed)
+    try:
+        return dataclasses.replace(config, **conformed)
+    except (ValueError, TypeError) as err:  # the configuration's own checks (__post_init__)
+        raise OverrideError(f"{where}: {err}") from err
 
 
 def check_stages(overrides: Overrides, stems: Iterable[str]) -> None:

@@ -14,6 +14,7 @@ instead of being run.
 """
 
 import datetime
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class Graph:
         self.project = project
         self.store = store or Store(root / "store")
         self._bases: dict[str, dict[str, Any]] = {}
+        self._stamps: dict[str, dict[str, tuple[int, int]]] = {}  # task -> its sources' stamps when hashed
         self._expected: dict[str, float] = {}
 
     def manifest(self, name: str) -> Path:
@@ -108,8 +110,20 @@ class Graph:
         if name not in self._bases:
             t = self.tasks[name]
             inputs = {i: self.key(i) for i in t.inputs}
+            self._stamps[name] = cache.stamps(cache.key_sources(t.modules, t.files, self.project))
             self._bases[name] = cache.key_basis(t.name, t.config, t.modules, t.files, inputs, self.project)
         return self._bases[name]
+
+    def changed_sources(self, name: str) -> list[str]:
+        """The files of ``name``'s key written since they were hashed (their content or their stamp
+        differs): what the task read may then not be what its key says, even if a file was written back."""
+        t = self.tasks[name]
+        self.basis(name)
+        paths = cache.key_sources(t.modules, t.files, self.project)
+        now = cache.stamps(paths)
+        changed = {p for p, stamp in now.items() if self._stamps[name].get(p) != stamp}
+        changed |= set(self._stamps[name]) - set(now)  # an import removed since
+        return sorted(os.path.relpath(p, self.project) for p in changed)
 
     def key(self, name: str) -> str:
         return cache.task_key(self.basis(name))
@@ -272,6 +286,12 @@ class Graph:
         """Store a finished task's value and record its manifest (not when a stop was asked for:
         a task that swallowed the interrupt may be incomplete), then keep it in the store; its seconds."""
         task = self.tasks[name]
+        if changed := self.changed_sources(name):
+            raise TaskError(
+                f"task {name}: {', '.join(changed)} changed while it ran, after its cache key was computed;"
+                " nothing was cached for it: build again",
+                name,
+            )
         if task.store is not None:
             task.store(value)
         _stop_if_signalled()

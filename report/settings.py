@@ -135,18 +135,21 @@ def date_text(settings: Settings, environ: Mapping[str, str] = os.environ) -> st
     return date_text(Settings(date=datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()))
 
 
-def data_source(settings: Settings, project: "Project", source: str = "settings.toml") -> Any:
+def data_source(
+    settings: Settings, project: "Project", source: str = "settings.toml", run: bool = True
+) -> Any:
     """The checked data source the settings name (the hook's built-in one when they name none), or
     None for a project without a data-source hook.
 
     Relative paths are taken from the project's root; an unusable source is one :class:`SettingsError`.
+    Without ``run`` the hook must not run the source's code (it hashes its text): for listings.
     """
     hook = project.data_hook()  # torch, perhaps: only when a build needs the source
     if hook is None:
         return None
     text = settings.data.get("source", "builtin")
     try:
-        return hook.resolve(text, project.root)
+        return hook.resolve(text, project.root, run=run)
     except hook.DataError as err:
         raise SettingsError(f"{source}: [data] source = {text!r}: {err}") from err
 

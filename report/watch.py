@@ -108,10 +108,22 @@ def _watcher(spec: Watched) -> Iterable[set[tuple[object, str]]]:
 
 
 def _rebuild(argv: Sequence[str]) -> int:
-    """One build in a fresh process (edited modules are imported anew), with this builder on its path."""
+    """One build in a fresh process (edited modules are imported anew), with this builder on its path;
+    stopped with SIGTERM (then killed after 30 s) when the watcher is interrupted, so that no build
+    outlives the watcher holding the lock."""
     path = os.pathsep.join([str(BUILDER.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
     command = [sys.executable, "-m", "report.cli", *argv]
-    return subprocess.run(command, check=False, env=os.environ | {"PYTHONPATH": path}).returncode
+    child = subprocess.Popen(command, env=os.environ | {"PYTHONPATH": path})
+    try:
+        return child.wait()
+    except BaseException:
+        child.terminate()
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
 
 
 def watch(
@@ -121,7 +133,10 @@ def watch(
     rebuild: Callable[[Sequence[str]], int] = _rebuild,
     log: Callable[[str], None] = print,
 ) -> int:
-    """Build with ``argv``, then again after every change; Ctrl-C stops (exit 130) as a build would."""
+    """Build with ``argv``, then again after every change; Ctrl-C (and SIGTERM, which the command line
+    turns into one) stops (exit 130) as a build would, with the build running then.  Each build waits for the lock (``--wait``): a change saved while another build holds it is
+    built once that build is done, not dropped."""
+    argv = [*argv, *([] if "--wait" in argv else ["--wait"])]
     try:
         rebuild(argv)
         spec = targets()

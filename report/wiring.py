@@ -307,15 +307,21 @@ def _declaration_files(declared: Project) -> tuple[Path, ...]:
 
 
 def git_commit(root: Path) -> str:
-    """The commit of ``root``, with ``-dirty`` when the work tree has uncommitted changes."""
+    """The commit of ``root`` (12 hex digits), with ``-dirty`` when tracked files have uncommitted changes.
+
+    Read-only: ``git describe --dirty`` refreshes and rewrites ``.git/index``, which a build must not
+    touch (an editor's or another git command's lock may be held); ``git status`` with
+    ``GIT_OPTIONAL_LOCKS=0`` only reads it.
+    """
+    env = os.environ | {"GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, env=env)
+        return done.stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return out.stdout.strip()
+    return f"{commit}-dirty" if dirty else commit

@@ -20,10 +20,10 @@ PROJECT = project.load()
 
 
 def data_source(
-    s: Settings, declared: Project = PROJECT, root=ROOT, resolve=settings.data_source
+    s: Settings, declared: Project = PROJECT, root=ROOT, resolve=settings.data_source, run: bool = True
 ) -> DataSource:
     """The source ``s`` names, with relative paths from ``root``."""
-    return resolve(s, dataclasses.replace(declared, root=root))
+    return resolve(s, dataclasses.replace(declared, root=root), run=run)
 
 
 def test_defaults_give_an_anonymous_title_page(tmp_path):
@@ -143,8 +143,6 @@ def test_the_build_command_refuses_a_malformed_source_before_computing(tmp_path,
     bad.write_text('[data]\nsource = "bad.npz"\n')
     monkeypatch.setattr(settings, "load", lambda path: settings.parse(bad.read_text()))
     monkeypatch.setattr(settings, "data_source", functools.partial(data_source, root=tmp_path))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--profile", "quick", "--dry-run"])
-    assert exit_info.value.code == 2
+    assert main(["--profile", "quick", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "[data] source = 'bad.npz'" in err and "missing key(s) Y_train, X_test, Y_test" in err

@@ -26,7 +26,7 @@ def test_each_change_rebuilds_with_the_same_arguments():
         log=lines.append,
         targets=lambda: FIXED,
     )
-    assert code == 0 and builds == [["--profile", "quick"]] * 3
+    assert code == 0 and builds == [["--profile", "quick", "--wait"]] * 3  # waits for a running build
     assert "changed: templates/report.tex.j2" in lines and "changed: experiments/data.py" in lines
 
 
