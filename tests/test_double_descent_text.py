@@ -64,7 +64,7 @@ def test_full_rank_and_rank_deficient_stalls_read_differently(base):
 
 
 def test_the_gap_is_explained_only_when_the_larger_set_loses_more(base):
-    assert "its stall points lose more" in section(stalled(base))
+    assert "consistent with its stall points losing more" in section(stalled(base))
     ctx = stalled(base)
     ctx["stalls"]["larger_losses"] = False
     assert "does not explain why the gap" in section(ctx)
