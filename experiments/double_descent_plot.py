@@ -6,14 +6,12 @@ number and every data-chosen statement of ``templates/sections/double_descent.te
 """
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from derivations.notation import latex
-from experiments import effective_params
+from experiments import effective_params, threshold_diagnosis
 from experiments.data_plot import context as data_context
 from experiments.double_descent import Results, Sweep
 from experiments.double_descent_stats import (
@@ -29,11 +27,14 @@ from experiments.double_descent_stats import (
     threshold_index,
 )
 from experiments.lbfgs_config import Stop
-from lab.fmt import Tex, integer, num, power_of_ten, tex
+from lab.fmt import Tex, decade, integer, num, power_of_ten, tex
 from lab.stats import mean_se
-from lab.style import figsize, sequential
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TARGET = 1e-3  # item (b): the training MSE to reach
+LOWERED = 1e-2  # a Levenberg-Marquardt run "lowers the loss" when it removes at least this fraction of it
 
 
 def counts(results: Results) -> tuple:
@@ -48,12 +49,29 @@ def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
 
 
+def with_se(mean: float, se: float) -> tuple[Tex, Tex]:
+    r"""``mean`` rounded to the place of the second significant digit of its standard error ``se``, and ``se``.
+
+    >>> with_se(0.65123, 0.0123)
+    ('\\num{0.651}', '\\num{0.012}')
+    >>> with_se(2.5, 0.5)
+    ('\\num{2.50}', '\\num{0.50}')
+    """
+    if not (np.isfinite(se) and se > 0 and mean != 0):
+        return num(mean), num(se, sig=2)
+    return num(mean, sig=max(decade(abs(mean)) - decade(se) + 2, 1)), num(se, sig=2)
+
+
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     """Median, first and third quartile of integer counts, rounded."""
     return tuple(integer(round(v)) for v in np.quantile(values, [0.5, 0.25, 0.75]))
 
 
-def plot_training_curves(results: Results) -> Figure:
+def plot_training_curves(results: Results) -> "Figure":
+    import matplotlib.pyplot as plt  # only where a figure is drawn
+
+    from lab.style import figsize, sequential
+
     fig, ax = plt.subplots(figsize=figsize(2.8), layout="constrained")
     P, _ = counts(results)
     colors = sequential(len(results.config.curve_widths))
@@ -69,7 +87,12 @@ def plot_training_curves(results: Results) -> Figure:
     return fig
 
 
-def plot_curve(results: Results) -> Figure:
+def plot_curve(results: Results) -> "Figure":
+    import matplotlib.pyplot as plt  # only where a figure is drawn
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    from lab.style import figsize, sequential
+
     fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(4.3), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
     colors = sequential(len(results.sweeps))
@@ -103,7 +126,7 @@ def plot_curve(results: Results) -> Figure:
     return fig
 
 
-FIGURES: dict[str, Callable[[Results], Figure]] = {
+FIGURES: dict[str, Callable[[Results], "Figure"]] = {
     "dd_training_curves": plot_training_curves,
     "dd_curve": plot_curve,
 }
@@ -214,6 +237,100 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     }
 
 
+def stall_diagnosis(results: Results) -> dict:
+    """The stalled networks above the counting bound, per training-set size and one row each (supplement)."""
+    diagnoses = threshold_diagnosis.diagnose_stalls(results)
+    _, P_eff = counts(results)
+    d = results.process.dim
+    per_n: list[dict] = []
+    dead: list[list[int]] = []  # dead units of each examined network, per training-set size
+    deficits: list[list[int]] = []  # d N - rank of each rank-deficient one
+    for sweep in results.sweeps:
+        group = [g for g in diagnoses if g.n == sweep.n]
+        equations = d * sweep.n
+        dead.append([sum(g.dead) for g in group])
+        deficits.append([equations - g.rank for g in group if g.rank < equations])
+        width = effective_params.predict(P_eff, equations).width
+        decrease = np.array([g.relative_decrease for g in group])
+        lowered = int((decrease >= LOWERED).sum())
+        index = threshold_index(sweep.stop == Stop.INTERPOLATED)
+        per_n.append(
+            {
+                "n": integer(sweep.n),
+                "equations": integer(equations),
+                "eff_width": integer(width),
+                "eff_at_width": integer(P_eff.subs(effective_params.M, width)),
+                "M": integer(results.config.widths[index]) if index is not None else "",
+                "eff_at_M": integer(P_eff.subs(effective_params.M, results.config.widths[index]))
+                if index is not None
+                else "",
+                "count": integer(len(group)),
+                "any": bool(group),
+                "widths": widths_text(sorted({g.width for g in group})) if group else "",
+                "deficient": integer(sum(g.rank < equations for g in group)),
+                "below_prediction": integer(sum(g.rank < g.predicted for g in group)),
+                "dead_median": num(np.median([sum(g.dead) for g in group]), sig=2) if group else "",
+                "deficit_median": num(np.median(deficits[-1]), sig=2) if deficits[-1] else "",
+                "all_full": all(g.rank == equations for g in group),
+                "with_dead": integer(sum(sum(g.dead) > 0 for g in group)),
+                "dead_units": integer(sum(sum(g.dead) for g in group)),
+                "with_active": integer(sum(sum(g.active) > 0 for g in group)),
+                "lowered": integer(lowered),
+                "verdict": "progress"
+                if group and lowered == len(group)
+                else "minima"
+                if lowered == 0
+                else "mixed",
+                "decrease_median": num(100 * np.median(decrease), sig=2) if group else "",
+                "decrease_min": num(100 * decrease.min(), sig=2) if group else "",
+                "decrease_max": num(100 * decrease.max(), sig=2) if group else "",
+                "smallest_median": tex(power_of_ten(float(np.median([g.smallest for g in group])), digits=0))
+                if group
+                else "",
+                "gap_min": num(min(g.gap for g in group if np.isfinite(g.gap)), sig=2)
+                if any(np.isfinite(g.gap) for g in group)
+                else "",
+            }
+        )
+    check = threshold_diagnosis.rank_check(diagnoses)
+    rows = [
+        {
+            "n": integer(g.n),
+            "M": integer(g.width),
+            "seed": integer(g.seed),
+            "P_eff": integer(P_eff.subs(effective_params.M, g.width)),
+            "loss": num(g.loss, sig=2),
+            "rank": integer(g.rank),
+            "predicted": integer(g.predicted),
+            "gap": num(g.gap, sig=2) if np.isfinite(g.gap) else r"--",
+            "smallest": tex(power_of_ten(g.smallest, digits=0)),
+            "dead": Tex(f"{g.dead[0]}+{g.dead[1]}"),
+            "active": Tex(f"{g.active[0]}+{g.active[1]}"),
+            "lm_loss": num(g.lm_loss, sig=2),
+            "decrease": num(100 * g.relative_decrease, sig=2),
+        }
+        for g in diagnoses
+    ]
+    return {
+        "per_n": per_n,
+        "rows": rows,
+        "count": integer(len(diagnoses)),
+        "rank_ok": check.passed,
+        # the larger training set's stall points lose more: more dead units and larger rank deficits (medians)
+        "larger_losses": bool(
+            all(dead)
+            and all(deficits)
+            and np.median(dead[-1]) > np.median(dead[0])
+            and np.median(deficits[-1]) > np.median(deficits[0])
+        ),
+        "rank_off": integer(int(check.error)),
+        "rtol": tex(power_of_ten(threshold_diagnosis.RTOL)),
+        "gram_margin": tex(power_of_ten(threshold_diagnosis.GRAM_MARGIN)),
+        "lm_steps": integer(threshold_diagnosis.LM_STEPS),
+        "lowered_pct": num(100 * LOWERED, sig=1),
+    }
+
+
 def context(results: Results) -> dict:
     config, opt = results.config, results.config.optimizer
     widths = list(config.widths)
@@ -272,10 +389,8 @@ def context(results: Results) -> dict:
                 "role": role,
                 "M": integer(width),
                 "params": integer(P.subs(effective_params.M, width)),
-                "test1": num(mean1),
-                "se1": num(se1, sig=2),
-                "test2": num(mean2),
-                "se2": num(se2, sig=2),
+                **dict(zip(("test1", "se1"), with_se(mean1, se1), strict=True)),
+                **dict(zip(("test2", "se2"), with_se(mean2, se2), strict=True)),
                 "diff": num(mean, sig=2),
                 "low": num(low, sig=2),
                 "high": num(high, sig=2),
@@ -287,6 +402,21 @@ def context(results: Results) -> dict:
             }
         )
     hurt_widths = [w for w, h in zip(widths, hurts, strict=True) if h]
+    chosen_rows = [widths.index(w) for _, w in [*chosen, ("over", config.over_width)]]
+    per_seed = [
+        {
+            "seed": integer(seed),
+            "cells": [
+                (
+                    num(first.test[row, j]),
+                    num(second.test[row, j]),
+                    num(second.test[row, j] - first.test[row, j], sig=2),
+                )
+                for row in chosen_rows
+            ],
+        }
+        for j, seed in enumerate(config.seeds)
+    ]
     ranks = results.ranks
     rank_rows = []
     for i, width in enumerate(config.rank_widths):
@@ -358,6 +488,8 @@ def context(results: Results) -> dict:
         "hurt_count": integer(len(hurt_widths)),
         "hurt_widths": widths_text(hurt_widths) if hurt_widths else "",
         "hurts_over": bool(table and table[-1]["hurts"]),
+        "stalls": stall_diagnosis(results),
+        "per_seed": per_seed,
         "rank_rows": rank_rows,
         "rank_samples": integer(config.rank_samples),
         "rank_rows_count": integer(d * config.rank_samples),
