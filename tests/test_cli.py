@@ -213,11 +213,6 @@ def test_keep_going_runs_what_does_not_depend_on_a_failure_and_lists_it(cli, cap
     assert {o.task for o in outcomes if o.skipped} == {"supplement", "report"}
 
 
-@pytest.mark.xfail(
-    reason="the *_plot.py modules import matplotlib at module level; the builder imports them to list the"
-    " figures",
-    strict=True,
-)
 @pytest.mark.parametrize("argv", [["--list"], ["--dry-run"]], ids=["list", "dry-run"])
 def test_listing_this_repository_imports_neither_torch_nor_matplotlib(heavy_imports, argv):
     assert heavy_imports("--profile", "quick", *argv) == []
