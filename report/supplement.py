@@ -33,8 +33,13 @@ if TYPE_CHECKING:
     from report.wiring import ReportGraph as Graph
 
 TINY = 1e-15  # an error below this is round-off of double precision: printed "< 1e-15", not 1.2e-125
-# The label of a table environment (the first \label before its \end{table}).
-_TABLE_LABEL = re.compile(r"\\begin\{table\}(?:(?!\\end\{table\}).)*?\\label\{([^}]+)\}", re.DOTALL)
+# The label of a table: the first \label before the \end{table} of a table environment, or the one
+# right after a \captionof{table}{...} (a table set beside a figure in one float).
+_TABLE_LABEL = re.compile(
+    r"\\begin\{table\}(?:(?!\\end\{table\}).)*?\\label\{([^}]+)\}"
+    r"|\\captionof\{table\}(?:(?!\\label\{).)*?\\label\{([^}]+)\}",
+    re.DOTALL,
+)
 
 
 def error_text(error: float) -> Tex:
@@ -125,7 +130,7 @@ def table_provenance(graph: "Graph", rendered: dict[str, str]) -> Tex:
     rows = []
     for stage in graph.stages:
         function = f"{stage.present}.context"
-        for label in _TABLE_LABEL.findall(rendered.get(stage.stem, "")):
+        for label in (a or b for a, b in _TABLE_LABEL.findall(rendered.get(stage.stem, ""))):
             made_by = rf"\texttt{{{document.breakable(function)}}}"
             rows.append(
                 [

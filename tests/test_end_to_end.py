@@ -61,7 +61,7 @@ def test_the_supplement_names_every_figure_and_table_with_its_data(quick_build):
 def test_the_submission_links_resolve_into_the_supplement(quick_build):
     graph, text = quick_build
     assert "??" not in text
-    assert re.search(r"Supplement S\d+\.\d+ lists each operation", text)  # Exercise 2's operations table
+    assert re.search(r"Supplement S\d+\.\d+ lists every operation", text)  # Exercise 2's operations table
     evidence = PdfReader(graph.root / "supplement.pdf")
     remote = {
         str(action["/D"])
@@ -110,7 +110,9 @@ def test_the_exercise_1_gradient_in_the_pdf_is_the_true_one(quick_build):
     dz_da = -math.log(b) * 2 * a * math.exp(a**2) / denominator**2
     dz_db = (1 / b) / denominator - math.log(b) * 2 * b / denominator**2
     answers = [float(x.replace(" ", "")) for x in re.findall(r"≈ ?(-?\d[\d. ]*\d)", text)]
-    assert answers[:2] == pytest.approx([dz_da, dz_db], rel=1e-9)
+    assert answers[:2] == pytest.approx([dz_da, dz_db], rel=1e-3)  # the abstract: four digits
+    assert any(a == pytest.approx(dz_da, rel=1e-9) for a in answers[2:])  # Section 1(d): every digit
+    assert any(a == pytest.approx(dz_db, rel=1e-9) for a in answers[2:])
 
 
 @pytest.mark.parametrize("order", [("report", "supplement"), ("supplement", "report")])
