@@ -1,18 +1,7 @@
 """The data of both computer assignments: the built-in process, or the student's own source.
 
-The course notebook is not available, so the built-in process is defined explicitly
-(:mod:`experiments.data_process`):
-
-    x ~ N(0, I_d),        y = g(x) + eps,        eps ~ N(0, tau^2 I_d),   tau = noise_std,
-    g(x) = W2^T tanh(W1^T x),   W1 in R^{d x H}, W1_ij ~ N(0, 1/d),
-                                W2 in R^{H x d}, W2_ij ~ N(0, 1/H),   d = dim = 8,
-
-with the teacher weights W1, W2 drawn once from ``teacher_seed`` and then fixed.  Each
-data set (training or test) is an independent sample from ``sample_seed``.  Losses are
-MSE averaged over samples *and* the d outputs, so the optimal test error of any
-predictor is the noise variance: R_t = E[(y_j - g_j(x))^2] = tau^2 (see
-:func:`optimal_test_error`).  The report writes the noise variance tau^2, keeping sigma^2
-for the initialization variance of Exercise 3.
+The course notebook is not available, so the built-in process (a fixed teacher network with
+Gaussian label noise, R_t = tau^2) is defined explicitly in :mod:`experiments.data_process`.
 
 A student with the notebook names it in ``settings.toml`` (``[data] source``) instead; see
 :class:`DataSource`.  The experiments carry the source in their ``Config.data``, draw with

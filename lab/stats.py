@@ -3,7 +3,7 @@ tests, rank correlations, bootstrap intervals, Holm's correction and trend words
 
 Tests and intervals come from :mod:`scipy.stats` (``permutation_test``, ``bootstrap``,
 ``spearmanr``).  Permutation tests are exact while the number of rearrangements is at most
-``EXACT_LIMIT`` (2^n sign patterns of n paired values, n! orderings of n points) and otherwise
+``EXACT_LIMIT`` (2^n sign patterns of n paired values) and otherwise
 estimated from ``EXACT_LIMIT`` random rearrangements of a seeded generator, so no test ever
 enumerates a number of cases that grows without bound with the data.
 
@@ -85,39 +85,6 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     if len(x) < 2:
         return np.nan
     return float(stats.spearmanr(x, y).statistic)
-
-
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rank correlation along the last axis, for many samples at once (bootstrap draws).
-
-    ``scipy.stats.spearmanr`` correlates every pair of variables of a 2-D input; this is the
-    row-by-row version: the correlation of the average ranks (centred ranks, so that perfectly
-    ordered rows give exactly ±1, which ``pearsonr``'s rounding does not).
-    """
-    rx, ry = stats.rankdata(x, axis=-1), stats.rankdata(y, axis=-1)
-    rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
-    return (rx * ry).sum(-1) / np.sqrt((rx * rx).sum(-1) * (ry * ry).sum(-1))
-
-
-def rank_p(x: ArrayLike, y: ArrayLike, alternative: Alternative = "two-sided") -> float:
-    """p-value of Spearman's ρ between ``x`` and ``y`` by the permutation test of the pairings.
-
-    Exact (all n! orderings) while n! ≤ ``EXACT_LIMIT``, that is for n ≤ 8 points; estimated from
-    ``EXACT_LIMIT`` random orderings beyond.  nan for fewer than two points or a non-finite one.
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return np.nan
-    result = stats.permutation_test(  # one sample: its n! orderings against the fixed x
-        (y,),
-        lambda b, axis=-1: spearman_rows(x, b),
-        permutation_type="pairings",
-        vectorized=True,
-        n_resamples=EXACT_LIMIT,
-        alternative=alternative,
-        rng=np.random.default_rng(SEED),
-    )
-    return float(result.pvalue)
 
 
 def bootstrap_interval(
