@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from derivations.notation import latex
-from experiments import effective_params, threshold_diagnosis
+from experiments import effective_params
 from experiments.data_plot import context as data_context
 from experiments.double_descent import Results, Sweep
 from experiments.double_descent_stats import (
@@ -27,6 +27,7 @@ from experiments.double_descent_stats import (
     threshold_index,
 )
 from experiments.lbfgs_config import Stop
+from experiments.threshold_diagnosis import GRAM_MARGIN, LM_STEPS, RTOL, Diagnosis, rank_check
 from lab.fmt import Tex, decade, integer, num, power_of_ten, tex
 from lab.stats import mean_se
 
@@ -237,9 +238,8 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     }
 
 
-def stall_diagnosis(results: Results) -> dict:
+def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
     """The stalled networks above the counting bound, per training-set size and one row each (supplement)."""
-    diagnoses = threshold_diagnosis.diagnose_stalls(results)
     _, P_eff = counts(results)
     d = results.process.dim
     per_n: list[dict] = []
@@ -292,7 +292,7 @@ def stall_diagnosis(results: Results) -> dict:
                 else "",
             }
         )
-    check = threshold_diagnosis.rank_check(diagnoses)
+    check = rank_check(diagnoses)
     rows = [
         {
             "n": integer(g.n),
@@ -324,14 +324,16 @@ def stall_diagnosis(results: Results) -> dict:
             and np.median(deficits[-1]) > np.median(deficits[0])
         ),
         "rank_off": integer(int(check.error)),
-        "rtol": tex(power_of_ten(threshold_diagnosis.RTOL)),
-        "gram_margin": tex(power_of_ten(threshold_diagnosis.GRAM_MARGIN)),
-        "lm_steps": integer(threshold_diagnosis.LM_STEPS),
+        "rtol": tex(power_of_ten(RTOL)),
+        "gram_margin": tex(power_of_ten(GRAM_MARGIN)),
+        "lm_steps": integer(LM_STEPS),
         "lowered_pct": num(100 * LOWERED, sig=1),
     }
 
 
-def context(results: Results) -> dict:
+def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
+    """Every value of the section; ``threshold_diagnosis``: the stall-point diagnoses of the derived analysis
+    (:func:`experiments.threshold_diagnosis.analyze`, a task of its own)."""
     config, opt = results.config, results.config.optimizer
     widths = list(config.widths)
     first, second = results.sweeps[0], results.sweeps[-1]
@@ -488,7 +490,7 @@ def context(results: Results) -> dict:
         "hurt_count": integer(len(hurt_widths)),
         "hurt_widths": widths_text(hurt_widths) if hurt_widths else "",
         "hurts_over": bool(table and table[-1]["hurts"]),
-        "stalls": stall_diagnosis(results),
+        "stalls": stall_diagnosis(results, threshold_diagnosis),
         "per_seed": per_seed,
         "rank_rows": rank_rows,
         "rank_samples": integer(config.rank_samples),

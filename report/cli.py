@@ -88,7 +88,9 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
     what.add_argument(
         "--verify",
         action="store_true",
-        help="run every derivation's checks now (never cached), print a table, exit 1 on a failure",
+        help="run every derivation's checks now (never cached) and every claim about computed results (ANALYSES"
+        " in project.py) on its analysis, print a table, exit 1 on a failure; an analysis that is stale is"
+        " computed first, with what it needs (e.g. a training sweep: minutes, with progress)",
     )
     what.add_argument(
         "--figure",
@@ -363,10 +365,18 @@ def _shown(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def _verify(graph: "ReportGraph") -> int:
-    from report.wiring import run_checks
+def _verify(args: argparse.Namespace, request: Request) -> int:
+    """Run every derivation's checks now; bring the analyses with claims up to date (a build of them and what
+    they need, with its progress and summary) and check their claims; print the table; the exit code."""
+    from report.wiring import claim_checks, run_checks
 
-    checks = run_checks(graph.tasks["verification"].modules)
+    graph = request.graph
+    if claims := graph.claims():
+        names = [analysis.stem for analysis, _, _ in claims]
+        print(f"the claims about computed results read {', '.join(names)}: bringing them up to date")
+        if code := _build(args, Request(graph, names)):
+            return code
+    checks = run_checks(graph.checked) + [check for _, check in claim_checks(claims)]
     width = max(len(c.name) for c in checks)
     mwidth = max(len(c.method) for c in checks)
     print(f"{'check':<{width}}  {'method':<{mwidth}}  {'max error':>10}  {'tolerance':>10}  result")
@@ -467,7 +477,7 @@ def run(args: argparse.Namespace, request: Request) -> int:
     if (code := _store_commands(args, graph)) is not None:
         return code
     if args.verify:
-        return _verify(graph)
+        return _verify(args, request)
     if args.list:
         print("\n".join(task_table(graph, args.explain)))
         return 0

@@ -143,7 +143,9 @@ def checks_summary(graph: "Graph") -> dict[str, Tex]:
 
 def context(graph: "Graph") -> dict[str, Any]:
     ctx: dict[str, Any] = {
-        s.stem: s.present_module().context(s.compute_module().load(graph.data_dir(s.stem)))
+        s.stem: s.present_module().context(
+            s.compute_module().load(graph.data_dir(s.stem)), **graph.analyses(s.stem)
+        )
         for s in graph.stages
     }
     ctx["stems"] = [s.stem for s in graph.stages]

@@ -7,7 +7,10 @@ For one profile, in dependency order:
 * ``<stem>``           a stage's results -> ``data/<stem>/``: ``gather`` of its shards' parts when the
   compute module defines ``shards`` (keyed by config, code and the shards' keys), else ``run``
 * ``<figure>``         one figure of a stage -> ``figures/<figure>.pdf``  (keyed by plot code and data key)
-* ``verification``     every derivation's ``check()`` -> ``data/verification.json``
+* ``<analysis>``       a derived analysis of one stage's results (``ANALYSES`` in ``project.py``) ->
+  ``data/<analysis>/`` (keyed by its code and the stage's key, never the stage's templates or figures)
+* ``verification``     every derivation's ``check()`` and every analysis's ``check(analysis)`` ->
+  ``data/verification.json``
 * ``supplement``       supplement templates + all of the above -> ``supplement.pdf`` (the evidence)
 * ``report``           submission templates + all of the above -> ``report.pdf``; after the supplement,
   whose labels it links to (its key hashes the supplement's outline, not the supplement's key)
@@ -40,7 +43,7 @@ from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
 from report.remote import run_shard
 from report.settings import SettingsError, with_data
-from report.stages import Stage
+from report.stages import Analysis, Stage
 
 progress.install()  # every process that runs a task imports this module: workers show progress too
 
@@ -74,18 +77,20 @@ class ReportGraph(Graph):
         check_stages(self.overrides, [s.stem for s in stages])
         self.root = root = out or declared.build_dir(profile)
         tasks = [task for stage in stages for task in self._stage_tasks(stage)]
+        tasks += [self._analysis_task(analysis) for analysis in declared.analyses]
         check_names([t.name for t in tasks])
-        checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
+        self.checked = checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
+        claims = self.claims()
         verification = root / "data" / "verification.json"
         tasks.append(
             Task(
                 "verification",
                 "verification",
-                modules=checked,
+                modules=(*checked, *(claim.module for claim, _, _ in claims)),
                 config={"extra_fields": ["passed", "module"]},  # beside Check's, in every record it writes
-                inputs=(),
+                inputs=tuple(claim.stem for claim, _, _ in claims),
                 outputs=(verification,),
-                action=partial(_save_checks, checked, verification),
+                action=partial(_save_checks, checked, claims, verification),
             )
         )
         stage_tasks = tuple(t.name for t in tasks)
@@ -193,6 +198,46 @@ class ReportGraph(Graph):
                 action=partial(_make_figure, stage, figure, data_dir, path),
             )
 
+    def _analysis_task(self, analysis: Analysis) -> Task:
+        """The task of a derived analysis: after its stage's data task, keyed by its own code."""
+        stage = self.stage(analysis.stage, f"analysis {analysis.module!r} reads STAGE")
+        return Task(
+            analysis.stem,
+            "analysis",
+            modules=(analysis.module,),
+            config=None,
+            inputs=(stage.stem,),
+            outputs=(self.data_dir(analysis.stem),),
+            action=partial(
+                _analyze, analysis, stage, self.data_dir(stage.stem), self.data_dir(analysis.stem)
+            ),
+        )
+
+    def stage(self, stem: str, who: str = "") -> Stage:
+        """The stage named ``stem``; ``who`` names the one asking in the error."""
+        for stage in self.stages:
+            if stage.stem == stem:
+                return stage
+        stems = ", ".join(s.stem for s in self.stages)
+        raise ProjectError(f"{who} {stem!r}, which is no stage (the stages: {stems})".strip())
+
+    def analyses(self, stem: str) -> dict[str, Any]:
+        """The loaded results of stage ``stem``'s derived analyses, by their stems (``context``'s keywords)."""
+        return {
+            a.stem: a.compute_module().load(self.data_dir(a.stem))
+            for a in self.declared.analyses
+            if a.stage == stem
+        }
+
+    def claims(self) -> list[tuple[Analysis, Path, str]]:
+        """The analyses with a ``check``, each with its results directory and the compute module of the stage
+        it reads (the section its claims belong to)."""
+        return [
+            (a, self.data_dir(a.stem), self.stage(a.stage).compute)
+            for a in self.declared.analyses
+            if hasattr(a.compute_module(), "check")
+        ]
+
     def data_dir(self, stem: str) -> Path:
         return self.root / "data" / stem
 
@@ -243,6 +288,13 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
         compute.save(compute.run(config), tmp)
 
 
+def _analyze(analysis: Analysis, stage: Stage, data_dir: Path, out: Path) -> None:
+    module = analysis.compute_module()
+    result = module.analyze(stage.compute_module().load(data_dir))
+    with cache.atomic_directory(out) as tmp:
+        module.save(result, tmp)
+
+
 def _build_supplement(graph: "ReportGraph") -> None:
     from report import supplement  # PyLaTeX and the documents' code: only when the supplement is built
 
@@ -266,12 +318,19 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
     return [check for name in modules for check in import_module(name).check()]
 
 
-def _save_checks(modules: tuple[str, ...], path: Path) -> None:
-    checks = [
-        dataclasses.asdict(c) | {"passed": c.passed, "module": name}
-        for name in modules
-        for c in import_module(name).check()
+def claim_checks(claims: Iterable[tuple[Analysis, Path, str]]) -> list[tuple[str, Check]]:
+    """Each analysis's ``check`` of its saved results, with the section (stage compute module) it belongs to."""
+    return [
+        (section, check)
+        for analysis, directory, section in claims
+        for check in analysis.compute_module().check(analysis.compute_module().load(directory))
     ]
+
+
+def _save_checks(modules: tuple[str, ...], claims: list[tuple[Analysis, Path, str]], path: Path) -> None:
+    records = [(name, c) for name in modules for c in import_module(name).check()]
+    records += claim_checks(claims)
+    checks = [dataclasses.asdict(c) | {"passed": c.passed, "module": name} for name, c in records]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
 
 

@@ -147,7 +147,7 @@ def hand_made_results() -> dd.Results:
 
 
 def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
-    ctx = plot.context(hand_made_results())
+    ctx = plot.context(hand_made_results(), threshold_diagnosis=[])
     first, second = ctx["first"], ctx["second"]
     assert first["M"] == r"\num{20}"
     assert first["params"] == r"\num{768}"  # 20^2 + 18 * 20 + 8

@@ -11,7 +11,7 @@ from tests.test_double_descent import hand_made_results
 
 @pytest.fixture(scope="module")
 def base() -> dict:
-    return plot.context(hand_made_results())
+    return plot.context(hand_made_results(), threshold_diagnosis=[])
 
 
 def stalled(base: dict, **per_n) -> dict:

@@ -19,7 +19,7 @@ from report.wiring import ReportGraph
 
 DECLARED = load()
 
-COMPUTE_KINDS = {"shard", "data", "verification"}
+COMPUTE_KINDS = {"shard", "data", "analysis", "verification"}
 # Presentation and builder code: appending a function to any of these may restale figures and the
 # report, never a computation.
 PRESENTATION = (
