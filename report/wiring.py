@@ -8,9 +8,9 @@ For one profile, in dependency order:
   compute module defines ``shards`` (keyed by config, code and the shards' keys), else ``run``
 * ``<figure>``         one figure of a stage -> ``figures/<figure>.pdf``  (keyed by plot code and data key)
 * ``<analysis>``       a derived analysis of one stage's results (``ANALYSES`` in ``project.py``) ->
-  ``data/<analysis>/`` (keyed by its code and the stage's key, never the stage's templates or figures)
-* ``verification``     every derivation's ``check()`` and every analysis's ``check(analysis)`` ->
-  ``data/verification.json``
+  ``data/<analysis>/``, with its claims' ``check(analysis)`` in ``data/<analysis>/checks.json`` (keyed by
+  its code and the stage's key, never the stage's templates or figures)
+* ``verification``     every derivation's ``check()`` -> ``data/verification.json``
 * ``supplement``       supplement templates + all of the above -> ``supplement.pdf`` (the evidence)
 * ``report``           submission templates + all of the above -> ``report.pdf``; after the supplement,
   whose labels it links to (its key hashes the supplement's outline, not the supplement's key)
@@ -49,6 +49,7 @@ progress.install()  # every process that runs a task imports this module: worker
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
 RESERVED = ("report", "verification", "supplement")  # the builder's own tasks
+CLAIMS = "checks.json"  # in an analysis's directory: the records of its claims, written beside its results
 
 
 class ReportGraph(Graph):
@@ -80,17 +81,16 @@ class ReportGraph(Graph):
         tasks += [self._analysis_task(analysis) for analysis in declared.analyses]
         check_names([t.name for t in tasks])
         self.checked = checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
-        claims = self.claims()
         verification = root / "data" / "verification.json"
         tasks.append(
             Task(
                 "verification",
                 "verification",
-                modules=(*checked, *(claim.module for claim, _, _ in claims)),
+                modules=checked,
                 config={"extra_fields": ["passed", "module"]},  # beside Check's, in every record it writes
-                inputs=tuple(claim.stem for claim, _, _ in claims),
+                inputs=(),
                 outputs=(verification,),
-                action=partial(_save_checks, checked, claims, verification),
+                action=partial(_save_checks, checked, verification),
             )
         )
         stage_tasks = tuple(t.name for t in tasks)
@@ -229,14 +229,18 @@ class ReportGraph(Graph):
             if a.stage == stem
         }
 
-    def claims(self) -> list[tuple[Analysis, Path, str]]:
-        """The analyses with a ``check``, each with its results directory and the compute module of the stage
-        it reads (the section its claims belong to)."""
-        return [
-            (a, self.data_dir(a.stem), self.stage(a.stage).compute)
-            for a in self.declared.analyses
-            if hasattr(a.compute_module(), "check")
-        ]
+    def claims(self) -> list[str]:
+        """The analyses with a ``check``: claims about computed results, recorded by their own tasks."""
+        return [a.stem for a in self.declared.analyses if hasattr(a.compute_module(), "check")]
+
+    def recorded_checks(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The check records of the last verification task and of the analyses' claims (of the tasks
+        ``names`` among them, default all), each with ``passed`` and ``module`` (its section's compute
+        module); a task that has not run records none."""
+        names = set(self.tasks) if names is None else set(names)
+        paths = [self.tasks["verification"].outputs[0]] if "verification" in names else []
+        paths += [self.data_dir(stem) / CLAIMS for stem in self.claims() if stem in names]
+        return [record for path in paths if path.exists() for record in json.loads(path.read_text())]
 
     def data_dir(self, stem: str) -> Path:
         return self.root / "data" / stem
@@ -289,10 +293,14 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
 
 
 def _analyze(analysis: Analysis, stage: Stage, data_dir: Path, out: Path) -> None:
+    """Analyze the stage's results, save them and, beside them, the records of the claims checked on them."""
     module = analysis.compute_module()
     result = module.analyze(stage.compute_module().load(data_dir))
     with cache.atomic_directory(out) as tmp:
         module.save(result, tmp)
+        if hasattr(module, "check"):
+            records = [record(c, stage.compute) for c in module.check(module.load(tmp))]
+            cache.write_atomic(tmp / CLAIMS, json.dumps(records, indent=1).encode())
 
 
 def _build_supplement(graph: "ReportGraph") -> None:
@@ -318,28 +326,30 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
     return [check for name in modules for check in import_module(name).check()]
 
 
-def claim_checks(claims: Iterable[tuple[Analysis, Path, str]]) -> list[tuple[str, Check]]:
-    """Each analysis's ``check`` of its saved results, with the section (stage compute module) it belongs to."""
-    return [
-        (section, check)
-        for analysis, directory, section in claims
-        for check in analysis.compute_module().check(analysis.compute_module().load(directory))
-    ]
+def record(check: Check, module: str) -> dict[str, Any]:
+    """A check as the verification table reads it: its fields, whether it passed, the module of its section."""
+    return dataclasses.asdict(check) | {"passed": check.passed, "module": module}
 
 
-def _save_checks(modules: tuple[str, ...], claims: list[tuple[Analysis, Path, str]], path: Path) -> None:
-    records = [(name, c) for name in modules for c in import_module(name).check()]
-    records += claim_checks(claims)
-    checks = [dataclasses.asdict(c) | {"passed": c.passed, "module": name} for name, c in records]
+def claim_checks(graph: "ReportGraph") -> list[Check]:
+    """Every analysis's ``check`` of its saved results, now."""
+    found: list[Check] = []
+    for analysis in graph.declared.analyses:
+        module = analysis.compute_module()
+        if hasattr(module, "check"):
+            found += module.check(module.load(graph.data_dir(analysis.stem)))
+    return found
+
+
+def _save_checks(modules: tuple[str, ...], path: Path) -> None:
+    checks = [record(c, name) for name in modules for c in import_module(name).check()]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
 
 
-def failed_checks(graph: Graph) -> list[dict[str, Any]]:
-    """The failed checks recorded by the last verification task (none when it has not run)."""
-    path = graph.tasks["verification"].outputs[0]
-    if not path.exists():
-        return []
-    return [c for c in json.loads(path.read_text()) if not c["passed"]]
+def failed_checks(graph: "ReportGraph", names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The failed checks recorded by the verification task and the analyses' claims among the tasks ``names``
+    (default all; none for a task that has not run)."""
+    return [c for c in graph.recorded_checks(names) if not c["passed"]]
 
 
 def check_names(names: list[str]) -> None:
