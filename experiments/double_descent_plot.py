@@ -28,8 +28,7 @@ from experiments.double_descent_stats import (
 )
 from experiments.lbfgs_config import Stop
 from experiments.threshold_diagnosis import GRAM_MARGIN, LM_STEPS, RTOL, Diagnosis, rank_check
-from lab.fmt import Tex, decade, integer, num, power_of_ten, tex
-from lab.stats import mean_se
+from lab.fmt import Tex, integer, num, power_of_ten, tex
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,19 +47,6 @@ def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     """Median, first and third quartile of ``values``, formatted with two significant digits."""
     q1, mid, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
-
-
-def with_se(mean: float, se: float) -> tuple[Tex, Tex]:
-    r"""``mean`` rounded to the place of the second significant digit of its standard error ``se``, and ``se``.
-
-    >>> with_se(0.65123, 0.0123)
-    ('\\num{0.651}', '\\num{0.012}')
-    >>> with_se(2.5, 0.5)
-    ('\\num{2.50}', '\\num{0.50}')
-    """
-    if not (np.isfinite(se) and se > 0 and mean != 0):
-        return num(mean), num(se, sig=2)
-    return num(mean, sig=max(decade(abs(mean)) - decade(se) + 2, 1)), num(se, sig=2)
 
 
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
@@ -273,6 +259,8 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
                 "deficit_median": num(np.median(deficits[-1]), sig=2) if deficits[-1] else "",
                 "all_full": all(g.rank == equations for g in group),
                 "with_dead": integer(sum(sum(g.dead) > 0 for g in group)),
+                "deficient_dead": integer(sum(g.rank < equations and sum(g.dead) > 0 for g in group)),
+                "deficient_dead_all": all(sum(g.dead) > 0 for g in group if g.rank < equations),
                 "dead_units": integer(sum(sum(g.dead) for g in group)),
                 "with_active": integer(sum(sum(g.active) > 0 for g in group)),
                 "lowered": integer(lowered),
@@ -384,16 +372,20 @@ def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
     chosen = [("threshold", widths[s1["index"]])] if s1["index"] is not None else []
     for role, width in [*chosen, ("over", config.over_width)]:
         row = widths.index(width)
-        mean, low, high = intervals[row]
-        (mean1, se1), (mean2, se2) = mean_se(first.test[row]), mean_se(second.test[row])
+        median, low, high = intervals[row]
+        (q1_1, mid1, q3_1), (q1_2, mid2, q3_2) = (
+            np.quantile(s.test[row], [0.25, 0.5, 0.75]) for s in (first, second)
+        )
         table.append(
             {
                 "role": role,
                 "M": integer(width),
                 "params": integer(P.subs(effective_params.M, width)),
-                **dict(zip(("test1", "se1"), with_se(mean1, se1), strict=True)),
-                **dict(zip(("test2", "se2"), with_se(mean2, se2), strict=True)),
-                "diff": num(mean, sig=2),
+                "test1": num(mid1),
+                "iqr1": (num(q1_1), num(q3_1)),
+                "test2": num(mid2),
+                "iqr2": (num(q1_2), num(q3_2)),
+                "diff": num(median, sig=2),
                 "low": num(low, sig=2),
                 "high": num(high, sig=2),
                 "hurts": bool(low > 0),
