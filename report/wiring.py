@@ -205,7 +205,10 @@ class ReportGraph(Graph):
             analysis.stem,
             "analysis",
             modules=(analysis.module,),
-            config=None,
+            config={
+                "claims": CLAIMS,
+                "section": stage.compute,
+            },  # where its claims are recorded, under which section
             inputs=(stage.stem,),
             outputs=(self.data_dir(analysis.stem),),
             action=partial(

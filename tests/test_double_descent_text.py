@@ -103,16 +103,16 @@ def abstract(ctx: dict) -> str:
     [
         (
             {"deficient": "3"},
-            "because 3 of the 3 networks that stall in between have lost rank below $8N$ through dead units, in slow progress;",
+            "because 3 of the 3 networks that stall at or above it have lost rank below $8N$ through dead units, in slow progress;",
         ),
         (
             {"all_full": False, "deficient": "2", "verdict": "minima"},
-            "2 of the 3 networks that stall in between have lost rank below $8N$ through dead units, at local minima;",
+            "2 of the 3 networks that stall at or above it have lost rank below $8N$ through dead units, at local minima;",
         ),
         ({"all_full": False, "deficient_dead_all": False, "verdict": "mixed"}, "have lost rank below $8N$;"),
         (
             {"all_full": True},
-            "networks in between stall although their residual Jacobian has full rank, in slow progress;",
+            "networks at or above it stall although their residual Jacobian has full rank, in slow progress;",
         ),
     ],
 )
