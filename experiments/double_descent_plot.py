@@ -261,6 +261,10 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
                 "with_dead": integer(sum(sum(g.dead) > 0 for g in group)),
                 "deficient_dead": integer(sum(g.rank < equations and sum(g.dead) > 0 for g in group)),
                 "deficient_dead_all": all(sum(g.dead) > 0 for g in group if g.rank < equations),
+                # rank-deficient networks whose dead units alone take the bound min(dN, P_eff(live)) below dN
+                "dead_bound": integer(sum(g.rank < equations and g.predicted < equations for g in group)),
+                "below_any": any(g.rank < g.predicted for g in group),
+                "all_below": all(g.rank < g.predicted for g in group if g.rank < equations),
                 "dead_units": integer(sum(sum(g.dead) for g in group)),
                 "with_active": integer(sum(sum(g.active) > 0 for g in group)),
                 "lowered": integer(lowered),

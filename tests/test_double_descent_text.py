@@ -20,7 +20,8 @@ def stalled(base: dict, **per_n) -> dict:
     for group in ctx["stalls"]["per_n"]:
         group |= {"count": "3", "any": True, "deficient": "0", "all_full": True, "lowered": "3"}
         group |= {"verdict": "progress", "decrease_min": "5", "decrease_median": "40"}
-        group |= {"with_dead": "3", "deficient_dead": "3", "deficient_dead_all": True}
+        group |= {"with_dead": "3", "deficient_dead": "3", "deficient_dead_all": True, "dead_bound": "2"}
+        group |= {"below_any": True, "all_below": False}
         group |= {
             "dead_median": "3",
             "deficit_median": "50",
@@ -63,12 +64,18 @@ def test_full_rank_and_rank_deficient_stalls_read_differently(base):
     )
     short = section(stalled(base, all_full=False, deficient="2"))
     assert "2 of 3 for $N=" in short and "lost capacity" in short and "an error" not in short
-    assert "Every rank-deficient one has dead hidden units" in short
+    assert "Every rank-deficient network has dead hidden units" in short
+    assert "below $8N$ in 2 of the 2 ($N=" in short.replace(r"\num{8}", "8")
+    assert "but 1 and 1 ranks fall below it: dead units explain only part" in short
     some = section(stalled(base, all_full=False, deficient="2", deficient_dead="1", deficient_dead_all=False))
     assert "appear in 1 and 1 of the rank-deficient networks" in some and "Every rank-deficient" not in some
+    every = section(stalled(base, all_full=False, all_below=True))
+    assert "every rank-deficient network lies below even that bound" in every and "1 and 1 ranks" not in every
+    whole = section(stalled(base, all_full=False, below_any=False))
+    assert "the dead units explain the whole loss of rank" in whole and "only part" not in whole
     ctx = stalled(base, all_full=False)
     ctx["stalls"] |= {"rank_ok": False, "rank_off": "1"}
-    assert "is exceeded by 1 networks, which is an error" in section(ctx)
+    assert "That bound is exceeded by 1 networks, which is an error" in section(ctx)
 
 
 def test_the_diagnosis_opens_with_the_threshold_against_the_count(base):
@@ -103,13 +110,13 @@ def abstract(ctx: dict) -> str:
     [
         (
             {"deficient": "3"},
-            "because 3 of the 3 networks that stall at or above it have lost rank below $8N$ through dead units, in slow progress;",
+            "because 3 of the 3 networks that stall at or above it have lost rank below $8N$, in slow progress;",
         ),
         (
             {"all_full": False, "deficient": "2", "verdict": "minima"},
-            "2 of the 3 networks that stall at or above it have lost rank below $8N$ through dead units, at local minima;",
+            "2 of the 3 networks that stall at or above it have lost rank below $8N$, at local minima;",
         ),
-        ({"all_full": False, "deficient_dead_all": False, "verdict": "mixed"}, "have lost rank below $8N$;"),
+        ({"all_full": False, "verdict": "mixed"}, "have lost rank below $8N$;"),
         (
             {"all_full": True},
             "networks at or above it stall although their residual Jacobian has full rank, in slow progress;",
