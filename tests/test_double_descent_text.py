@@ -110,16 +110,16 @@ def abstract(ctx: dict) -> str:
     [
         (
             {"deficient": "3"},
-            "because 3 of the 3 networks that stall at or above it have lost rank below $8N$, in slow progress;",
+            ": 3 of the 3 networks that stall at or above that width have lost rank below $8N$, and all were still progressing slowly;",
         ),
         (
             {"all_full": False, "deficient": "2", "verdict": "minima"},
-            "2 of the 3 networks that stall at or above it have lost rank below $8N$, at local minima;",
+            ": 2 of the 3 networks that stall at or above that width have lost rank below $8N$, and all stopped at local minima;",
         ),
-        ({"all_full": False, "verdict": "mixed"}, "have lost rank below $8N$;"),
+        ({"all_full": False, "verdict": "mixed"}, "at or above that width have lost rank below $8N$;"),
         (
             {"all_full": True},
-            "networks at or above it stall although their residual Jacobian has full rank, in slow progress;",
+            ": all 3 networks that stall at or above that width keep full rank $8N$, and all were still progressing slowly;",
         ),
     ],
 )
