@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from lab.fmt import integer
 from report.cli import main
 from report.project import load
 from report.wiring import ReportGraph
@@ -289,7 +290,19 @@ def test_the_analysis_records_its_claim_under_its_stage_and_a_build_fails_on_it(
     graph = ReportGraph("quick", load(analysed))
     assert graph.recorded_checks() == []
     assert (
-        main(["--project", str(analysed), "--profile", "quick", "coins_fair", "verification", "--jobs", "1"])
+        main(
+            [
+                "--project",
+                str(analysed),
+                "--profile",
+                "quick",
+                "halving",
+                "coins_fair",
+                "verification",
+                "--jobs",
+                "1",
+            ]
+        )
         == 0
     )
     records = graph.recorded_checks()
@@ -298,6 +311,10 @@ def test_the_analysis_records_its_claim_under_its_stage_and_a_build_fails_on_it(
         ("coins", "every seed's share of heads near 1/2", True),
     ]
     assert graph.recorded_checks(["coins_fair"]) == records[1:]
+    from report import document
+
+    ctx = document.context(graph)  # the stage's context receives its analysis; the abstract counts its claim
+    assert ctx["coins"]["deviation"] and ctx["build"]["n_checks"] == ctx["build"]["n_passed"] == integer(2)
     fair = analysed / "coins_fair.py"
     fair.write_text(fair.read_text().replace("BOUND = 0.2", "BOUND = 0.0"))
     sys.modules.pop("coins_fair", None)
