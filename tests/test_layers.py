@@ -100,6 +100,7 @@ COMPUTE_MODULES = [
     "experiments.double_descent",
     "experiments.sgd_implicit_reg",
     "experiments.data",
+    "experiments.threshold_diagnosis",  # an analysis: listing reads its STAGE
 ]
 
 
