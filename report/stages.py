@@ -35,9 +35,10 @@ a long sweep), and changing a template or a present module reruns neither:
     ``STAGE: str``                   the stem of the stage whose results it reads
     ``analyze(results) -> Analysis`` deterministic in the stage's results (and its config)
     ``save(analysis, directory)``, ``load(directory) -> Analysis``
-    ``check(analysis) -> list[Check]``  optional: claims the text relies on, about the results; they
-                                     join the derivations' checks in the verification task and
-                                     ``--verify``, grouped under the stage's section
+    ``check(analysis) -> list[Check]``  optional: claims the text relies on, about the results; the
+                                     analysis's task records them beside its results, and they
+                                     join the derivations' checks in the verification table (under
+                                     the stage's section), the build's exit code and ``--verify``
 Its task (named by its stem) depends on the stage's data task and on the analysis module's code
 (and what it imports); the stage's present module receives the loaded analysis as a keyword
 argument of ``context``.
