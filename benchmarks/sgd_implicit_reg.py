@@ -47,8 +47,8 @@ def _time(module, lrs: list[float], n_runs: int, epochs: int):
     """CPU seconds per model-epoch of ``module.train`` on the models of ``lrs`` x ``n_runs``, and its models."""
     config = PROFILES["full"]
     X, Y, model, runs, lr = _setup(lrs, n_runs)
-    never = Stopping(target_loss=0.0, max_epochs=epochs, check_every=epochs, stall_epochs=epochs + 1,
-                     diverge_factor=float("inf"))  # fmt: skip
+    never = Stopping(target_loss=1e-300, max_epochs=epochs, check_every=epochs, stall_epochs=epochs + 1,
+                     diverge_factor=1e300)  # fmt: skip
     cpu = time.process_time()
     trained = module(
         model, X, Y, runs, lr, torch.zeros(len(lr)), config.batch_size, never,

@@ -36,9 +36,40 @@ class Trajectory:
     at_level: dict[str, np.ndarray]
 
 
-def minibatch_orders(generators: Sequence[torch.Generator], n: int) -> torch.Tensor:
-    """One epoch's shuffled sample order for each training set, from its own generator: (n_sets, n)."""
-    return torch.stack([torch.rand(n, generator=g).argsort() for g in generators])
+ORDER_CHUNK = 100  # epochs of mini-batch orders drawn, sorted and gathered at once (a cost, not a result)
+
+
+def minibatch_orders(generators: Sequence[torch.Generator], n: int, epochs: int = 1) -> torch.Tensor:
+    """The shuffled sample orders of the next ``epochs`` epochs of each training set: (epochs, n_sets, n).
+
+    Epoch ``e`` of a set is the argsort of the ``e``-th draw of ``n`` uniforms from its own generator:
+    one draw of ``epochs × n`` uniforms is the same stream as ``epochs`` draws of ``n`` (tested), so
+    the orders do not depend on how many epochs are drawn at once.
+    """
+    return torch.stack([torch.rand(epochs, n, generator=g).argsort(dim=-1) for g in generators], dim=1)
+
+
+def _epoch_samples(XY: torch.Tensor, generators: Sequence[torch.Generator], epochs: int) -> torch.Tensor:
+    """Each training set's samples in the order of each of the next ``epochs`` epochs: (epochs, n_sets, N, dim)."""
+    n_sets, n = XY.shape[:2]
+    order = minibatch_orders(generators, n, epochs).to(XY.device)  # (epochs, n_sets, N)
+    return XY[torch.arange(n_sets, device=XY.device)[:, None], order]
+
+
+def losses(model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """``batched_mlp.mse(batched_mlp.forward(model, X), Y)`` without autograd, every operation in place.
+
+    The same operations in the same order, so the same bits; at the validation and test sets'
+    sizes the allocations of the out-of-place forward cost as much as its products.
+    """
+    with torch.no_grad():
+        h = X
+        last = len(model.weights) - 1
+        for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+            h = torch.matmul(h, W).add_(b)  # (n_models, batch, fan_out_max)
+            if layer < last:
+                h = h.relu_().mul_(model.mask)
+        return h.sub_(Y).square_().mean(dim=(-2, -1))
 
 
 def _select(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
@@ -115,6 +146,7 @@ def train(
     final, early = _select(model, every), _select(model, every)  # final and early-stopped parameters
     model = _select(model, every)  # the models still training
     generators = [torch.Generator().manual_seed(seed) for seed in order_seeds]
+    XY, dim_x = torch.cat([X, Y], -1), X.shape[-1]  # one gather per epoch for inputs and targets
     history = np.full((s.max_epochs // s.check_every + 1, n_models), np.nan)
     status = np.full(n_models, Status.MAX_EPOCHS)
     stop_epoch = np.full(n_models, s.max_epochs)
@@ -134,19 +166,19 @@ def train(
     bar = progress.bar(total=s.max_epochs, desc=desc, unit="epoch", leave=False)
     for epoch in range(s.max_epochs + 1):
         if epoch > 0:
-            order = minibatch_orders(generators, n).to(dev)[sets]  # (n_active, N)
-            X_epoch, Y_epoch = (
-                X[sets[:, None], order],
-                Y[sets[:, None], order],
-            )  # each model's samples in order
+            if (epoch - 1) % ORDER_CHUNK == 0:
+                # (epochs, n_sets, N, dim_x + dim_y)
+                chunk = _epoch_samples(XY, generators, min(ORDER_CHUNK, s.max_epochs + 1 - epoch))
+            XY_epoch = chunk[(epoch - 1) % ORDER_CHUNK][
+                sets
+            ]  # (n_active, N, dim_x + dim_y): each model's samples
             for start in range(0, n, batch_size):
-                batch = slice(start, start + batch_size)
-                batched_mlp.sgd_step(model, X_epoch[:, batch], Y_epoch[:, batch], step, shrink)
+                batch = XY_epoch[:, start : start + batch_size]
+                batched_mlp.sgd_step(model, batch[..., :dim_x], batch[..., dim_x:], step, shrink)
             bar.update()
         if epoch % s.check_every:
             continue
-        with torch.no_grad():
-            loss = batched_mlp.mse(batched_mlp.forward(model, X[sets]), Y[sets]).double().cpu().numpy()
+        loss = losses(model, X[sets], Y[sets]).double().cpu().numpy()
         ids = active.numpy()
         history[epoch // s.check_every, ids] = loss
         if epoch == 0:
@@ -177,8 +209,7 @@ def train(
         finished = (done != Status.MAX_EPOCHS) | (epoch == s.max_epochs)
         done[finished & ~np.isnan(reached[ids])] = Status.CONVERGED  # also when the budget cut its window
         if val is not None and (on_val_schedule(epoch, s.check_every, val_every) or finished.any()):
-            with torch.no_grad():
-                v = batched_mlp.mse(batched_mlp.forward(model, val[0]), val[1]).double().cpu().numpy()
+            v = losses(model, *val).double().cpu().numpy()
             # Off the schedule only models stopping now are checked, so no model depends on its batch mates.
             checked = finished | on_val_schedule(epoch, s.check_every, val_every)
             better = (v < best_val[ids]) & checked & (done != Status.DIVERGED)
@@ -244,11 +275,9 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
     )  # fmt: skip
     X_m, Y_m = X[data_index], Y[data_index]  # (n_models, N, dim)
     out = {"status": traj.status, "stop_epoch": traj.stop_epoch, "es_epoch": traj.early_epoch}
-    with torch.no_grad():
-        for prefix, params in [("", traj.model), ("es_", traj.early)]:
-            for name, (x, y) in [("train", (X_m, Y_m)), ("val", val), ("test", test)]:
-                loss = batched_mlp.mse(batched_mlp.forward(params, x), y)
-                out[f"{prefix}{name}_loss"] = loss.double().cpu().numpy()
+    for prefix, params in [("", traj.model), ("es_", traj.early)]:
+        for name, (x, y) in [("train", (X_m, Y_m)), ("val", val), ("test", test)]:
+            out[f"{prefix}{name}_loss"] = losses(params, x, y).double().cpu().numpy()
     out |= {f"level_{k}": v for k, v in traj.at_level.items()}
     out["history"] = traj.history.T
     shape = (len(lrs), len(lambdas), len(runs))

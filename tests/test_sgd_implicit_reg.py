@@ -53,7 +53,7 @@ def test_one_model_of_the_batch_matches_torch_sgd():
     generator = torch.Generator().manual_seed(SEEDS["order_seeds"][data_index[i]])
     x, y = X[data_index[i]], Y[data_index[i]]
     for _ in range(epochs):
-        order = minibatch_orders([generator], N)[0]
+        order = minibatch_orders([generator], N)[0, 0]
         for start in range(0, N, B):
             idx = order[start : start + B]
             optimizer.zero_grad()
