@@ -27,7 +27,8 @@ from experiments.data import make_data
 from experiments.sgd_implicit_reg import PROFILES, Stopping, lr_groups, order_seed
 from experiments.sgd_training import train
 
-OLD = "d08c6fd"  # today's version
+OLD = "d08c6fd"  # the version of issue 23 ("today's"): autograd, one μ per shard
+MAIN = "57117bb"  # the flat, fused trainer before its orders and evaluations were batched
 
 
 def _setup(lrs: list[float], n_runs: int) -> tuple:
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as directory:
         old = from_git(OLD, "experiments/sgd_implicit_reg.py", f"sgd_implicit_reg_{OLD}", Path(directory))
         old.batched_mlp = from_git(OLD, "experiments/batched_mlp.py", f"batched_mlp_{OLD}", Path(directory))
+        main_train = from_git(MAIN, "experiments/sgd_training.py", f"sgd_training_{MAIN}", Path(directory)).train
 
     _, reference = _time(old.train, [config.lrs[0]], config.n_runs, 1)
     _, current = _time(train, [config.lrs[0]], config.n_runs, 1)
@@ -82,9 +84,10 @@ def main(argv: list[str] | None = None) -> None:
 
     mu = config.lrs[len(config.lrs) // 2]
     rows = [("old", old.train, [mu], "one μ (today's shard)")]
-    rows += [("new", train, [mu], "one μ")]
-    rows += [("new", train, max(lr_groups(config.lrs, config.lr_octaves), key=len), "a band of μ (a shard)")]
-    rows += [("new", train, list(config.lrs), "every μ of (b)")]
+    band = max(lr_groups(config.lrs, config.lr_octaves), key=len)
+    for name, module in [(MAIN, main_train), ("new", train)]:
+        rows += [(name, module, [mu], "one μ"), (name, module, band, "a band of μ (a shard)")]
+        rows += [(name, module, list(config.lrs), "every μ of (b)")]
     print(f"SGD, N = {config.n_train}, B = {config.batch_size}, M = {config.width}, "
           f"{config.hidden_layers} hidden layers, float32, {args.epochs} epochs, 1 thread, best of {args.repeats}")  # fmt: skip
     best = [float("inf")] * len(rows)

@@ -3,8 +3,8 @@
 Every model keeps its own learning rate μ, weight decay λ, training set and mini-batch order, so
 a batch may mix settings (a shard trains several μ or λ at once: the fixed cost of an operation
 is paid once for all of them).  A step is one hand-written forward and backward pass with the
-update fused into each layer's gradient product (:func:`experiments.batched_mlp.sgd_step`): no
-autograd, no stored gradient.  The host looks at the models only at a check (every
+update fused into each layer's gradient product (:func:`sgd_step`): no autograd, no stored
+gradient, no allocation (every operation writes into a :class:`Workspace`).  The host looks at the models only at a check (every
 ``Stopping.check_every`` epochs): no step waits for the device.  Imported by
 :func:`experiments.sgd_implicit_reg.run_shard` (torch is imported here, not by the stage module).
 """
@@ -54,6 +54,69 @@ def _epoch_samples(XY: torch.Tensor, generators: Sequence[torch.Generator], epoc
     n_sets, n = XY.shape[:2]
     order = minibatch_orders(generators, n, epochs).to(XY.device)  # (epochs, n_sets, N)
     return XY[torch.arange(n_sets, device=XY.device)[:, None], order]
+
+
+@dataclass
+class Workspace:
+    """Preallocated outputs of every operation of :func:`sgd_step` for one batch of models."""
+
+    activations: list[torch.Tensor]  # layer l's output: (n_models, B, fan_out_max)
+    gradients: list[torch.Tensor]  # the loss gradient at layer l's input (l ≥ 1): (n_models, B, fan_in_max)
+    bias_steps: list[torch.Tensor]  # layer l's bias step: (n_models, 1, fan_out_max)
+
+
+def workspace(model: batched_mlp.BatchedMLP, batch_size: int) -> Workspace:
+    """A :class:`Workspace` for mini-batches of ``batch_size`` on the models of ``model``."""
+    like = model.weights[0]
+    n = model.n_models
+
+    def empty(*shape: int) -> torch.Tensor:
+        return torch.empty(n, *shape, dtype=like.dtype, device=like.device)
+
+    return Workspace(
+        activations=[empty(batch_size, W.shape[2]) for W in model.weights],
+        gradients=[empty(batch_size, W.shape[1]) for W in model.weights],
+        bias_steps=[empty(1, W.shape[2]) for W in model.weights],
+    )
+
+
+def sgd_step(
+    model: batched_mlp.BatchedMLP,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    scale: torch.Tensor,
+    shrink: torch.Tensor | None,
+    work: Workspace,
+) -> None:
+    """One SGD step ``θ ← θ − μ ∇J(θ)`` of every model on its mini-batch ``X, Y``, in place.
+
+    ``scale`` is (n_models, 1, 1), μ · 2 / (B · d_out) of each model (μ times the derivative of the
+    mean square); with ``shrink`` (n_models,), 1 − μλ, the step is ``θ ← (1 − μλ) θ − μ ∇J(θ)``,
+    weight decay as ``torch.optim.SGD`` applies it.  The backpropagation of
+    :func:`experiments.batched_mlp.losses_and_grads` (ReLU's derivative at 0 is 0, as in autograd),
+    with the update fused into each layer's gradient product (``W ← W − aᵀ(μ δ)``, one
+    ``baddbmm``) once the layer's weights have passed the gradient on: no gradient is stored, so a
+    step reads every weight twice and writes it once.  Every result goes into ``work``: at these
+    sizes a fresh allocation per operation costs as much as a small product.
+    """
+    with torch.no_grad():
+        h, last = X, len(model.weights) - 1
+        for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+            h = torch.baddbmm(b, h, W, out=work.activations[layer])
+            if layer < last:
+                h.relu_()
+        delta = h.sub_(Y).mul_(scale)  # μ ∂J/∂out
+        for layer in range(last, -1, -1):
+            W, b, step = model.weights[layer], model.biases[layer], delta
+            inputs = work.activations[layer - 1] if layer > 0 else X
+            if layer > 0:  # the gradient at the inputs, with W before its update
+                delta = torch.bmm(delta, W.mT, out=work.gradients[layer])
+                torch.ops.aten.threshold_backward.grad_input(delta, inputs, 0, grad_input=delta)
+            if shrink is not None:
+                W.mul_(shrink.view(-1, 1, 1))
+                b.mul_(shrink.view(-1, 1, 1))
+            W.baddbmm_(inputs.mT, step, alpha=-1)
+            b.sub_(torch.sum(step, -2, keepdim=True, out=work.bias_steps[layer]))
 
 
 def losses(model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
@@ -160,7 +223,8 @@ def train(
 
     active = torch.arange(n_models)  # indices of the models still training
     sets = data_index.to(dev)
-    step = lr.to(dev, X.dtype)  # (n_active,)
+    scale = lr.to(dev, X.dtype).view(-1, 1, 1) * (2 / (batch_size * Y.shape[-1]))  # (n_active, 1, 1)
+    work = workspace(model, batch_size)
     decaying = bool((weight_decay != 0).any())
     shrink = (1 - lr * weight_decay).to(dev, X.dtype) if decaying else None  # (n_active,): 1 − μλ
     bar = progress.bar(total=s.max_epochs, desc=desc, unit="epoch", leave=False)
@@ -174,7 +238,7 @@ def train(
             ]  # (n_active, N, dim_x + dim_y): each model's samples
             for start in range(0, n, batch_size):
                 batch = XY_epoch[:, start : start + batch_size]
-                batched_mlp.sgd_step(model, batch[..., :dim_x], batch[..., dim_x:], step, shrink)
+                sgd_step(model, batch[..., :dim_x], batch[..., dim_x:], scale, shrink, work)
             bar.update()
         if epoch % s.check_every:
             continue
@@ -226,7 +290,8 @@ def train(
             )
             keep = torch.from_numpy(~finished)
             active, kept = active[keep], keep.nonzero().squeeze(1).to(dev)
-            model, sets, step = _select(model, kept), sets[kept], step[kept]
+            model, sets, scale = _select(model, kept), sets[kept], scale[kept]
+            work = workspace(model, batch_size)
             shrink = None if shrink is None else shrink[kept]
             bar.set_postfix(training=len(active))
         if len(active) == 0:
