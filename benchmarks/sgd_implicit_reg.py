@@ -1,15 +1,18 @@
-"""Benchmark: CPU time per model-epoch of the SGD trainer, today's version (from git) against the current one.
+"""Benchmark: CPU time per model-epoch of the SGD trainer, earlier versions (from git) against the current one.
 
-*Old*: ``train`` of :mod:`experiments.sgd_implicit_reg` as of commit ``d08c6fd`` (autograd on the
-per-layer tensors, one update per parameter tensor, one shard per μ: 10 models a batch), loaded
-from git with that commit's ``batched_mlp``.  *New*: :func:`experiments.sgd_training.train` (flat
-parameters, hand-written backpropagation, one fused update), on a batch of one μ as before and on
-the batches the shards now train (a band of μ, every μ of (b)).  Every model trains the full
-profile's networks for a fixed number of epochs with stopping disabled, so all do the same work per
-model; one intra-op thread, CPU time (``time.process_time``), all in one run, the versions
-alternating ``--repeats`` times and the smallest time of each kept (the machine may be shared).  The new trainer's
-models are checked against the old ones after the first epoch (same data, initialisation and
-mini-batch order; float32, so to a relative 1e-4).
+*Old*: ``train`` of :mod:`experiments.sgd_implicit_reg` as of commit ``d08c6fd``, the version issue 23
+measured (autograd on the per-layer tensors, one update per parameter tensor, one shard per μ: 10
+models a batch), loaded from git with that commit's ``batched_mlp``.  *57117bb*:
+:func:`experiments.sgd_training.train` as of that commit (flat parameters, hand-written
+backpropagation, one fused update; a fresh tensor for every operation's result, one shuffle and
+gather per epoch).  *New*: the current trainer (every operation of a step writes into a
+preallocated workspace; the mini-batch orders of 100 epochs drawn and gathered at once).  The last
+two on a batch of one μ as before and on the batches the shards train (a band of μ, every μ of (b)).
+Every model trains the full profile's networks for a fixed number of epochs with stopping disabled,
+so all do the same work per model; one intra-op thread, CPU time (``time.process_time``), all in
+one run, the versions alternating ``--repeats`` times and the smallest time of each kept (the
+machine may be shared).  The new trainer's models are checked against the old ones after the first
+epoch (same data, initialisation and mini-batch order; float32, so to a relative 1e-4).
 
 Run with ``python -m benchmarks.sgd_implicit_reg [--epochs 40] [--repeats 3]``.
 """
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as directory:
         old = from_git(OLD, "experiments/sgd_implicit_reg.py", f"sgd_implicit_reg_{OLD}", Path(directory))
         old.batched_mlp = from_git(OLD, "experiments/batched_mlp.py", f"batched_mlp_{OLD}", Path(directory))
-        main_train = from_git(MAIN, "experiments/sgd_training.py", f"sgd_training_{MAIN}", Path(directory)).train
+        main_train = from_git(
+            MAIN, "experiments/sgd_training.py", f"sgd_training_{MAIN}", Path(directory)
+        ).train
 
     _, reference = _time(old.train, [config.lrs[0]], config.n_runs, 1)
     _, current = _time(train, [config.lrs[0]], config.n_runs, 1)
