@@ -79,6 +79,16 @@ def test_minibatch_orders_do_not_depend_on_how_many_epochs_are_drawn_at_once():
     assert not torch.equal(at_once[0, 0], at_once[1, 0])  # each epoch reshuffles
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["own-sets", "one-shared-set"])
+def test_losses_are_the_forward_mse_to_the_bit(shared):
+    model, X, Y = _problem(2)
+    if shared:
+        X, Y = X[0], Y[0]
+    with torch.no_grad():
+        expected = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    assert torch.equal(sgd_training.losses(model, X, Y), expected)
+
+
 def test_model_does_not_depend_on_its_batch_mates():
     model, X, Y = _problem(3)
     args = {"batch_size": B, "stopping": _stop(max_epochs=3), **SEEDS}
