@@ -3,7 +3,7 @@
 *Old*: ``train`` of :mod:`experiments.sgd_implicit_reg` as of commit ``d08c6fd``, the version issue 23
 measured (autograd on the per-layer tensors, one update per parameter tensor, one shard per μ: 10
 models a batch), loaded from git with that commit's ``batched_mlp``.  *57117bb*:
-:func:`experiments.sgd_training.train` as of that commit (flat parameters, hand-written
+:func:`experiments.sgd_training.train` as of that commit with its ``batched_mlp`` (flat parameters, hand-written
 backpropagation, one fused update; a fresh tensor for every operation's result, one shuffle and
 gather per epoch).  *New*: the current trainer (every operation of a step writes into a
 preallocated workspace; the mini-batch orders of 100 epochs drawn and gathered at once).  The last
@@ -73,9 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as directory:
         old = from_git(OLD, "experiments/sgd_implicit_reg.py", f"sgd_implicit_reg_{OLD}", Path(directory))
         old.batched_mlp = from_git(OLD, "experiments/batched_mlp.py", f"batched_mlp_{OLD}", Path(directory))
-        main_train = from_git(
-            MAIN, "experiments/sgd_training.py", f"sgd_training_{MAIN}", Path(directory)
-        ).train
+        main = from_git(MAIN, "experiments/sgd_training.py", f"sgd_training_{MAIN}", Path(directory))
+        main.batched_mlp = from_git(
+            MAIN, "experiments/batched_mlp.py", f"batched_mlp_{MAIN}", Path(directory)
+        )
 
     _, reference = _time(old.train, [config.lrs[0]], config.n_runs, 1)
     _, current = _time(train, [config.lrs[0]], config.n_runs, 1)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     mu = config.lrs[len(config.lrs) // 2]
     rows = [("old", old.train, [mu], "one μ (today's shard)")]
     band = max(lr_groups(config.lrs, config.lr_octaves), key=len)
-    for name, module in [(MAIN, main_train), ("new", train)]:
+    for name, module in [(MAIN, main.train), ("new", train)]:
         rows += [(name, module, [mu], "one μ"), (name, module, band, "a band of μ (a shard)")]
         rows += [(name, module, list(config.lrs), "every μ of (b)")]
     print(f"SGD, N = {config.n_train}, B = {config.batch_size}, M = {config.width}, "
