@@ -377,4 +377,24 @@ def context(results: Results) -> dict:
         "level_percent": integer(round(100 * LEVEL)), "n_boot": integer(N_BOOT),
         "partition_factor": Tex(r"\frac{N-B}{B(N-1)}"),
     }  # fmt: skip
+    ctx["run_figures"] = run_figures(results)
     return ctx | _convergence_context(results) | _gradient_context(results) | _wd_context(results)
+
+
+def run_figures(results: Results) -> list[dict[str, str]]:
+    """The supplement's per-run figure pages (placed by :func:`report.supplement.figure_page`): figure name,
+    label and caption, plain text with ``$...$`` math, the converged count of every μ read from the results."""
+    ok = converged(results)
+    counts = ", ".join(f"{mu:g}: {int(ok[j].sum())}" for j, mu in enumerate(results.config.lrs))
+    target = power(results.config.stopping.target_loss)
+    return [
+        {
+            "figure": "sgd_convergence_runs",
+            "label": "sup:sgd_implicit_reg:runs",
+            "caption": (
+                "Training MSE of every run against the epoch, one panel per learning rate: black if the run "
+                f"converged, grey if not; dotted: the target ${target}$. Converged runs of {results.config.n_runs} "
+                rf"per $\mu$: {counts}."
+            ),
+        }
+    ]

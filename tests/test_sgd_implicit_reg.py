@@ -12,6 +12,7 @@ from torch import nn
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
 from experiments import sgd_implicit_reg_stats as sgd_stats
 from experiments.grad_stats import expected_variation
+from report import supplement
 from experiments.sgd_implicit_reg import PROFILES, Status, Stopping
 from experiments.sgd_training import minibatch_orders, train
 from report.render import render
@@ -456,7 +457,8 @@ def _fake_context() -> dict:
 def _render(template: str, **changes) -> str:
     ctx = _fake_context() | changes
     extra = {"figure_path": lambda name: f"{name}.pdf", "provenance": lambda name: ""}
-    return " ".join(render(template, {"sgd_implicit_reg": ctx, **extra}).split())
+    pages = supplement.run_figures({"sgd_implicit_reg": ctx, **extra}, ["sgd_implicit_reg"])
+    return " ".join(render(template, {"sgd_implicit_reg": ctx, "run_figures": pages, **extra}).split())
 
 
 def _ratio(direction: str, lo: str | None = r"\num{0.5}") -> dict:
@@ -477,6 +479,11 @@ def test_section_and_supplement_render_for_the_fake_results():
     for label in ("training", "runs", "statistics", "final", "weight-decay", "wd-table", "wd-figure"):
         assert rf"\label{{sup:sgd_implicit_reg:{label}}}" in supplement
     assert "$\\mu=\\num{3.2}$ (\\num{0} converged)" in supplement
+    # the per-run figure page is a PyLaTeX Figure built from the results: the figure, its counts, its label
+    page = supplement[supplement.index(r"\begin{figure}[p]") : supplement.index(r"\end{figure}")]
+    assert r"\includegraphics[width=\linewidth]{sgd_convergence_runs.pdf}" in page
+    assert r"Converged runs of 6 per $\mu$: 0.1: 6," in page and "3.2: 0." in page
+    assert r"\label{sup:sgd_implicit_reg:runs}" in page
 
 
 @pytest.mark.parametrize(
