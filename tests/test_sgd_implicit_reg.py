@@ -12,9 +12,9 @@ from torch import nn
 from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
 from experiments import sgd_implicit_reg_stats as sgd_stats
 from experiments.grad_stats import expected_variation
-from report import supplement
 from experiments.sgd_implicit_reg import PROFILES, Status, Stopping
 from experiments.sgd_training import minibatch_orders, train
+from report import supplement
 from report.render import render
 
 N, B, DIM = 12, 4, 3

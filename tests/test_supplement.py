@@ -38,7 +38,10 @@ def test_errors_below_double_precision_round_off_are_not_printed_to_125_digits()
 
 
 def test_a_caption_escapes_its_text_and_keeps_its_math():
-    assert supplement.caption_latex("50% of runs_a & $\\mu_1$ ~ok") == r"50\% of runs\_a \& $\mu_1$ \textasciitilde{}ok"
+    assert (
+        supplement.caption_latex("50% of runs_a & $\\mu_1$ ~ok")
+        == r"50\% of runs\_a \& $\mu_1$ \textasciitilde{}ok"
+    )
     with pytest.raises(ValueError, match="unbalanced"):
         supplement.caption_latex("a $b")
 
