@@ -33,6 +33,7 @@ from lab.stats import bootstrap_interval, geo_mean_factor, spearman
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
 LEVEL = 0.95  # confidence level of every interval
 N_BOOT = 10_000  # bootstrap resamples
+BAND_SPREAD = 3.0  # the (b) figure draws a quartile band only where its third quartile is within this factor of its first
 
 
 class Direction(StrEnum):
@@ -374,7 +375,7 @@ def context(results: Results) -> dict:
         "val_every": integer(c.val_every), "lr_set": in_set(r"\mu", c.lrs), "level_set": in_set("J", c.loss_levels, power),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
         "data": data_context(results.process), "min_percent": integer(round(100 * MIN_FRACTION)),
-        "level_percent": integer(round(100 * LEVEL)), "n_boot": integer(N_BOOT),
+        "level_percent": integer(round(100 * LEVEL)), "n_boot": integer(N_BOOT), "band_spread": setting(BAND_SPREAD),
         "partition_factor": Tex(r"\frac{N-B}{B(N-1)}"),
     }  # fmt: skip
     ctx["run_figures"] = run_figures(results)

@@ -332,6 +332,18 @@ def test_convergence_figure_draws_every_mu_in_one_plot():
     assert texts[0] == r"$\mu = 0.1$ (6/6)" and texts[-2] == r"$\mu = 3.2$ (0/6)" and texts[-1] == "target"
 
 
+def test_convergence_band_is_left_out_where_the_runs_spread_wide():
+    results = _fake_results()
+    history = np.array(results.history, dtype=float)
+    history[0, :3, 1:] *= 100  # half the runs of the first μ two decades higher: quartiles far apart
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](dataclasses.replace(results, history=history))
+    bands = fig.axes[0].collections
+    assert len(bands[0].get_paths()) == 0 and len(bands[1].get_paths()) > 0
+    assert (
+        fig.legends[0].get_title().get_text() == "(converged of runs)"
+    )  # not "converged runs": 0/6 is listed
+
+
 def test_convergence_median_holds_a_stopped_run_at_its_final_loss():
     history = np.array([[1.0, 0.5, np.nan], [1.0, 0.4, 0.1]])
     np.testing.assert_array_equal(sgd_implicit_reg_plot._held(history), [[1.0, 0.5, 0.5], [1.0, 0.4, 0.1]])
@@ -473,7 +485,7 @@ def _ratio(direction: str, lo: str | None = r"\num{0.5}") -> dict:
 
 def test_section_and_supplement_render_for_the_fake_results():
     text = _render(SECTION)
-    assert r"\label{sec:sgd_implicit_reg}" in text and r"\supref{sup:sgd_implicit_reg:runs}" in text
+    assert r"\label{sec:sgd_implicit_reg}" in text and r"\supfig{sup:sgd_implicit_reg:runs}" in text
     assert "larger $\\mu$ gives smaller $G$ and $V$ at every level" in text
     supplement = _render(SUPPLEMENT)
     for label in ("training", "runs", "statistics", "final", "weight-decay", "wd-table", "wd-figure"):
