@@ -119,7 +119,7 @@ def plot_convergence(results: Results) -> Figure:
                 label=f"{_mu_label(mu)} ({ok[j].sum()}/{ok.shape[1]})")  # fmt: skip
     ax.axhline(results.config.stopping.target_loss, color="k", ls=":", lw=1.0, label="target")
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training MSE")
-    fig.legend(loc="outside right center", fontsize=8, title="(converged of runs)", title_fontsize=8)
+    fig.legend(loc="outside right center", fontsize=8, title=r"$\mu$ (converged/runs)", title_fontsize=8)
     return fig
 
 

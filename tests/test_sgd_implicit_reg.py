@@ -339,9 +339,8 @@ def test_convergence_band_is_left_out_where_the_runs_spread_wide():
     fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](dataclasses.replace(results, history=history))
     bands = fig.axes[0].collections
     assert len(bands[0].get_paths()) == 0 and len(bands[1].get_paths()) > 0
-    assert (
-        fig.legends[0].get_title().get_text() == "(converged of runs)"
-    )  # not "converged runs": 0/6 is listed
+    title = fig.legends[0].get_title().get_text()
+    assert title == r"$\mu$ (converged/runs)"  # not "converged runs": a rate with 0/6 is listed too
 
 
 def test_convergence_median_holds_a_stopped_run_at_its_final_loss():
