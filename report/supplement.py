@@ -100,9 +100,10 @@ def caption_latex(text: str) -> NoEscape:
 
 
 def figure_page(path: str, caption: str, label: str) -> Tex:
-    """One per-run figure of the supplement as a PyLaTeX ``Figure`` on a float page of its own (``[p]``: a
-    page of runs is read on its own, not between paragraphs), full text width, caption escaped by PyLaTeX."""
-    figure = Figure(position="p")
+    """One per-run figure of the supplement as a PyLaTeX ``Figure``, full text width, caption escaped by PyLaTeX;
+    placed like the templates' floats (``[tbp]``): a float page alone (``[p]``) waited for others to fill it and
+    stood two pages after its section."""
+    figure = Figure(position="tbp")
     figure.add_image(path, width=NoEscape(r"\linewidth"))
     figure.add_caption(caption_latex(caption))
     figure.append(NoEscape(rf"\label{{{label}}}"))

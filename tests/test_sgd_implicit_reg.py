@@ -491,7 +491,7 @@ def test_section_and_supplement_render_for_the_fake_results():
         assert rf"\label{{sup:sgd_implicit_reg:{label}}}" in supplement
     assert "$\\mu=\\num{3.2}$ (\\num{0} converged)" in supplement
     # the per-run figure page is a PyLaTeX Figure built from the results: the figure, its counts, its label
-    page = supplement[supplement.index(r"\begin{figure}[p]") : supplement.index(r"\end{figure}")]
+    page = supplement[supplement.index(r"\begin{figure}[tbp]") : supplement.index(r"\end{figure}")]
     assert r"\includegraphics[width=\linewidth]{sgd_convergence_runs.pdf}" in page
     assert r"Converged runs of 6 per $\mu$: 0.1: 6," in page and "3.2: 0." in page
     assert r"\label{sup:sgd_implicit_reg:runs}" in page

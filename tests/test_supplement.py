@@ -52,7 +52,7 @@ def test_per_run_figure_pages_are_pylatex_figures_of_the_stages_run_figures():
     pages = supplement.run_figures(ctx, ["toy", "other"])
     assert pages["other"] == ""
     assert pages["toy"].splitlines() == [
-        r"\begin{figure}[p]%",
+        r"\begin{figure}[tbp]%",
         r"\centering%",
         r"\includegraphics[width=\linewidth]{../figures/runs.pdf}%",
         r"\caption{Every run of $N=3$, 10\% stalled.}%",
