@@ -224,8 +224,17 @@ def ratio_tex(r: Ratio | None) -> dict | None:
 
 
 def association_tex(a: Association) -> dict:
-    sig = _distinct(a.rho, a.lo, a.hi)
-    return {"rho": num(a.rho, sig=sig), "lo": num(a.lo, sig=sig), "hi": num(a.hi, sig=sig), "n": integer(a.n),
+    """ρ and its interval at the decimal places the interval supports (two significant digits of its half-width,
+    so ρ = 0.0018 with an interval of ±0.17 prints 0.00), more only where the estimate would print equal to an end."""
+    half = (a.hi - a.lo) / 2
+    places = 1 - math.floor(math.log10(half)) if half > 0 else 2
+    while places < 4 and len({f"{v:.{places}f}" for v in (a.rho, a.lo, a.hi)}) < len({a.rho, a.lo, a.hi}):
+        places += 1
+
+    def fixed(v: float) -> Tex:
+        return Tex(rf"\num{{{v:.{places}f}}}")
+
+    return {"rho": fixed(a.rho), "lo": fixed(a.lo), "hi": fixed(a.hi), "n": integer(a.n),
             "direction": a.direction.value}  # fmt: skip
 
 

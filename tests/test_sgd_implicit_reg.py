@@ -443,6 +443,15 @@ def test_context_follows_the_data():
     assert sgd_implicit_reg_plot.context(no_gain)["wd_effect"]["direction"] == "up"
 
 
+def test_a_correlation_prints_the_decimals_its_interval_supports():
+    text = sgd_stats.association_tex(sgd_stats.Association(0.0018, -0.16, 0.19, 66))
+    assert (text["rho"], text["lo"], text["hi"]) == (r"\num{0.00}", r"\num{-0.16}", r"\num{0.19}")
+    edge = sgd_stats.association_tex(sgd_stats.Association(-0.8312, -0.8349, -0.60, 10))
+    assert (
+        len({edge["rho"], edge["lo"], edge["hi"]}) == 3
+    )  # the estimate never prints as an end of its interval
+
+
 def test_ratio_digits_separate_an_estimate_from_its_interval():
     text = sgd_stats.ratio_tex(sgd_stats.Ratio(1.104, 1.097, 1.112, 6))
     assert (text["value"], text["lo"], text["hi"]) == (r"\num{1.10}", r"\num{1.10}", r"\num{1.11}") or len(
