@@ -162,23 +162,35 @@ def losses_and_grads(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training MSE of every model at the parameters ``flat``, (n_models,), and its gradient, like ``flat``.
 
-    Backpropagation written out (checked against autograd in ``tests/test_batched_mlp.py``):
-    a full-batch optimizer calls this once per step on small networks, where autograd's
-    bookkeeping costs as much as the arithmetic.  ReLU's derivative at 0 is 0, as in autograd.
+    ``X`` (N, d_in) and ``Y`` (N, d_out) are shared by all models.  Backpropagation written out
+    (checked against autograd in ``tests/test_batched_mlp.py``): a full-batch optimizer calls this
+    once per step on small networks, where autograd's bookkeeping costs as much as the arithmetic.
+    ReLU's derivative at 0 is 0, as in autograd.  The activations are held feature-major,
+    (n_models, width, N), so that every product runs along the N samples, and the first layer,
+    whose input all models share, is one matrix product for the whole batch (measured in
+    ``benchmarks/double_descent.py``).
     """
     params = as_model(model, flat)
-    activations, out = _activations(model, params, X)
-    residual = out - Y
-    loss = residual.square().mean(dim=(-2, -1))
-    delta = residual * (2 / (residual.shape[-2] * residual.shape[-1]))
-    weight_grads, bias_grads = [], []
-    for layer in range(len(params.weights) - 1, -1, -1):
-        weight_grads.append(torch.matmul(activations[layer].mT, delta))
-        bias_grads.append(delta.sum(-2, keepdim=True))
-        if layer > 0:
-            delta = _backpropagate(delta, params.weights[layer], activations[layer])
-    grads = [*reversed(weight_grads), *reversed(bias_grads)]
-    return loss, torch.cat([g.reshape(len(flat), -1) for g in grads], 1)
+    n, (W, b) = len(flat), (params.weights, params.biases)
+    width = W[0].shape[2]
+    h = torch.addmm(b[0].reshape(n * width, 1), W[0].mT.reshape(n * width, -1), X.T).view(n, width, -1)
+    activations = [h.relu_()]  # the inputs of layers 1, 2, ...: (n, width, N)
+    for layer in range(1, len(W)):
+        h = torch.baddbmm(b[layer].mT, W[layer].mT, activations[-1])
+        if layer < len(W) - 1:
+            activations.append(h.relu_())
+    residual = (h - Y.T).flatten(1)  # (n, d_out N)
+    loss = torch.linalg.vecdot(residual, residual) / residual.shape[1]
+    delta = residual.mul_(2 / residual.shape[1]).view(h.shape)  # dJ/d(output), (n, d_out, N)
+    grad = torch.empty_like(flat)
+    out = as_model(model, grad)
+    for layer in range(len(W) - 1, 0, -1):
+        out.weights[layer].copy_(activations[layer - 1] @ delta.mT)
+        out.biases[layer].copy_(delta.sum(-1).unsqueeze(1))
+        delta = torch.ops.aten.threshold_backward(W[layer] @ delta, activations[layer - 1], 0)
+    out.weights[0].copy_((delta.reshape(n * width, -1) @ X).view(n, width, -1).mT)
+    out.biases[0].copy_(delta.sum(-1).unsqueeze(1))
+    return loss, grad
 
 
 def sgd_step(
