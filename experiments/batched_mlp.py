@@ -182,14 +182,15 @@ def losses_and_grads(
     residual = (h - Y.T).flatten(1)  # (n, d_out N)
     loss = torch.linalg.vecdot(residual, residual) / residual.shape[1]
     delta = residual.mul_(2 / residual.shape[1]).view(h.shape)  # dJ/d(output), (n, d_out, N)
-    grad = torch.empty_like(flat)
-    out = as_model(model, grad)
+    weight_grads, bias_grads = [], []
     for layer in range(len(W) - 1, 0, -1):
-        out.weights[layer].copy_(activations[layer - 1] @ delta.mT)
-        out.biases[layer].copy_(delta.sum(-1).unsqueeze(1))
+        weight_grads.append(activations[layer - 1] @ delta.mT)
+        bias_grads.append(delta.sum(-1))
         delta = torch.ops.aten.threshold_backward(W[layer] @ delta, activations[layer - 1], 0)
-    out.weights[0].copy_((delta.reshape(n * width, -1) @ X).view(n, width, -1).mT)
-    out.biases[0].copy_(delta.sum(-1).unsqueeze(1))
+    weight_grads.append(torch.matmul(X.T, delta.mT))
+    bias_grads.append(delta.sum(-1))
+    grads = [*reversed(weight_grads), *reversed(bias_grads)]
+    grad = torch.cat([g.reshape(n, -1) for g in grads], 1)
     return loss, grad
 
 
