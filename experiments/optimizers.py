@@ -25,6 +25,7 @@ dropped from the batch at once, since every step costs in proportion to the mode
 *uncertified*, neither interpolating nor stalled.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +92,12 @@ class _Memory:
     @property
     def order(self) -> torch.Tensor:
         """The slots of the stored pairs, oldest first."""
-        return torch.arange(max(0, self.count - self.size), self.count, device=self.V.device) % self.size
+        return _slots(min(self.count, self.size), self.count % self.size, self.size, self.V.device)
+
+    @property
+    def y_order(self) -> torch.Tensor:
+        """The rows of ``V`` holding the stored pairs' y, oldest first."""
+        return _slots(min(self.count, self.size), self.count % self.size, self.size, self.V.device, self.size)
 
     def rows(self, keep: torch.Tensor) -> "_Memory":
         return _Memory(self.V[keep], self.SY[keep], self.YY[keep], self.Vg[keep], self.count)
@@ -121,7 +127,7 @@ class _Memory:
         )  # V (g_new - g) on the old pairs; float64 keeps it exact enough for the curvature matrices
         weight = keep.to(s.dtype).unsqueeze(1)
         sy_column = torch.cat([Vy[:, order], sy.unsqueeze(1)], 1) * weight
-        yy_column = torch.cat([Vy[:, size + order], yy.unsqueeze(1)], 1) * weight
+        yy_column = torch.cat([Vy[:, self.y_order], yy.unsqueeze(1)], 1) * weight
         SY = torch.cat([torch.nn.functional.pad(self.SY, (0, 0, 0, 1)), sy_column.unsqueeze(2)], 2)
         YY = torch.cat([torch.cat([self.YY, yy_column[:, :-1].unsqueeze(1)], 1), yy_column.unsqueeze(2)], 2)
         first = 1 if len(order) == size else 0  # a full memory drops its oldest pair (the slot just written)
@@ -137,16 +143,25 @@ class _Memory:
         """
         if self.count == 0:
             return gamma.unsqueeze(1) * g
-        order, size = self.order, self.size
+        order = self.order
         D = torch.diagonal(self.SY, dim1=1, dim2=2)
         R = self.SY + torch.diag_embed((D == 0).to(g.dtype))
         u = torch.linalg.solve_triangular(R, self.Vg[:, order].unsqueeze(2), upper=True)
         gamma_ = gamma.view(-1, 1, 1)
-        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - self.Vg[:, size + order].unsqueeze(2))
+        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - self.Vg[:, self.y_order].unsqueeze(2))
         p = torch.linalg.solve_triangular(R.mT, v, upper=False)
         coefficients = torch.zeros_like(self.Vg)  # of the rows of V: p on the s rows, -gamma u on the y rows
-        coefficients[:, order], coefficients[:, size + order] = p.squeeze(2), -(gamma_ * u).squeeze(2)
+        coefficients[:, order], coefficients[:, self.y_order] = p.squeeze(2), -(gamma_ * u).squeeze(2)
         return (coefficients.unsqueeze(1) @ self.V).squeeze(1).addcmul_(gamma.unsqueeze(1), g)
+
+
+@functools.cache
+def _slots(stored: int, next_slot: int, size: int, device: torch.device, offset: int = 0) -> torch.Tensor:
+    """``offset`` plus the slots of ``stored`` pairs, oldest first, when the next pair goes to ``next_slot``.
+
+    Cached: an iteration would otherwise build the same few index tensors again.
+    """
+    return (torch.arange(next_slot - stored, next_slot, device=device) % size).add_(offset)
 
 
 def _times(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
