@@ -113,13 +113,9 @@ def run(config: Config) -> Results:
         "depth_mean": depth.mean(1),
         "depth_se": depth.std(1, ddof=1) / np.sqrt(config.n_networks),
         "grid": sim["functions"][config.sigma2_e[0]]["grid"].cpu().numpy(),
-        "shown_f": np.stack(
-            [sim["functions"][s]["f"][: config.n_shown].cpu().numpy() for s in config.sigma2_e]
-        ),
+        "shown_f": np.stack([sim["functions"][s]["f"].cpu().numpy() for s in config.sigma2_e]),
         **{
-            f"shown_relu_{bias}": np.stack(
-                [sim["relu"][bias, s]["f"][: config.n_shown].cpu().numpy() for s in config.sigma2_e]
-            )
+            f"shown_relu_{bias}": np.stack([sim["relu"][bias, s]["f"].cpu().numpy() for s in config.sigma2_e])
             for bias in BIASES
         },
     }

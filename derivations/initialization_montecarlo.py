@@ -128,10 +128,17 @@ def on_grid(
     return grid, f
 
 
+def shown(config: "Config", units: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The units of the first ``n_shown`` networks: the figure's functions, the only ones evaluated on the grid
+    (no estimate uses the grid; evaluating all ``n_functions`` networks there was most of the stage's time)."""
+    return tuple(u[: config.n_shown] for u in units)
+
+
 def random_functions(config: "Config", variance: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """(e), tanh: f(x) = Σ_j v_j tanh(w_j x + b_j), b_j ~ N(0, σ²), on a grid, and f, f', f'' at 0."""
+    """(e), tanh: f(x) = Σ_j v_j tanh(w_j x + b_j), b_j ~ N(0, σ²), of the shown networks on a grid
+    (n_shown, grid), and f, f', f'' at 0 of every network."""
     w_, b_, v_ = units = random_units(config, variance, variance**0.5, gen)
-    grid, f = on_grid(config, units, torch.tanh)
+    grid, f = on_grid(config, shown(config, units), torch.tanh)
     t = torch.tanh(b_)  # tanh' = 1 - t², tanh'' = -2 t (1 - t²)
     return {
         "grid": grid,
@@ -145,9 +152,10 @@ def random_functions(config: "Config", variance: float, gen: torch.Generator) ->
 def relu_functions(
     config: "Config", variance: float, bias_std: float, gen: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """(e), ReLU: f on the grid and the number of kinks −b_j/w_j inside [−x_max, x_max], per network."""
+    """(e), ReLU: f of the shown networks on the grid (n_shown, grid) and the number of kinks −b_j/w_j
+    inside [−x_max, x_max] of every network."""
     w_, b_, _ = units = random_units(config, variance, bias_std, gen)
-    _, f = on_grid(config, units, torch.relu)
+    _, f = on_grid(config, shown(config, units), torch.relu)
     return {"f": f, "kinks": ((-b_ / w_).abs() < config.x_max).sum(1).to(torch.float64)}
 
 

@@ -3,8 +3,8 @@
 Every model keeps its own learning rate μ, weight decay λ, training set and mini-batch order, so
 a batch may mix settings (a shard trains several μ or λ at once: the fixed cost of an operation
 is paid once for all of them).  A step is one hand-written forward and backward pass with the
-update fused into each layer's gradient product (:func:`experiments.batched_mlp.sgd_step`): no
-autograd, no stored gradient.  The host looks at the models only at a check (every
+update fused into each layer's gradient product (:func:`sgd_step`): no autograd, no stored
+gradient, no allocation (every operation writes into a :class:`Workspace`).  The host looks at the models only at a check (every
 ``Stopping.check_every`` epochs): no step waits for the device.  Imported by
 :func:`experiments.sgd_implicit_reg.run_shard` (torch is imported here, not by the stage module).
 """
@@ -36,9 +36,103 @@ class Trajectory:
     at_level: dict[str, np.ndarray]
 
 
-def minibatch_orders(generators: Sequence[torch.Generator], n: int) -> torch.Tensor:
-    """One epoch's shuffled sample order for each training set, from its own generator: (n_sets, n)."""
-    return torch.stack([torch.rand(n, generator=g).argsort() for g in generators])
+ORDER_CHUNK = 100  # epochs of mini-batch orders drawn, sorted and gathered at once (a cost, not a result)
+
+
+def minibatch_orders(generators: Sequence[torch.Generator], n: int, epochs: int = 1) -> torch.Tensor:
+    """The shuffled sample orders of the next ``epochs`` epochs of each training set: (epochs, n_sets, n).
+
+    Epoch ``e`` of a set is the argsort of the ``e``-th draw of ``n`` uniforms from its own generator:
+    one draw of ``epochs × n`` uniforms is the same stream as ``epochs`` draws of ``n`` (tested), so
+    the orders do not depend on how many epochs are drawn at once.
+    """
+    return torch.stack([torch.rand(epochs, n, generator=g).argsort(dim=-1) for g in generators], dim=1)
+
+
+def _epoch_samples(XY: torch.Tensor, generators: Sequence[torch.Generator], epochs: int) -> torch.Tensor:
+    """Each training set's samples in the order of each of the next ``epochs`` epochs: (epochs, n_sets, N, dim)."""
+    n_sets, n = XY.shape[:2]
+    order = minibatch_orders(generators, n, epochs).to(XY.device)  # (epochs, n_sets, N)
+    return XY[torch.arange(n_sets, device=XY.device)[:, None], order]
+
+
+@dataclass
+class Workspace:
+    """Preallocated outputs of every operation of :func:`sgd_step` for one batch of models."""
+
+    activations: list[torch.Tensor]  # layer l's output: (n_models, B, fan_out_max)
+    gradients: list[torch.Tensor]  # the loss gradient at layer l's input (l ≥ 1): (n_models, B, fan_in_max)
+    bias_steps: list[torch.Tensor]  # layer l's bias step: (n_models, 1, fan_out_max)
+
+
+def workspace(model: batched_mlp.BatchedMLP, batch_size: int) -> Workspace:
+    """A :class:`Workspace` for mini-batches of ``batch_size`` on the models of ``model``."""
+    like = model.weights[0]
+    n = model.n_models
+
+    def empty(*shape: int) -> torch.Tensor:
+        return torch.empty(n, *shape, dtype=like.dtype, device=like.device)
+
+    return Workspace(
+        activations=[empty(batch_size, W.shape[2]) for W in model.weights],
+        gradients=[empty(batch_size, W.shape[1]) for W in model.weights],
+        bias_steps=[empty(1, W.shape[2]) for W in model.weights],
+    )
+
+
+def sgd_step(
+    model: batched_mlp.BatchedMLP,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    scale: torch.Tensor,
+    shrink: torch.Tensor | None,
+    work: Workspace,
+) -> None:
+    """One SGD step ``θ ← θ − μ ∇J(θ)`` of every model on its mini-batch ``X, Y``, in place.
+
+    ``scale`` is (n_models, 1, 1), μ · 2 / (B · d_out) of each model (μ times the derivative of the
+    mean square); with ``shrink`` (n_models,), 1 − μλ, the step is ``θ ← (1 − μλ) θ − μ ∇J(θ)``,
+    weight decay as ``torch.optim.SGD`` applies it.  The backpropagation of
+    :func:`experiments.batched_mlp.losses_and_grads` (ReLU's derivative at 0 is 0, as in autograd),
+    with the update fused into each layer's gradient product (``W ← W − aᵀ(μ δ)``, one
+    ``baddbmm``) once the layer's weights have passed the gradient on: no gradient is stored, so a
+    step reads every weight twice and writes it once.  Every result goes into ``work``: at these
+    sizes a fresh allocation per operation costs as much as a small product.
+    """
+    with torch.no_grad():
+        h, last = X, len(model.weights) - 1
+        for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+            h = torch.baddbmm(b, h, W, out=work.activations[layer])
+            if layer < last:
+                h.relu_()
+        delta = h.sub_(Y).mul_(scale)  # μ ∂J/∂out
+        for layer in range(last, -1, -1):
+            W, b, step = model.weights[layer], model.biases[layer], delta
+            inputs = work.activations[layer - 1] if layer > 0 else X
+            if layer > 0:  # the gradient at the inputs, with W before its update
+                delta = torch.bmm(delta, W.mT, out=work.gradients[layer])
+                torch.ops.aten.threshold_backward.grad_input(delta, inputs, 0, grad_input=delta)
+            if shrink is not None:
+                W.mul_(shrink.view(-1, 1, 1))
+                b.mul_(shrink.view(-1, 1, 1))
+            W.baddbmm_(inputs.mT, step, alpha=-1)
+            b.sub_(torch.sum(step, -2, keepdim=True, out=work.bias_steps[layer]))
+
+
+def losses(model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """``batched_mlp.mse(batched_mlp.forward(model, X), Y)`` without autograd, every operation in place.
+
+    The same operations in the same order, so the same bits; at the validation and test sets'
+    sizes the allocations of the out-of-place forward cost as much as its products.
+    """
+    with torch.no_grad():
+        h = X
+        last = len(model.weights) - 1
+        for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+            h = torch.matmul(h, W).add_(b)  # (n_models, batch, fan_out_max)
+            if layer < last:
+                h = h.relu_().mul_(model.mask)
+        return h.sub_(Y).square_().mean(dim=(-2, -1))
 
 
 def _select(model: batched_mlp.BatchedMLP, rows: torch.Tensor) -> batched_mlp.BatchedMLP:
@@ -115,6 +209,7 @@ def train(
     final, early = _select(model, every), _select(model, every)  # final and early-stopped parameters
     model = _select(model, every)  # the models still training
     generators = [torch.Generator().manual_seed(seed) for seed in order_seeds]
+    XY, dim_x = torch.cat([X, Y], -1), X.shape[-1]  # one gather per epoch for inputs and targets
     history = np.full((s.max_epochs // s.check_every + 1, n_models), np.nan)
     status = np.full(n_models, Status.MAX_EPOCHS)
     stop_epoch = np.full(n_models, s.max_epochs)
@@ -128,25 +223,26 @@ def train(
 
     active = torch.arange(n_models)  # indices of the models still training
     sets = data_index.to(dev)
-    step = lr.to(dev, X.dtype)  # (n_active,)
+    scale = lr.to(dev, X.dtype).view(-1, 1, 1) * (2 / (batch_size * Y.shape[-1]))  # (n_active, 1, 1)
+    work = workspace(model, batch_size)
     decaying = bool((weight_decay != 0).any())
     shrink = (1 - lr * weight_decay).to(dev, X.dtype) if decaying else None  # (n_active,): 1 − μλ
     bar = progress.bar(total=s.max_epochs, desc=desc, unit="epoch", leave=False)
     for epoch in range(s.max_epochs + 1):
         if epoch > 0:
-            order = minibatch_orders(generators, n).to(dev)[sets]  # (n_active, N)
-            X_epoch, Y_epoch = (
-                X[sets[:, None], order],
-                Y[sets[:, None], order],
-            )  # each model's samples in order
+            if (epoch - 1) % ORDER_CHUNK == 0:
+                # (epochs, n_sets, N, dim_x + dim_y)
+                chunk = _epoch_samples(XY, generators, min(ORDER_CHUNK, s.max_epochs + 1 - epoch))
+            XY_epoch = chunk[(epoch - 1) % ORDER_CHUNK][
+                sets
+            ]  # (n_active, N, dim_x + dim_y): each model's samples
             for start in range(0, n, batch_size):
-                batch = slice(start, start + batch_size)
-                batched_mlp.sgd_step(model, X_epoch[:, batch], Y_epoch[:, batch], step, shrink)
+                batch = XY_epoch[:, start : start + batch_size]
+                sgd_step(model, batch[..., :dim_x], batch[..., dim_x:], scale, shrink, work)
             bar.update()
         if epoch % s.check_every:
             continue
-        with torch.no_grad():
-            loss = batched_mlp.mse(batched_mlp.forward(model, X[sets]), Y[sets]).double().cpu().numpy()
+        loss = losses(model, X[sets], Y[sets]).double().cpu().numpy()
         ids = active.numpy()
         history[epoch // s.check_every, ids] = loss
         if epoch == 0:
@@ -177,8 +273,7 @@ def train(
         finished = (done != Status.MAX_EPOCHS) | (epoch == s.max_epochs)
         done[finished & ~np.isnan(reached[ids])] = Status.CONVERGED  # also when the budget cut its window
         if val is not None and (on_val_schedule(epoch, s.check_every, val_every) or finished.any()):
-            with torch.no_grad():
-                v = batched_mlp.mse(batched_mlp.forward(model, val[0]), val[1]).double().cpu().numpy()
+            v = losses(model, *val).double().cpu().numpy()
             # Off the schedule only models stopping now are checked, so no model depends on its batch mates.
             checked = finished | on_val_schedule(epoch, s.check_every, val_every)
             better = (v < best_val[ids]) & checked & (done != Status.DIVERGED)
@@ -195,7 +290,8 @@ def train(
             )
             keep = torch.from_numpy(~finished)
             active, kept = active[keep], keep.nonzero().squeeze(1).to(dev)
-            model, sets, step = _select(model, kept), sets[kept], step[kept]
+            model, sets, scale = _select(model, kept), sets[kept], scale[kept]
+            work = workspace(model, batch_size)
             shrink = None if shrink is None else shrink[kept]
             bar.set_postfix(training=len(active))
         if len(active) == 0:
@@ -244,11 +340,9 @@ def run_shard(spec: dict) -> dict[str, np.ndarray]:
     )  # fmt: skip
     X_m, Y_m = X[data_index], Y[data_index]  # (n_models, N, dim)
     out = {"status": traj.status, "stop_epoch": traj.stop_epoch, "es_epoch": traj.early_epoch}
-    with torch.no_grad():
-        for prefix, params in [("", traj.model), ("es_", traj.early)]:
-            for name, (x, y) in [("train", (X_m, Y_m)), ("val", val), ("test", test)]:
-                loss = batched_mlp.mse(batched_mlp.forward(params, x), y)
-                out[f"{prefix}{name}_loss"] = loss.double().cpu().numpy()
+    for prefix, params in [("", traj.model), ("es_", traj.early)]:
+        for name, (x, y) in [("train", (X_m, Y_m)), ("val", val), ("test", test)]:
+            out[f"{prefix}{name}_loss"] = losses(params, x, y).double().cpu().numpy()
     out |= {f"level_{k}": v for k, v in traj.at_level.items()}
     out["history"] = traj.history.T
     shape = (len(lrs), len(lambdas), len(runs))

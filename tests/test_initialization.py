@@ -110,6 +110,17 @@ def test_relu_units_are_homogeneous():
     assert torch.allclose(f9, 3 * f1, rtol=1e-12, atol=1e-12)
 
 
+def test_only_the_shown_functions_are_evaluated_on_the_grid():
+    gen = torch.Generator().manual_seed(3)
+    relu = montecarlo.relu_functions(TINY, 1.0, 1.0, gen)
+    assert relu["f"].shape == (TINY.n_shown, TINY.grid)
+    assert relu["kinks"].shape == (TINY.n_functions,)  # the estimates use every network
+    gen = torch.Generator().manual_seed(3)
+    units = montecarlo.random_units(TINY, 1.0, 1.0, gen)
+    _, every = montecarlo.on_grid(TINY, units, torch.relu)
+    assert torch.equal(relu["f"], every[: TINY.n_shown])  # the first networks, as if all were evaluated
+
+
 def test_quadrature_matches_closed_form_at_small_sigma():
     # E[f'(0)²] = σ² E[sech⁴ b] → σ² (1 - 2σ² + ...) as σ² → 0
     assert montecarlo.derivative_moment_value(1, 1e-4) == pytest.approx(1e-4 * (1 - 2e-4), rel=1e-6)

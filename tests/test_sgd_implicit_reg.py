@@ -9,7 +9,7 @@ import torch
 from matplotlib.lines import Line2D
 from torch import nn
 
-from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot
+from experiments import batched_mlp, sgd_implicit_reg, sgd_implicit_reg_plot, sgd_training
 from experiments import sgd_implicit_reg_stats as sgd_stats
 from experiments.grad_stats import expected_variation
 from experiments.sgd_implicit_reg import PROFILES, Status, Stopping
@@ -41,12 +41,14 @@ def _problem(
     return model, X, Y
 
 
-def test_one_model_of_the_batch_matches_torch_sgd():
+@pytest.mark.parametrize("chunk", [3, 100], ids=["orders-drawn-3-epochs-at-a-time", "all-at-once"])
+def test_one_model_of_the_batch_matches_torch_sgd(monkeypatch, chunk):
+    monkeypatch.setattr(sgd_training, "ORDER_CHUNK", chunk)
     model, X, Y = _problem(3)
     data_index = torch.tensor([0, 1, 1])
     lr = torch.tensor([0.05, 0.2, 0.1], dtype=torch.float64)
     weight_decay = torch.tensor([0.0, 0.05, 0.01], dtype=torch.float64)
-    epochs = 4
+    epochs = 7
     traj = train(model, X, Y, data_index, lr, weight_decay, B, _stop(max_epochs=epochs), **SEEDS)
     i = 1
     net = batched_mlp.to_sequential(model, i)
@@ -54,7 +56,7 @@ def test_one_model_of_the_batch_matches_torch_sgd():
     generator = torch.Generator().manual_seed(SEEDS["order_seeds"][data_index[i]])
     x, y = X[data_index[i]], Y[data_index[i]]
     for _ in range(epochs):
-        order = minibatch_orders([generator], N)[0]
+        order = minibatch_orders([generator], N)[0, 0]
         for start in range(0, N, B):
             idx = order[start : start + B]
             optimizer.zero_grad()
@@ -65,6 +67,27 @@ def test_one_model_of_the_batch_matches_torch_sgd():
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
     assert traj.history[-1, i] == pytest.approx(nn.functional.mse_loss(net(x), y).item(), rel=1e-10)
     assert (traj.status == Status.MAX_EPOCHS).all()
+
+
+def test_minibatch_orders_do_not_depend_on_how_many_epochs_are_drawn_at_once():
+    def generators() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(seed) for seed in (3, 4)]
+
+    at_once = minibatch_orders(generators(), 100, 250)  # (epochs, n_sets, n)
+    one_by_one = generators()
+    assert at_once.shape == (250, 2, 100)
+    assert torch.equal(at_once, torch.cat([minibatch_orders(one_by_one, 100) for _ in range(250)]))
+    assert not torch.equal(at_once[0, 0], at_once[1, 0])  # each epoch reshuffles
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own-sets", "one-shared-set"])
+def test_losses_are_the_forward_mse_to_the_bit(shared):
+    model, X, Y = _problem(2)
+    if shared:
+        X, Y = X[0], Y[0]
+    with torch.no_grad():
+        expected = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    assert torch.equal(sgd_training.losses(model, X, Y), expected)
 
 
 def test_model_does_not_depend_on_its_batch_mates():
