@@ -1,6 +1,6 @@
 """Benchmark: CPU time per L-BFGS iteration of the double-descent sweep, today's version (from git) against the current one.
 
-*Old*: :mod:`experiments.optimizers` as of commit ``d08c6fd`` with that commit's ``batched_mlp``,
+*Old*: :mod:`experiments.optimizers` as of commit ``57117bb`` with that commit's ``batched_mlp``,
 loaded from git history so that it runs exactly as it did.  *New*: the current modules.  Near the
 threshold a model's iteration count depends on rounding (a creeping network may need three times
 the iterations after a change that only reorders sums), so the benchmark compares the cost of an
@@ -11,10 +11,18 @@ Both train the same (width, seed) models on the full profile's training set of s
 intra-op thread, in one run; the two versions alternate ``--repeats`` times and the smallest CPU
 time of each is kept (the machine may be shared).
 
+Then, for both versions, where an iteration's CPU time goes: the loss and gradient (the matrix
+products of the forward and backward passes), the two products with the curvature memory (the
+compact inverse-Hessian product and the memory update, each one pass over the stored pairs plus a
+few small matrices), and the rest (line search, curvature test, stopping bookkeeping), timed by
+wrapping those functions.
+
 Run with ``python -m benchmarks.double_descent [--n 200] [--widths 30,32,34,36,38] [--seeds 5]``.
 """
 
 import argparse
+import collections
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -30,7 +38,7 @@ from experiments import batched_mlp, optimizers
 from experiments import double_descent as dd
 from experiments.data import make_data
 
-OLD = "d08c6fd"  # today's version
+OLD = "57117bb"  # the version before the feature-major backpropagation and the fused iteration
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,10 +68,44 @@ def per_iteration(module: ModuleType, pairs: list[tuple[int, int]], X, Y, iterat
     model = batched_mlp.init(
         [w for w, _ in pairs], [s for _, s in pairs], dd.PROFILES["full"].hidden_layers, dtype=torch.float64
     )
-    never = replace(module.LBFGS(), tol=0.0, window=10**9, max_iters=iterations)
+    never = replace(module.LBFGS(), tol=1e-300, window=10**9, max_iters=iterations)
     cpu = time.process_time()
     module.lbfgs(model, X, Y, never)
     return (time.process_time() - cpu) / iterations
+
+
+PARTS = {  # (owner attribute path, label): the functions whose CPU time the breakdown reports
+    ("batched_mlp", "losses_and_grads"): "loss and gradient",
+    ("_Memory", "inverse_hessian_times"): "memory: H g",
+    ("_Memory", "append"): "memory: update (V g_new)",
+}
+
+
+def breakdown(module: ModuleType, pairs: list[tuple[int, int]], X, Y, iterations: int) -> dict[str, float]:
+    """CPU seconds per iteration of ``module.lbfgs`` spent in each of ``PARTS``, and the rest."""
+    spent: collections.Counter = collections.Counter()
+    originals = {key: getattr(getattr(module, key[0]), key[1]) for key in PARTS}
+
+    def timed(label: str, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            cpu = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += time.process_time() - cpu
+
+        return wrapper
+
+    for key, label in PARTS.items():
+        setattr(getattr(module, key[0]), key[1], timed(label, originals[key]))
+    try:
+        total = per_iteration(module, pairs, X, Y, iterations)
+    finally:
+        for key, function in originals.items():
+            setattr(getattr(module, key[0]), key[1], function)
+    parts = {label: spent[label] / iterations for label in PARTS.values()}
+    return {**parts, "rest (line search, bookkeeping)": total - sum(parts.values()), "total": total}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,6 +138,14 @@ def main(argv: list[str] | None = None) -> None:
                 best[name] = min(best[name], per_iteration(module, batch, X, Y, args.iterations))
         print(
             f"{label:34s} {1e3 * best['old']:11.2f} {1e3 * best['new']:11.2f} {best['old'] / best['new']:7.2f}x"
+        )
+    print(f"\nwhere an iteration of the {len(pairs)} models goes (ms per iteration, share)")
+    parts = {name: breakdown(module, pairs, X, Y, args.iterations) for name, module in versions.items()}
+    for label in parts["new"]:
+        old, new = parts["old"][label], parts["new"][label]
+        print(
+            f"{label:34s} {1e3 * old:6.2f} {100 * old / parts['old']['total']:3.0f}% "
+            f"{1e3 * new:6.2f} {100 * new / parts['new']['total']:3.0f}%"
         )
 
 

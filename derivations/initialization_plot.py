@@ -127,6 +127,29 @@ def value_se(x: float, se: float) -> tuple[Tex, Tex]:
     return tex(rf"\num{{{x:.{decimals}f}{suffix}}}"), tex(rf"\num{{{se:.{decimals}f}{suffix}}}")
 
 
+def bias_free_moments() -> dict[str, Tex]:
+    """The exercise's bias-free tanh network f(x) = Σ_j v_j tanh(w_j x), v_j ~ N(0, 1/M), w_j ~ N(0, σ²).
+
+    tanh is odd, so without biases every even derivative at 0 vanishes (f''(0) = 0 for every draw) and the
+    first term beyond the slope is the cubic one: E f⁽ⁿ⁾(0)² = E[w²ⁿ] tanh⁽ⁿ⁾(0)² (the 1/M of v_j cancels
+    the sum over j), with E[w²ⁿ] = (2n−1)!! σ²ⁿ.  LaTeX of tanh''(0), E f'(0)², E f'''(0)² and their ratio.
+    """
+    import sympy as sp
+
+    x = sp.Symbol("x")
+    variance = sp.Symbol("sigma", positive=True) ** 2
+
+    def moment(n: int) -> sp.Expr:
+        return sp.factorial2(2 * n - 1) * variance**n * sp.diff(sp.tanh(x), x, n).subs(x, 0) ** 2
+
+    return {
+        "psi2_zero": tex(latex(sp.diff(sp.tanh(x), x, 2).subs(x, 0))),
+        "f1": tex(latex(moment(1))),
+        "f3": tex(latex(moment(3))),
+        "ratio": tex(latex(sp.simplify(moment(3) / moment(1)))),
+    }
+
+
 def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/initialization.tex.j2``."""
     c = results.config
@@ -189,6 +212,11 @@ def context(results: "Results") -> dict[str, Any]:
             for r in results.tanh
         ],
         "tanh_ratio_trend": trend([r["exact_f2"] / r["exact_f1"] for r in results.tanh]),
+        "ratio_range": {  # what the table shows, for the abstract: the exact ratio at both ends of the σ² grid
+            end: {"sigma2": num(r["sigma2"], 2), "ratio": num(r["exact_f2"] / r["exact_f1"], 3)}
+            for end, r in (("first", results.tanh[0]), ("last", results.tanh[-1]))
+        },
+        "bias_free": bias_free_moments(),
         "tanh_confirmed": all(
             abs(r[f"moment_f{n}"] - r[f"exact_f{n}"]) <= results.tolerance_se * r[f"moment_se_f{n}"]
             for r in results.tanh

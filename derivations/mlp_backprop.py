@@ -1,7 +1,7 @@
 """Exercise 2: forward and backward pass of an MLP with K hidden layers, and their operation counts.
 
 The network maps x ∈ R^I through K hidden layers of L units with activation ψ to a linear
-output ŷ ∈ R^O, with loss J = ½‖e‖², e = ŷ − y (per example).  The backward pass follows
+output ŷ ∈ R^O, with the MSE J = ‖e‖²/O, e = ŷ − y (per example).  The backward pass follows
 Goodfellow, Bengio & Courville, *Deep Learning* (MIT Press, 2016), §6.5.4, Algorithm 6.4,
 written with δ_k = ∂J/∂a_k.
 
@@ -11,7 +11,7 @@ structure, the literal forward/backward pass and the operation counts, in SymPy)
 :func:`check`) and this stage; :mod:`derivations.mlp_backprop_plot` derives and prints the
 equations.  :func:`check` verifies the backward formulas
 against ``torch.autograd`` (random sizes, several ψ) and against ``sympy.diff`` (a small
-generic-ψ network), the MSE rescaling, and the product counts against
+generic-ψ network), the rescaling to J = ½‖e‖², and the product counts against
 ``torch.utils.flop_counter.FlopCounterMode``.  Run as a stage of ``python build.py``.
 """
 
@@ -52,7 +52,7 @@ def run(config: Config) -> Results:
     """
     from derivations.mlp_backprop_numerics import (
         AUTOGRAD_TOLERANCE,
-        MEAN_CASE,
+        HALF_SUM_CASE,
         autograd_cases,
         autograd_error,
         flop_counts,
@@ -76,10 +76,10 @@ def run(config: Config) -> Results:
             {"activation": act, "sizes": list(sizes), "error": autograd_error(sizes, act, seed=n)}
             for n, (act, sizes) in enumerate(autograd_cases())
         ],
-        "mean_error": autograd_error(MEAN_CASE, "tanh", 7, "mean"),
+        "half_sum_error": autograd_error(HALF_SUM_CASE, "tanh", 7, "half_sum"),
         "symbolic_mismatches": symbolic_error(),
         "tolerance": AUTOGRAD_TOLERANCE,
-        "mean_case": list(MEAN_CASE),
+        "half_sum_case": list(HALF_SUM_CASE),
     }
     config_json = {"flop_sizes": [list(size) for size in config.flop_sizes]}  # as it reads back from JSON
     return Results(config_json, flops, verification)
@@ -94,7 +94,7 @@ def load(directory: Path) -> Results:
 
 
 def check() -> list[Check]:
-    """Backward formulas vs autograd and sympy.diff, MSE rescaling, operation counts vs FlopCounterMode."""
+    """Backward formulas vs autograd and sympy.diff, ½‖e‖² rescaling, operation counts vs FlopCounterMode."""
     from derivations.mlp_backprop_numerics import flop_checks, formula_checks, product_counts
 
     return formula_checks() + flop_checks(PROFILES["full"].flop_sizes, product_counts)

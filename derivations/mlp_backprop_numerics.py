@@ -46,7 +46,7 @@ def flop_counts(i: int, k: int, l: int, o: int) -> dict[str, int]:
     model = torch.nn.Sequential(*layers)
     x, y = torch.randn(1, i, dtype=torch.float64), torch.randn(1, o, dtype=torch.float64)  # (1, I), (1, O)
     with FlopCounterMode(display=False) as fwd:
-        loss = 0.5 * ((model(x) - y) ** 2).sum()
+        loss = torch.nn.functional.mse_loss(model(x), y)
     with FlopCounterMode(display=False) as bwd:
         loss.backward()
     return {"forward": fwd.get_total_flops(), "backward": bwd.get_total_flops()}
@@ -60,15 +60,13 @@ def product_counts(i: int, k: int, l: int, o: int) -> dict[str, int]:
 
 
 LOSSES: dict[str, tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], Callable[[int], float]]] = {
-    "half_sum": (lambda yhat, y: 0.5 * ((yhat - y) ** 2).sum(), lambda o: 1.0),  # J = ½‖e‖², ours
-    "mean": (torch.nn.functional.mse_loss, lambda o: 2 / o),  # J = ‖e‖²/O, torch's MSELoss default
+    "mean": (torch.nn.functional.mse_loss, lambda o: 1.0),  # J = ‖e‖²/O, the MSE: ours, torch's MSELoss
+    "half_sum": (lambda yhat, y: 0.5 * ((yhat - y) ** 2).sum(), lambda o: o / 2),  # J = ½‖e‖²
 }
 """Loss conventions: the reference loss on (ŷ, y) and the factor it puts on our gradients."""
 
 
-def autograd_error(
-    sizes: tuple[int, int, int, int], activation: str, seed: int, loss: str = "half_sum"
-) -> float:
+def autograd_error(sizes: tuple[int, int, int, int], activation: str, seed: int, loss: str = "mean") -> float:
     """Largest |literal backward × factor − torch.autograd| over all parameter gradients (float64)."""
     gen = torch.Generator().manual_seed(seed)
     psi, dpsi = ACTIVATIONS[activation]
@@ -88,7 +86,7 @@ def autograd_error(
     )
 
 
-MEAN_CASE = (4, 2, 5, 3)  # (I, K, L, O) of the MSE-convention check
+HALF_SUM_CASE = (4, 2, 5, 3)  # (I, K, L, O) of the ½‖e‖²-convention check
 
 
 def flop_checks(
@@ -122,7 +120,7 @@ def autograd_cases(seed: int = 0) -> list[tuple[str, tuple[int, int, int, int]]]
 
 
 def formula_checks() -> list[Check]:
-    """Backward formulas vs autograd (random sizes, each ψ) and sympy.diff, and the MSE rescaling."""
+    """Backward formulas vs autograd (random sizes, each ψ) and sympy.diff, and the ½‖e‖² rescaling."""
     checks = [
         Check(
             f"backward, psi = {act}, (I,K,L,O) = {sizes}",
@@ -137,12 +135,12 @@ def formula_checks() -> list[Check]:
     return [
         *checks,
         Check(
-            "MSE mean convention",
-            "2/O x our gradient vs autograd of MSELoss(mean)",
-            autograd_error(MEAN_CASE, "tanh", 7, "mean"),
+            "half squared error convention",
+            "O/2 x our gradient vs autograd of 1/2 |e|^2",
+            autograd_error(HALF_SUM_CASE, "tanh", 7, "half_sum"),
             AUTOGRAD_TOLERANCE,
-            name_tex="MSE mean convention",
-            method_tex=r"$\tfrac{2}{O}\times{}$our gradient vs autograd of \texttt{MSELoss} (mean)",
+            name_tex=r"convention $\tfrac12\lVert e\rVert^2$",
+            method_tex=r"$\tfrac{O}{2}\times{}$our gradient vs autograd of $\tfrac12\lVert e\rVert^2$",
         ),
         Check(
             "backward, generic psi, I=K=L=O=2",

@@ -69,8 +69,8 @@ def context(results: Results) -> dict[str, Any]:
             for c in v["autograd"]
         ],
         "autograd_tolerance": num(v["tolerance"], 1),
-        "mean_case": tex(", ".join(map(str, v["mean_case"]))),
-        "mean_error": num(v["mean_error"], 2),
+        "half_sum_case": tex(", ".join(map(str, v["half_sum_case"]))),
+        "half_sum_error": num(v["half_sum_error"], 2),
         "symbolic_mismatches": integer(v["symbolic_mismatches"]),
     }
 
@@ -128,7 +128,7 @@ def equations() -> dict[str, list[tuple[str, sp.Basic, sp.Basic, str]]]:
                 rf"k = {latex(block.first + block.repeat - 1)}, \dots, {latex(block.first)}" if where else ""
             )
         else:
-            rhs, down = e, ""
+            rhs, down = sp.Rational(2) / O * e, ""
         backward_rows = [
             (latex(delta), rhs, delta, down),
             (rf"\nabla_{{{latex(W)}}} J", delta * h_prev.T, W, down),
@@ -137,7 +137,7 @@ def equations() -> dict[str, list[tuple[str, sp.Basic, sp.Basic, str]]]:
         ]
     forward_rows += [
         ("e", yhat - y, e, ""),
-        ("J", sp.Rational(1, 2) * e.T * e, sp.MatrixSymbol("J", 1, 1), ""),
+        ("J", 1 / O * e.T * e, sp.MatrixSymbol("J", 1, 1), ""),
     ]
     return {"forward": forward_rows, "backward": backward_rows}
 

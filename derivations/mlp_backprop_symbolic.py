@@ -65,12 +65,13 @@ def backward(
     dpsi: Callable[[Any], Any],
     hadamard: Callable[[Any, Any], Any] = operator.mul,
 ) -> tuple[list[Any], list[Any]]:
-    """Backward pass for J = ½‖e‖² (GBC §6.5.4, Alg. 6.4): gradients of every W_k and b_k.
+    """Backward pass for the MSE J = ‖e‖²/O of one example (GBC §6.5.4, Alg. 6.4): gradients of every W_k and b_k.
 
-    δ_{K+1} = e;  ∇W_k = δ_k h_{k−1}ᵀ;  ∇b_k = δ_k;  δ_{k−1} = ψ'(a_{k−1}) ⊙ (W_kᵀ δ_k).
+    δ_{K+1} = (2/O) e;  ∇W_k = δ_k h_{k−1}ᵀ;  ∇b_k = δ_k;  δ_{k−1} = ψ'(a_{k−1}) ⊙ (W_kᵀ δ_k).
     """
     grad_W, grad_b = [None] * len(W), [None] * len(W)
-    delta = e
+    scale = sp.Rational(2, e.shape[0])  # ∂J/∂ŷ = (2/O) e, exact for SymPy matrices
+    delta = e * (scale if isinstance(e, sp.MatrixBase) else float(scale))
     for k in reversed(range(len(W))):
         grad_W[k], grad_b[k] = delta @ h[k].T, delta
         if k > 0:  # no gradient is needed for the input x
@@ -107,8 +108,8 @@ def count_operations(blocks: list[Block], latex: Printer = str) -> list[Operatio
 
     A matrix-vector product (m×n)(n×1) costs mn multiply-adds, an outer product
     (m×1)(1×n) mn multiplications; each is counted as one "product" operation here.
-    Elementwise: bias additions, ψ and ψ' evaluations, Hadamard products, e = ŷ − y and
-    J = ½ Σ e² (O squares, O − 1 additions, one halving).
+    Elementwise: bias additions, ψ and ψ' evaluations, Hadamard products, e = ŷ − y,
+    J = Σ e² / O (O squares, O − 1 additions, one division) and δ_{K+1} = (2/O) e (O multiplications).
 
     The backward rows follow the equations of (b), indexed by the k of δ_k = ψ'(a_k) ⊙ W_{k+1}ᵀ δ_{k+1}:
     the product W_{k+1}ᵀ δ_{k+1} uses the next layer's weights (none for k = 0, the input), and the
@@ -174,9 +175,12 @@ def count_operations(blocks: list[Block], latex: Printer = str) -> list[Operatio
     o = blocks[-1].fan_out
     forward_ops += [
         Operation("forward", "", r"e = \hat{y} - y", "elementwise", o, 1),
-        Operation("forward", "", r"J = \tfrac12 e^{\top} e", "elementwise", 2 * o, 1),
+        Operation("forward", "", r"J = \tfrac{1}{O} e^{\top} e", "elementwise", 2 * o, 1),
     ]
-    return forward_ops + backward_ops
+    output = Operation(
+        "backward", latex(blocks[-1].first), r"\delta_{K+1} = \tfrac{2}{O} e", "elementwise", o, 1
+    )
+    return [*forward_ops, output, *backward_ops]
 
 
 def totals(ops: list[Operation]) -> dict[tuple[str, str], Any]:
@@ -223,7 +227,7 @@ def symbolic_error(sizes: tuple[int, int, int, int] = (2, 2, 2, 2)) -> int:
     y = sp.Matrix(sp.symbols(f"y:{sizes[3]}"))
     a, h, yhat = forward(W, b, x, lambda v: v.applyfunc(psi))
     e = yhat - y
-    J = (e.T * e)[0] / 2
+    J = (e.T * e)[0] / sizes[3]
     grad_W, grad_b = backward(W, a, h, e, lambda v: v.applyfunc(psiprime), sp.Matrix.multiply_elementwise)
     return sum(
         sp.expand(g - sp.diff(J, p)) != 0

@@ -135,76 +135,41 @@ def unflatten(model: BatchedMLP, flat: torch.Tensor) -> None:
             p.copy_(trained)
 
 
-def _activations(
-    model: BatchedMLP, params: BatchedMLP, X: torch.Tensor
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The inputs of every layer of ``params`` (the architecture of ``model``) at ``X``, and the outputs."""
-    activations, h = [X], X
-    last = len(params.weights) - 1
-    for layer, (W, b) in enumerate(zip(params.weights, params.biases, strict=True)):
-        h = torch.baddbmm(b, h, W) if h.dim() == 3 else torch.matmul(h, W).add_(b)
-        if layer < last:
-            h = h.relu_()  # in place: every operation's allocation counts at this size
-            activations.append(h)
-    return activations, h
-
-
-def _backpropagate(delta: torch.Tensor, W: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """The output gradient of the layer before ``W`` from the one after it.
-
-    ReLU's backward as autograd runs it: the gradient where the unit's output is > 0, else 0.
-    """
-    return torch.ops.aten.threshold_backward(torch.matmul(delta, W.mT), activation, 0)
-
-
 def losses_and_grads(
     model: BatchedMLP, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training MSE of every model at the parameters ``flat``, (n_models,), and its gradient, like ``flat``.
 
-    Backpropagation written out (checked against autograd in ``tests/test_batched_mlp.py``):
-    a full-batch optimizer calls this once per step on small networks, where autograd's
-    bookkeeping costs as much as the arithmetic.  ReLU's derivative at 0 is 0, as in autograd.
+    ``X`` (N, d_in) and ``Y`` (N, d_out) are shared by all models.  Backpropagation written out
+    (checked against autograd in ``tests/test_batched_mlp.py``): a full-batch optimizer calls this
+    once per step on small networks, where autograd's bookkeeping costs as much as the arithmetic.
+    ReLU's derivative at 0 is 0, as in autograd.  The activations are held feature-major,
+    (n_models, width, N), so that every product runs along the N samples, and the first layer,
+    whose input all models share, is one matrix product for the whole batch (measured in
+    ``benchmarks/double_descent.py``).
     """
     params = as_model(model, flat)
-    activations, out = _activations(model, params, X)
-    residual = out - Y
-    loss = residual.square().mean(dim=(-2, -1))
-    delta = residual * (2 / (residual.shape[-2] * residual.shape[-1]))
+    n, (W, b) = len(flat), (params.weights, params.biases)
+    width = W[0].shape[2]
+    h = torch.addmm(b[0].reshape(n * width, 1), W[0].mT.reshape(n * width, -1), X.T).view(n, width, -1)
+    activations = [h.relu_()]  # the inputs of layers 1, 2, ...: (n, width, N)
+    for layer in range(1, len(W)):
+        h = torch.baddbmm(b[layer].mT, W[layer].mT, activations[-1])
+        if layer < len(W) - 1:
+            activations.append(h.relu_())
+    residual = (h - Y.T).flatten(1)  # (n, d_out N)
+    loss = torch.linalg.vecdot(residual, residual) / residual.shape[1]
+    delta = residual.mul_(2 / residual.shape[1]).view(h.shape)  # dJ/d(output), (n, d_out, N)
     weight_grads, bias_grads = [], []
-    for layer in range(len(params.weights) - 1, -1, -1):
-        weight_grads.append(torch.matmul(activations[layer].mT, delta))
-        bias_grads.append(delta.sum(-2, keepdim=True))
-        if layer > 0:
-            delta = _backpropagate(delta, params.weights[layer], activations[layer])
+    for layer in range(len(W) - 1, 0, -1):
+        weight_grads.append(activations[layer - 1] @ delta.mT)
+        bias_grads.append(delta.sum(-1))
+        delta = torch.ops.aten.threshold_backward(W[layer] @ delta, activations[layer - 1], 0)
+    weight_grads.append(torch.matmul(X.T, delta.mT))
+    bias_grads.append(delta.sum(-1))
     grads = [*reversed(weight_grads), *reversed(bias_grads)]
-    return loss, torch.cat([g.reshape(len(flat), -1) for g in grads], 1)
-
-
-def sgd_step(
-    model: BatchedMLP, X: torch.Tensor, Y: torch.Tensor, lr: torch.Tensor, shrink: torch.Tensor | None = None
-) -> None:
-    """One SGD step ``θ ← θ − μ ∇J(θ)`` of every model on its mini-batch ``X, Y``, in place.
-
-    ``lr`` is (n_models,), μ of each model; with ``shrink`` (n_models,), 1 − μλ, the step is
-    ``θ ← (1 − μλ) θ − μ ∇J(θ)``, weight decay as ``torch.optim.SGD`` applies it.  The
-    backpropagation of :func:`losses_and_grads`, with the update fused into each layer's gradient
-    product (``W ← W − aᵀ(μ δ)``, one ``baddbmm``) once the layer's weights have passed the
-    gradient on: no gradient is ever stored, so a step reads every weight twice and writes it
-    once (at these sizes memory traffic, not arithmetic, sets the time of a step).
-    """
-    with torch.no_grad():
-        activations, out = _activations(model, model, X)
-        delta = (out - Y).mul_(lr.view(-1, 1, 1) * (2 / (out.shape[-2] * out.shape[-1])))  # μ ∂J/∂out
-        for layer in range(len(model.weights) - 1, -1, -1):
-            W, b, step = model.weights[layer], model.biases[layer], delta
-            if layer > 0:
-                delta = _backpropagate(delta, W, activations[layer])  # with W before its update
-            if shrink is not None:
-                W.mul_(shrink.view(-1, 1, 1))
-                b.mul_(shrink.view(-1, 1, 1))
-            W.baddbmm_(activations[layer].mT, step, alpha=-1)
-            b.sub_(step.sum(-2, keepdim=True))
+    grad = torch.cat([g.reshape(n, -1) for g in grads], 1)
+    return loss, grad
 
 
 def mse(pred: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

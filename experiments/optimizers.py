@@ -25,6 +25,7 @@ dropped from the batch at once, since every step costs in proportion to the mode
 *uncertified*, neither interpolating nor stalled.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +92,12 @@ class _Memory:
     @property
     def order(self) -> torch.Tensor:
         """The slots of the stored pairs, oldest first."""
-        return torch.arange(max(0, self.count - self.size), self.count, device=self.V.device) % self.size
+        return _slots(min(self.count, self.size), self.count % self.size, self.size, self.V.device)
+
+    @property
+    def y_order(self) -> torch.Tensor:
+        """The rows of ``V`` holding the stored pairs' y, oldest first."""
+        return _slots(min(self.count, self.size), self.count % self.size, self.size, self.V.device, self.size)
 
     def rows(self, keep: torch.Tensor) -> "_Memory":
         return _Memory(self.V[keep], self.SY[keep], self.YY[keep], self.Vg[keep], self.count)
@@ -121,7 +127,7 @@ class _Memory:
         )  # V (g_new - g) on the old pairs; float64 keeps it exact enough for the curvature matrices
         weight = keep.to(s.dtype).unsqueeze(1)
         sy_column = torch.cat([Vy[:, order], sy.unsqueeze(1)], 1) * weight
-        yy_column = torch.cat([Vy[:, size + order], yy.unsqueeze(1)], 1) * weight
+        yy_column = torch.cat([Vy[:, self.y_order], yy.unsqueeze(1)], 1) * weight
         SY = torch.cat([torch.nn.functional.pad(self.SY, (0, 0, 0, 1)), sy_column.unsqueeze(2)], 2)
         YY = torch.cat([torch.cat([self.YY, yy_column[:, :-1].unsqueeze(1)], 1), yy_column.unsqueeze(2)], 2)
         first = 1 if len(order) == size else 0  # a full memory drops its oldest pair (the slot just written)
@@ -137,16 +143,25 @@ class _Memory:
         """
         if self.count == 0:
             return gamma.unsqueeze(1) * g
-        order, size = self.order, self.size
+        order = self.order
         D = torch.diagonal(self.SY, dim1=1, dim2=2)
         R = self.SY + torch.diag_embed((D == 0).to(g.dtype))
         u = torch.linalg.solve_triangular(R, self.Vg[:, order].unsqueeze(2), upper=True)
         gamma_ = gamma.view(-1, 1, 1)
-        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - self.Vg[:, size + order].unsqueeze(2))
+        v = D.unsqueeze(2) * u + gamma_ * (self.YY @ u - self.Vg[:, self.y_order].unsqueeze(2))
         p = torch.linalg.solve_triangular(R.mT, v, upper=False)
         coefficients = torch.zeros_like(self.Vg)  # of the rows of V: p on the s rows, -gamma u on the y rows
-        coefficients[:, order], coefficients[:, size + order] = p.squeeze(2), -(gamma_ * u).squeeze(2)
+        coefficients[:, order], coefficients[:, self.y_order] = p.squeeze(2), -(gamma_ * u).squeeze(2)
         return (coefficients.unsqueeze(1) @ self.V).squeeze(1).addcmul_(gamma.unsqueeze(1), g)
+
+
+@functools.cache
+def _slots(stored: int, next_slot: int, size: int, device: torch.device, offset: int = 0) -> torch.Tensor:
+    """``offset`` plus the slots of ``stored`` pairs, oldest first, when the next pair goes to ``next_slot``.
+
+    Cached: an iteration would otherwise build the same few index tensors again.
+    """
+    return (torch.arange(next_slot - stored, next_slot, device=device) % size).add_(offset)
 
 
 def _times(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -154,37 +169,81 @@ def _times(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (v.unsqueeze(1) @ A.mT).squeeze(1)
 
 
+def _filled(history: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """``history`` (T, n) with each column's entries after row ``last`` replaced by its entry there."""
+    rows = torch.arange(len(history), device=history.device).unsqueeze(1)
+    return history.gather(0, torch.minimum(rows, last.unsqueeze(0)))
+
+
+class _History:
+    """Per-iteration rows of per-model values, written for the models still optimized only.
+
+    A stopped model keeps its last value; :meth:`result` fills it in from there, so an iteration
+    writes one row of the live models instead of copying the whole batch.
+    """
+
+    def __init__(self, first: torch.Tensor) -> None:
+        self.rows = first.new_zeros(256, len(first))
+        self.rows[0] = first
+
+    def write(self, k: int, live: torch.Tensor, values: torch.Tensor) -> None:
+        if k == len(self.rows):  # double the buffer
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
+        self.rows[k, live] = values
+
+    def read(self, k: int, live: torch.Tensor) -> torch.Tensor:
+        return self.rows[k, live]
+
+    def result(self, iterations: int, last: torch.Tensor) -> torch.Tensor:
+        return _filled(self.rows[: iterations + 1], last)
+
+
 def lbfgs(
     model: batched_mlp.BatchedMLP, X: torch.Tensor, Y: torch.Tensor, settings: LBFGS, progress=None
 ) -> Outcome:
     """Minimize every model's training MSE on ``(X, Y)`` in place until each has stopped.
 
-    ``progress`` (a tqdm bar or None) is advanced once per iteration.
+    ``progress`` (a tqdm bar or None) is advanced once per iteration.  The state of the models
+    still optimized (``live``) is kept on the batch of those models alone and written back to
+    the whole batch only when a model stops, so an iteration costs in proportion to the live models.
     """
     n, dev = model.n_models, X.device
     x_all = batched_mlp.flatten(model)
-    live = torch.arange(n, device=dev)  # the models still optimized; the others are dropped from the batch
-    sub = model
-
     x = x_all.clone()
-    f, g = batched_mlp.losses_and_grads(sub, x, X, Y)
-    f_all = f.clone()
+    f, g = batched_mlp.losses_and_grads(model, x, X, Y)
+    # written back when a model stops; -1 = still optimized
     stop = torch.where(f < settings.tol, Stop.INTERPOLATED, -1).to(device=dev, dtype=torch.long)
-    memory = _Memory.empty(g, settings.history)
-    gamma = torch.full((n,), settings.first_step, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
     iterations = torch.zeros(n, dtype=torch.long, device=dev)
     evaluations = torch.ones(n, dtype=torch.long, device=dev)
     slowest = torch.zeros(n, dtype=x.dtype, device=dev)  # the largest ratio of the rate test seen
-    history, evaluation_history = [f_all.clone()], [evaluations.clone()]
-    for k in range(1, settings.max_iters + 1):
-        active = stop[live] < 0
-        if not bool(active.any()):
-            break
-        if not bool(active.all()):  # drop the stopped models at once: every step costs per live model
-            x_all[live] = x
+    history, evaluation_history = _History(f), _History(evaluations)
+    # the live models' state
+    live, sub = torch.arange(n, device=dev), model
+    memory = _Memory.empty(g, settings.history)
+    gamma = torch.full((n,), settings.first_step, dtype=x.dtype, device=dev)  # initial inverse-Hessian scale
+    stop_live, slowest_live, evaluations_live = stop.clone(), slowest.clone(), evaluations.clone()
+    k = 0
+    while True:
+        active = stop_live < 0
+        if not bool(active.all()):  # write back the stopped models and drop them from the batch at once
+            done = live[~active]
+            x_all[done], stop[done], slowest[done] = x[~active], stop_live[~active], slowest_live[~active]
+            iterations[done], evaluations[done] = k, evaluations_live[~active]
+            if not bool(active.any()):
+                break
             live, x, f, g, gamma = live[active], x[active], f[active], g[active], gamma[active]
+            slowest_live, evaluations_live = slowest_live[active], evaluations_live[active]
             memory = memory.rows(active)
             sub = _rows(model, live)
+        if k == settings.max_iters:
+            x_all[live], slowest[live], evaluations[live], iterations[live] = (
+                x,
+                slowest_live,
+                evaluations_live,
+                k,
+            )
+            break
+        k += 1
         # from here on every model of the batch is still optimized
         d = memory.inverse_hessian_times(g, gamma).neg_()
         slope = _dot(g, d)
@@ -192,52 +251,56 @@ def lbfgs(
         if bool(uphill.any()):
             d[uphill] = -gamma[uphill].unsqueeze(1) * g[uphill]
             slope[uphill] = _dot(g[uphill], d[uphill])
-        t = torch.ones_like(f)  # the step length of each model's line search
         x_new = x + d
         f_new, g_new = batched_mlp.losses_and_grads(sub, x_new, X, Y)
+        evaluations_live += 1
         accepted = f_new <= f + settings.armijo * slope
-        for _ in range(settings.halvings):  # halve the step of the models still searching, on those alone
-            idx = (~accepted).nonzero().squeeze(1)
-            if len(idx) == 0:
-                break
-            t[idx] /= 2
-            evaluations[live[idx]] += 1
-            trial = x[idx] + t[idx].unsqueeze(1) * d[idx]
-            f_t, g_t = batched_mlp.losses_and_grads(_rows(model, live[idx]), trial, X, Y)
-            ok = f_t <= f[idx] + settings.armijo * t[idx] * slope[idx]
-            done = idx[ok]
-            x_new[done], f_new[done], g_new[done] = trial[ok], f_t[ok], g_t[ok]
-            accepted[done] = True
-        searching = ~accepted
-        if bool(searching.any()):  # no decrease found: the model stays where it was
-            x_new[searching], f_new[searching], g_new[searching] = x[searching], f[searching], g[searching]
+        searching = None  # the models whose line search found no decrease (None: none)
+        if not bool(accepted.all()):
+            t = torch.ones_like(f)  # the step length of each model's line search
+            for _ in range(settings.halvings):  # halve the step of the models still searching, on those alone
+                idx = (~accepted).nonzero().squeeze(1)
+                if len(idx) == 0:
+                    break
+                t[idx] /= 2
+                evaluations_live[idx] += 1
+                trial = x[idx] + t[idx].unsqueeze(1) * d[idx]
+                f_t, g_t = batched_mlp.losses_and_grads(_rows(model, live[idx]), trial, X, Y)
+                ok = f_t <= f[idx] + settings.armijo * t[idx] * slope[idx]
+                found = idx[ok]
+                x_new[found], f_new[found], g_new[found] = trial[ok], f_t[ok], g_t[ok]
+                accepted[found] = True
+            if not bool(accepted.all()):  # no decrease found: the model stays where it was
+                searching = ~accepted
+                x_new[searching], f_new[searching], g_new[searching] = (
+                    x[searching],
+                    f[searching],
+                    g[searching],
+                )
         s, y = x_new - x, g_new - g
         sy, yy = _dot(s, y), _dot(y, y)
         curved = sy > 1e-12 * _dot(s, s).sqrt() * yy.sqrt()  # keep only pairs with positive curvature
         memory = memory.append(s, y, g_new, curved, sy, yy)
         gamma = torch.where(curved, sy / yy.clamp_min(1e-300), gamma)
         x, f, g = x_new, f_new, g_new
-        f_all[live] = f
-        history.append(f_all.clone())
-        moved = torch.zeros(n, dtype=torch.bool, device=dev)
-        moved[live] = accepted
-        iterations[live] += 1
-        evaluations[live] += 1
-        evaluation_history.append(evaluations.clone())
-        stop[live] = torch.where(searching, Stop.NO_DECREASE, stop[live])
-        stop = torch.where(moved & (f_all < settings.tol), Stop.INTERPOLATED, stop)
+        history.write(k, live, f)
+        evaluation_history.write(k, live, evaluations_live)
+        stop_live = torch.where(f < settings.tol, Stop.INTERPOLATED, -1)
+        if searching is not None:
+            stop_live = torch.where(searching, Stop.NO_DECREASE, stop_live)
         if k >= settings.window:
-            before = history[-1 - settings.window]
-            stalled = f_all > (1 - settings.min_decrease) * before
+            before = history.read(k - settings.window, live)
+            stalled = f > (1 - settings.min_decrease) * before
             # too slow: at the log-rate of the window, tol needs more than slow_factor * k further iterations
-            ratio = settings.window * torch.log(f_all / settings.tol) / (k * torch.log(before / f_all))
-            ratio = torch.where(f_all < before, ratio, torch.inf)
-            judged = moved & (stop < 0)
-            slowest = torch.where(judged, torch.maximum(slowest, ratio), slowest)
-            stop = torch.where(judged & (stalled | (ratio > settings.slow_factor)), Stop.STALLED, stop)
+            ratio = settings.window * torch.log(f / settings.tol) / (k * torch.log(before / f))
+            ratio = torch.where(f < before, ratio, torch.inf)
+            judged = stop_live < 0  # moved (a model without decrease has stopped) and not below tol
+            slowest_live = torch.where(judged, torch.maximum(slowest_live, ratio), slowest_live)
+            stop_live = torch.where(
+                judged & (stalled | (ratio > settings.slow_factor)), Stop.STALLED, stop_live
+            )
         if progress is not None:
             progress.update(1)
-    x_all[live] = x
     stop = torch.where(stop < 0, Stop.UNCERTIFIED, stop)
     batched_mlp.unflatten(model, x_all)
     return Outcome(
@@ -245,6 +308,6 @@ def lbfgs(
         evaluations=evaluations,
         stop=stop,
         slowest=slowest,
-        history=torch.stack(history),
-        evaluation_history=torch.stack(evaluation_history),
+        history=history.result(k, iterations),
+        evaluation_history=evaluation_history.result(k, iterations),
     )

@@ -17,6 +17,7 @@ import numpy as np
 
 from experiments.sgd_implicit_reg import Results
 from experiments.sgd_implicit_reg_stats import (
+    BAND_SPREAD,
     context,
     converged,
     final,
@@ -35,6 +36,10 @@ __all__ = ["FIGURES", "context"]
 
 G_LABEL = r"$G=\Vert\nabla J\Vert^{2}$"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per μ or level: neighbours differ in grey print too
+LINESTYLES = ("-", "--", ":", "-.")  # one per loss level, beside its marker
+# The colormap of the plots whose few shades must separate on a printed page: plasma runs from dark violet to
+# orange, so its shades differ in lightness (grey print) as well as in hue; viridis's blue-greens did not.
+PRINT_CMAP = "plasma"
 
 
 def _marker(j: int) -> str:
@@ -92,8 +97,9 @@ def _held(history: np.ndarray) -> np.ndarray:
 
 def plot_convergence(results: Results) -> Figure:
     """Training MSE against epochs (log-log), every μ in one plot: the median over runs (a stopped run
-    counts at its final loss) with a band from the first to the third quartile, one colour per μ from a
-    sequential colormap, up to the last stop of that μ; the target loss dotted."""
+    counts at its final loss) with a light band from the first to the third quartile where the quartiles lie
+    within a factor ``BAND_SPREAD`` of each other, one colour per μ from a sequential colormap, up to the
+    last stop of that μ; the target loss dotted."""
     import matplotlib.pyplot as plt
 
     from lab.style import figsize, sequential
@@ -107,12 +113,13 @@ def plot_convergence(results: Results) -> Figure:
         history = _held(results.history[j][:, 1:])
         end = int(np.flatnonzero(np.isfinite(results.history[j][:, 1:]).any(axis=0)).max()) + 1
         q1, median, q3 = np.quantile(history[:, :end], [0.25, 0.5, 0.75], axis=0)
-        ax.fill_between(epochs[:end], q1, q3, color=colour, alpha=0.25, lw=0)
+        narrow = q3 <= BAND_SPREAD * q1  # a wider band would cover the other rates' curves
+        ax.fill_between(epochs[:end], q1, q3, where=narrow, color=colour, alpha=0.15, lw=0)
         ax.plot(epochs[:end], median, color=colour, lw=1.2,
                 label=f"{_mu_label(mu)} ({ok[j].sum()}/{ok.shape[1]})")  # fmt: skip
     ax.axhline(results.config.stopping.target_loss, color="k", ls=":", lw=1.0, label="target")
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training MSE")
-    fig.legend(loc="outside right center", fontsize=8, title="converged runs", title_fontsize=8)
+    fig.legend(loc="outside right center", fontsize=8, title=r"$\mu$ (converged/runs)", title_fontsize=8)
     return fig
 
 
@@ -161,11 +168,12 @@ def plot_grad_norms(results: Results) -> Figure:
     mus = np.array(results.config.lrs)[rows]
     at = level_values(results)
     levels = results.config.loss_levels
-    for k, (level, colour) in enumerate(zip(levels, sequential(len(levels)), strict=True)):
+    for k, (level, colour) in enumerate(zip(levels, sequential(len(levels), cmap=PRINT_CMAP), strict=True)):
         for ax, key in zip(axes, ("G", "V"), strict=True):
             if len(rows):
                 _geo_errorbar(ax, mus, [at[key][j, ok[j], k] for j in rows], marker=_marker(k), ms=3.5,
-                              color=colour, label=f"$J = ${power_label(level)}")  # fmt: skip
+                              color=colour, ls=LINESTYLES[k % len(LINESTYLES)],
+                              label=f"$J = ${power_label(level)}")  # fmt: skip
     for ax, name, title in zip(axes, "GV", ("gradient norm $G$", "mini-batch variation $V$"), strict=True):
         ax.set_yscale("log")
         _log_ticks(ax)
@@ -215,7 +223,7 @@ def plot_test_vs_grad(results: Results) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=figsize(2.4), sharey=True, layout="constrained")
     ok = converged(results)
     rows = np.flatnonzero(usable(converged(results)))
-    colours = dict(zip(rows, sequential(len(rows)), strict=True))
+    colours = dict(zip(rows, sequential(len(rows), cmap=PRINT_CMAP), strict=True))
     end = final(results)
     for ax, key, label in zip(axes, ("G", "V"), (G_LABEL, "$V$"), strict=True):
         for j in rows:

@@ -33,6 +33,7 @@ from lab.stats import bootstrap_interval, geo_mean_factor, spearman
 MIN_FRACTION = 0.5  # a μ is usable where at least this fraction of its runs converged
 LEVEL = 0.95  # confidence level of every interval
 N_BOOT = 10_000  # bootstrap resamples
+BAND_SPREAD = 3.0  # the (b) figure draws a quartile band only where its third quartile is within this factor of its first
 
 
 class Direction(StrEnum):
@@ -223,8 +224,17 @@ def ratio_tex(r: Ratio | None) -> dict | None:
 
 
 def association_tex(a: Association) -> dict:
-    sig = _distinct(a.rho, a.lo, a.hi)
-    return {"rho": num(a.rho, sig=sig), "lo": num(a.lo, sig=sig), "hi": num(a.hi, sig=sig), "n": integer(a.n),
+    """ρ and its interval at the decimal places the interval supports (two significant digits of its half-width,
+    so ρ = 0.0018 with an interval of ±0.17 prints 0.00), more only where the estimate would print equal to an end."""
+    half = (a.hi - a.lo) / 2
+    places = 1 - math.floor(math.log10(half)) if half > 0 else 2
+    while places < 4 and len({f"{v:.{places}f}" for v in (a.rho, a.lo, a.hi)}) < len({a.rho, a.lo, a.hi}):
+        places += 1
+
+    def fixed(v: float) -> Tex:
+        return Tex(rf"\num{{{v:.{places}f}}}")
+
+    return {"rho": fixed(a.rho), "lo": fixed(a.lo), "hi": fixed(a.hi), "n": integer(a.n),
             "direction": a.direction.value}  # fmt: skip
 
 
@@ -374,7 +384,27 @@ def context(results: Results) -> dict:
         "val_every": integer(c.val_every), "lr_set": in_set(r"\mu", c.lrs), "level_set": in_set("J", c.loss_levels, power),
         "noise_var": num(results.noise_var), "noise_std": num(results.process["noise_std"]),
         "data": data_context(results.process), "min_percent": integer(round(100 * MIN_FRACTION)),
-        "level_percent": integer(round(100 * LEVEL)), "n_boot": integer(N_BOOT),
+        "level_percent": integer(round(100 * LEVEL)), "n_boot": integer(N_BOOT), "band_spread": setting(BAND_SPREAD),
         "partition_factor": Tex(r"\frac{N-B}{B(N-1)}"),
     }  # fmt: skip
+    ctx["run_figures"] = run_figures(results)
     return ctx | _convergence_context(results) | _gradient_context(results) | _wd_context(results)
+
+
+def run_figures(results: Results) -> list[dict[str, str]]:
+    """The supplement's per-run figure pages (placed by :func:`report.supplement.figure_page`): figure name,
+    label and caption, plain text with ``$...$`` math, the converged count of every μ read from the results."""
+    ok = converged(results)
+    counts = ", ".join(f"{mu:g}: {int(ok[j].sum())}" for j, mu in enumerate(results.config.lrs))
+    target = power(results.config.stopping.target_loss)
+    return [
+        {
+            "figure": "sgd_convergence_runs",
+            "label": "sup:sgd_implicit_reg:runs",
+            "caption": (
+                "Training MSE of every run against the epoch, one panel per learning rate: black if the run "
+                f"converged, grey if not; dotted: the target ${target}$. Converged runs of {results.config.n_runs} "
+                rf"per $\mu$: {counts}."
+            ),
+        }
+    ]

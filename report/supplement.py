@@ -3,10 +3,11 @@
 ``templates/supplement.tex.j2`` is the supplement's prose (introduction, notation); it inputs one
 section per stage that has a ``templates/supplement/<stem>.tex.j2``, rendered with exactly the
 context of ``templates/sections/<stem>.tex.j2`` (so the two documents cannot disagree), then the
-parts generated from data here: the verification table (the ``Check`` records, grouped by
-exercise) and the provenance tables (every figure and table with the function, data and seed
-that made it; commit and library versions).  Those are PyLaTeX objects, not template loops: they
-are data, one row per record, and PyLaTeX escapes their text cells itself.
+parts generated from data here: the per-run figure pages (``\\VAR{run_figures.<stem>}`` in a
+section, from the ``run_figures`` its stage's context lists), the verification table (the ``Check``
+records, grouped by exercise) and the provenance tables (every figure and table with the function,
+data and seed that made it; commit and library versions).  Those are PyLaTeX objects, not template
+loops: they are data, one figure or row per record, and PyLaTeX escapes their text itself.
 
 The submission links into the supplement with xr-hyper: it reads ``supplement.aux``, which this
 task leaves in ``tex-supplement/``.  A supplement section labels what the submission may cite
@@ -19,7 +20,7 @@ import platform
 import re
 from typing import TYPE_CHECKING, Any
 
-from pylatex import LongTable, MultiColumn, NoEscape
+from pylatex import Figure, LongTable, MultiColumn, NoEscape
 from pylatex.utils import escape_latex
 
 from lab.fmt import Tex, integer, num
@@ -87,6 +88,39 @@ def verification_table(checks: list[dict[str, Any]], titles: dict[str, str]) -> 
         table.append(NoEscape(r"\addlinespace"))
     table.append(NoEscape(r"\bottomrule"))
     return Tex(table.dumps())
+
+
+def caption_latex(text: str) -> NoEscape:
+    """A caption given as plain text with ``$...$`` math: the text escaped by PyLaTeX, the math kept as written."""
+    parts = text.split("$")
+    if len(parts) % 2 == 0:
+        raise ValueError(f"unbalanced $ in caption {text!r}")
+    return NoEscape("$".join(part if i % 2 else escape_latex(part) for i, part in enumerate(parts)))
+
+
+def figure_page(path: str, caption: str, label: str) -> Tex:
+    """One per-run figure of the supplement as a PyLaTeX ``Figure``, full text width, caption escaped by PyLaTeX;
+    placed like the templates' floats (``[tbp]``): a float page alone (``[p]``) waited for others to fill it and
+    stood two pages after its section."""
+    figure = Figure(position="tbp")
+    figure.add_image(path, width=NoEscape(r"\linewidth"))
+    figure.add_caption(caption_latex(caption))
+    figure.append(NoEscape(rf"\label{{{label}}}"))
+    return Tex(figure.dumps())
+
+
+def run_figures(ctx: dict[str, Any], own: list[str]) -> dict[str, Tex]:
+    """Per supplement section, its per-run figure pages, built from the ``run_figures`` entries its stage's
+    context computed from the results (figure, label, caption); an empty text for a stage without any."""
+    return {
+        stem: Tex(
+            "\n".join(
+                figure_page(ctx["figure_path"](f["figure"]), f["caption"], f["label"])
+                for f in ctx[stem].get("run_figures", [])
+            )
+        )
+        for stem in own
+    }
 
 
 def _data_cells(graph: "Graph", stem: str) -> list[Any]:
@@ -172,6 +206,7 @@ def build(graph: "Graph") -> None:
     """Render the supplement's templates with the submission's context, compile, move the PDF into place."""
     ctx = document.context(graph)
     own = stems(graph.stages, graph.templates)
+    ctx["run_figures"] = run_figures(ctx, own)
     # The submission's sections are rendered here too, only to list the tables they hold.
     rendered = {stem: render(f"sections/{stem}.tex.j2", ctx, graph.templates) for stem in ctx["stems"]}
     sections = {stem: render(f"{SECTIONS}/{stem}.tex.j2", ctx, graph.templates) for stem in own}

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from pypdf import PdfReader
 
-from report import wiring
+from report import pages, wiring
 from report.cli import main
 from report.export import write_bundle
 from report.project import Project, load
@@ -84,11 +84,21 @@ def test_a_submission_over_the_page_limit_is_written_and_fails_the_build(quick_b
     load = settings.load
     monkeypatch.setattr(settings, "load", lambda *a: dataclasses.replace(load(*a), page_limit=2))
     monkeypatch.setattr(Project, "build_dir", lambda self, profile: graph.root)
+    (graph.root / "report.pdf").unlink()
     assert main(["--profile", "quick"]) == 1
     err = capsys.readouterr().err
-    pages = len(PdfReader(graph.root / "report.pdf").pages)
+    pages = len(PdfReader(graph.root / "report.pdf").pages)  # written all the same
     assert f"report.pdf has {pages} pages, more than the page limit of 2" in err
     assert re.search(r"Exercise 2: backpropagation .* pages \d+-\d+ +\(\d+ pages?\)", err)
+
+
+def test_the_quick_submission_keeps_the_page_limit_of_the_settings(quick_build):
+    from report import settings
+
+    graph, _ = quick_build
+    limit = settings.load(load().settings_file).page_limit
+    assert limit == 12
+    assert pages.over_limit(graph.root / "report.pdf", limit) is None
 
 
 def test_all_checks_pass_in_the_pdf(quick_build):

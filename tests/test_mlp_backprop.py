@@ -36,8 +36,17 @@ def test_literal_backward_matches_autograd():
         assert numerics.autograd_error((3, 2, 4, 2), activation, seed=1) < 1e-12
 
 
-def test_mse_mean_scaling_is_two_over_o():
-    assert numerics.autograd_error((3, 2, 4, 5), "tanh", seed=2, loss="mean") < 1e-12
+def test_half_squared_error_scaling_is_o_over_two():
+    assert numerics.autograd_error((3, 2, 4, 5), "tanh", seed=2, loss="half_sum") < 1e-12
+
+
+def test_backward_without_the_mse_factor_fails_autograd(monkeypatch):
+    # δ_{K+1} = e (the ½‖e‖² convention) instead of (2/O) e: wrong for the MSE whenever O ≠ 2
+    right = sym.backward
+    monkeypatch.setattr(
+        numerics, "backward", lambda W, a, h, e, dpsi: right(W, a, h, e * e.shape[0] / 2, dpsi)
+    )
+    assert numerics.autograd_error((3, 2, 4, 5), "tanh", seed=2) > 1e-3
 
 
 def test_symbolic_generic_psi():
@@ -78,7 +87,8 @@ def test_equations_latex():
     forward = {lhs: latex(rhs, order="none") for lhs, rhs, _, _ in eqs["forward"]}
     backward = [(lhs, latex(rhs), plot.size_tex(m)) for lhs, rhs, m, _ in eqs["backward"]]
     assert forward["a_{k}"] == r"W_{k} h_{k - 1} + b_{k}"
-    assert forward["J"] == r"\frac{1}{2} e^{\top} e"
+    assert forward["J"] == r"\frac{1}{O} e^{\top} e"
+    assert backward[0] == (r"\delta_{K + 1}", r"\frac{2}{O} e", "O")
     assert backward[3] == (
         r"\delta_{k}",
         r"{\psi}'\left(a_{k}\right) \odot \left(W_{k + 1}^{\top} \delta_{k + 1}\right)",
@@ -99,6 +109,7 @@ def test_backward_rows_of_the_count_table_follow_equation_b():
     assert rows[("K", r"W_{K + 1}^{\top} \delta_{K + 1}")] == (L * O, 1)
     assert rows[(r"1,\dots,K - 1", r"W_{k + 1}^{\top} \delta_{k + 1}")] == (L**2, K - 1)
     assert rows[(r"1,\dots,K", r"\psi'(a_{k}) \odot (\cdot)")] == (2 * L, K)
+    assert rows[("K + 1", r"\delta_{K+1} = \tfrac{2}{O} e")] == (O, 1)
     assert not any("a_{k - 1}" in what for _, what in rows)
 
 

@@ -65,6 +65,21 @@ def test_each_stopping_reason():
     assert capped.iterations[0] == 5
 
 
+def test_a_stopped_model_keeps_its_last_values_in_the_histories():
+    # models stop at different iterations: each history runs to the last one, a stopped model's
+    # entries stay at its final loss and evaluation count, and those match the model it returns
+    model, out = run([1, 3, 40], [0, 1, 2], LBFGS(tol=1e-6, window=50, max_iters=5000))
+    assert len(set(out.iterations.tolist())) == 3
+    assert len(out.history) == len(out.evaluation_history) == int(out.iterations.max()) + 1
+    X, Y = make_data(30, sample_seed=2, dtype=torch.float64)
+    final = batched_mlp.mse(batched_mlp.forward(model, X), Y)
+    for i, k in enumerate(out.iterations.tolist()):
+        assert torch.all(out.history[k:, i] == out.history[k, i])
+        assert torch.all(out.evaluation_history[k:, i] == out.evaluations[i])
+        assert out.evaluation_history[k - 1, i] < out.evaluations[i]  # it was still evaluated at k
+        assert final[i].item() == pytest.approx(out.history[k, i].item(), rel=1e-12)
+
+
 def test_a_model_already_below_tol_is_untouched():
     model, out = run([6], [0], replace(SETTINGS, tol=10.0))
     fresh = batched_mlp.init([6], [0], 2, dtype=torch.float64)

@@ -14,6 +14,7 @@ from experiments import sgd_implicit_reg_stats as sgd_stats
 from experiments.grad_stats import expected_variation
 from experiments.sgd_implicit_reg import PROFILES, Status, Stopping
 from experiments.sgd_training import minibatch_orders, train
+from report import supplement
 from report.render import render
 
 N, B, DIM = 12, 4, 3
@@ -354,6 +355,17 @@ def test_convergence_figure_draws_every_mu_in_one_plot():
     assert texts[0] == r"$\mu = 0.1$ (6/6)" and texts[-2] == r"$\mu = 3.2$ (0/6)" and texts[-1] == "target"
 
 
+def test_convergence_band_is_left_out_where_the_runs_spread_wide():
+    results = _fake_results()
+    history = np.array(results.history, dtype=float)
+    history[0, :3, 1:] *= 100  # half the runs of the first μ two decades higher: quartiles far apart
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](dataclasses.replace(results, history=history))
+    bands = fig.axes[0].collections
+    assert len(bands[0].get_paths()) == 0 and len(bands[1].get_paths()) > 0
+    title = fig.legends[0].get_title().get_text()
+    assert title == r"$\mu$ (converged/runs)"  # not "converged runs": a rate with 0/6 is listed too
+
+
 def test_convergence_median_holds_a_stopped_run_at_its_final_loss():
     history = np.array([[1.0, 0.5, np.nan], [1.0, 0.4, 0.1]])
     np.testing.assert_array_equal(sgd_implicit_reg_plot._held(history), [[1.0, 0.5, 0.5], [1.0, 0.4, 0.1]])
@@ -454,6 +466,15 @@ def test_context_follows_the_data():
     assert sgd_implicit_reg_plot.context(no_gain)["wd_effect"]["direction"] == "up"
 
 
+def test_a_correlation_prints_the_decimals_its_interval_supports():
+    text = sgd_stats.association_tex(sgd_stats.Association(0.0018, -0.16, 0.19, 66))
+    assert (text["rho"], text["lo"], text["hi"]) == (r"\num{0.00}", r"\num{-0.16}", r"\num{0.19}")
+    edge = sgd_stats.association_tex(sgd_stats.Association(-0.8312, -0.8349, -0.60, 10))
+    assert (
+        len({edge["rho"], edge["lo"], edge["hi"]}) == 3
+    )  # the estimate never prints as an end of its interval
+
+
 def test_ratio_digits_separate_an_estimate_from_its_interval():
     text = sgd_stats.ratio_tex(sgd_stats.Ratio(1.104, 1.097, 1.112, 6))
     assert (text["value"], text["lo"], text["hi"]) == (r"\num{1.10}", r"\num{1.10}", r"\num{1.11}") or len(
@@ -479,7 +500,8 @@ def _fake_context() -> dict:
 def _render(template: str, **changes) -> str:
     ctx = _fake_context() | changes
     extra = {"figure_path": lambda name: f"{name}.pdf", "provenance": lambda name: ""}
-    return " ".join(render(template, {"sgd_implicit_reg": ctx, **extra}).split())
+    pages = supplement.run_figures({"sgd_implicit_reg": ctx, **extra}, ["sgd_implicit_reg"])
+    return " ".join(render(template, {"sgd_implicit_reg": ctx, "run_figures": pages, **extra}).split())
 
 
 def _ratio(direction: str, lo: str | None = r"\num{0.5}") -> dict:
@@ -494,12 +516,17 @@ def _ratio(direction: str, lo: str | None = r"\num{0.5}") -> dict:
 
 def test_section_and_supplement_render_for_the_fake_results():
     text = _render(SECTION)
-    assert r"\label{sec:sgd_implicit_reg}" in text and r"\supref{sup:sgd_implicit_reg:runs}" in text
+    assert r"\label{sec:sgd_implicit_reg}" in text and r"\supfig{sup:sgd_implicit_reg:runs}" in text
     assert "larger $\\mu$ gives smaller $G$ and $V$ at every level" in text
     supplement = _render(SUPPLEMENT)
     for label in ("training", "runs", "statistics", "final", "weight-decay", "wd-table", "wd-figure"):
         assert rf"\label{{sup:sgd_implicit_reg:{label}}}" in supplement
     assert "$\\mu=\\num{3.2}$ (\\num{0} converged)" in supplement
+    # the per-run figure page is a PyLaTeX Figure built from the results: the figure, its counts, its label
+    page = supplement[supplement.index(r"\begin{figure}[tbp]") : supplement.index(r"\end{figure}")]
+    assert r"\includegraphics[width=\linewidth]{sgd_convergence_runs.pdf}" in page
+    assert r"Converged runs of 6 per $\mu$: 0.1: 6," in page and "3.2: 0." in page
+    assert r"\label{sup:sgd_implicit_reg:runs}" in page
 
 
 @pytest.mark.parametrize(

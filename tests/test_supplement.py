@@ -37,6 +37,30 @@ def test_errors_below_double_precision_round_off_are_not_printed_to_125_digits()
     assert supplement.error_text(0.0048) == r"\num{0.0048}"
 
 
+def test_a_caption_escapes_its_text_and_keeps_its_math():
+    assert (
+        supplement.caption_latex("50% of runs_a & $\\mu_1$ ~ok")
+        == r"50\% of runs\_a \& $\mu_1$ \textasciitilde{}ok"
+    )
+    with pytest.raises(ValueError, match="unbalanced"):
+        supplement.caption_latex("a $b")
+
+
+def test_per_run_figure_pages_are_pylatex_figures_of_the_stages_run_figures():
+    entry = {"figure": "runs", "label": "sup:toy:runs", "caption": "Every run of $N=3$, 10% stalled."}
+    ctx = {"figure_path": lambda name: f"../figures/{name}.pdf", "toy": {"run_figures": [entry]}, "other": {}}
+    pages = supplement.run_figures(ctx, ["toy", "other"])
+    assert pages["other"] == ""
+    assert pages["toy"].splitlines() == [
+        r"\begin{figure}[tbp]%",
+        r"\centering%",
+        r"\includegraphics[width=\linewidth]{../figures/runs.pdf}%",
+        r"\caption{Every run of $N=3$, 10\% stalled.}%",
+        r"\label{sup:toy:runs}%",
+        r"\end{figure}",
+    ]
+
+
 def test_the_verification_table_groups_checks_by_exercise_one_line_each():
     checks = [
         record("x_1 & y", 0.0, 0.0),
