@@ -15,6 +15,8 @@ STAGES = (
     "experiments.double_descent",
     "experiments.sgd_implicit_reg",
 )
+# Derived analyses: each computes on one stage's results, cached apart from that stage (report/stages.py).
+ANALYSES = ("experiments.threshold_diagnosis",)
 PROFILES = ("full", "quick")  # full: the submission (build/); quick: seconds, for tests (build/quick/)
 TITLE = "Neural network optimization and generalization"
 COURSE = "NNDL2024, Session 2: exercises and computer assignments"

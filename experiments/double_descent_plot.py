@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from derivations.notation import latex
-from experiments import effective_params, threshold_diagnosis
+from experiments import effective_params
 from experiments.data_plot import context as data_context
 from experiments.double_descent import Results, Sweep
 from experiments.double_descent_stats import (
@@ -27,8 +27,8 @@ from experiments.double_descent_stats import (
     threshold_index,
 )
 from experiments.lbfgs_config import Stop
-from lab.fmt import Tex, decade, integer, num, power_of_ten, tex
-from lab.stats import mean_se
+from experiments.threshold_diagnosis import GRAM_MARGIN, LM_STEPS, RTOL, Diagnosis, rank_check
+from lab.fmt import Tex, integer, num, power_of_ten, tex
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,19 +47,6 @@ def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     """Median, first and third quartile of ``values``, formatted with two significant digits."""
     q1, mid, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
-
-
-def with_se(mean: float, se: float) -> tuple[Tex, Tex]:
-    r"""``mean`` rounded to the place of the second significant digit of its standard error ``se``, and ``se``.
-
-    >>> with_se(0.65123, 0.0123)
-    ('\\num{0.651}', '\\num{0.012}')
-    >>> with_se(2.5, 0.5)
-    ('\\num{2.50}', '\\num{0.50}')
-    """
-    if not (np.isfinite(se) and se > 0 and mean != 0):
-        return num(mean), num(se, sig=2)
-    return num(mean, sig=max(decade(abs(mean)) - decade(se) + 2, 1)), num(se, sig=2)
 
 
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
@@ -237,9 +224,8 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
     }
 
 
-def stall_diagnosis(results: Results) -> dict:
+def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
     """The stalled networks above the counting bound, per training-set size and one row each (supplement)."""
-    diagnoses = threshold_diagnosis.diagnose_stalls(results)
     _, P_eff = counts(results)
     d = results.process.dim
     per_n: list[dict] = []
@@ -273,6 +259,12 @@ def stall_diagnosis(results: Results) -> dict:
                 "deficit_median": num(np.median(deficits[-1]), sig=2) if deficits[-1] else "",
                 "all_full": all(g.rank == equations for g in group),
                 "with_dead": integer(sum(sum(g.dead) > 0 for g in group)),
+                "deficient_dead": integer(sum(g.rank < equations and sum(g.dead) > 0 for g in group)),
+                "deficient_dead_all": all(sum(g.dead) > 0 for g in group if g.rank < equations),
+                # rank-deficient networks whose dead units alone take the bound min(dN, P_eff(live)) below dN
+                "dead_bound": integer(sum(g.rank < equations and g.predicted < equations for g in group)),
+                "below_any": any(g.rank < g.predicted for g in group),
+                "all_below": all(g.rank < g.predicted for g in group if g.rank < equations),
                 "dead_units": integer(sum(sum(g.dead) for g in group)),
                 "with_active": integer(sum(sum(g.active) > 0 for g in group)),
                 "lowered": integer(lowered),
@@ -292,7 +284,7 @@ def stall_diagnosis(results: Results) -> dict:
                 else "",
             }
         )
-    check = threshold_diagnosis.rank_check(diagnoses)
+    check = rank_check(diagnoses)
     rows = [
         {
             "n": integer(g.n),
@@ -324,14 +316,16 @@ def stall_diagnosis(results: Results) -> dict:
             and np.median(deficits[-1]) > np.median(deficits[0])
         ),
         "rank_off": integer(int(check.error)),
-        "rtol": tex(power_of_ten(threshold_diagnosis.RTOL)),
-        "gram_margin": tex(power_of_ten(threshold_diagnosis.GRAM_MARGIN)),
-        "lm_steps": integer(threshold_diagnosis.LM_STEPS),
+        "rtol": tex(power_of_ten(RTOL)),
+        "gram_margin": tex(power_of_ten(GRAM_MARGIN)),
+        "lm_steps": integer(LM_STEPS),
         "lowered_pct": num(100 * LOWERED, sig=1),
     }
 
 
-def context(results: Results) -> dict:
+def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
+    """Every value of the section; ``threshold_diagnosis``: the stall-point diagnoses of the derived analysis
+    (:func:`experiments.threshold_diagnosis.analyze`, a task of its own)."""
     config, opt = results.config, results.config.optimizer
     widths = list(config.widths)
     first, second = results.sweeps[0], results.sweeps[-1]
@@ -382,16 +376,20 @@ def context(results: Results) -> dict:
     chosen = [("threshold", widths[s1["index"]])] if s1["index"] is not None else []
     for role, width in [*chosen, ("over", config.over_width)]:
         row = widths.index(width)
-        mean, low, high = intervals[row]
-        (mean1, se1), (mean2, se2) = mean_se(first.test[row]), mean_se(second.test[row])
+        median, low, high = intervals[row]
+        (q1_1, mid1, q3_1), (q1_2, mid2, q3_2) = (
+            np.quantile(s.test[row], [0.25, 0.5, 0.75]) for s in (first, second)
+        )
         table.append(
             {
                 "role": role,
                 "M": integer(width),
                 "params": integer(P.subs(effective_params.M, width)),
-                **dict(zip(("test1", "se1"), with_se(mean1, se1), strict=True)),
-                **dict(zip(("test2", "se2"), with_se(mean2, se2), strict=True)),
-                "diff": num(mean, sig=2),
+                "test1": num(mid1),
+                "iqr1": (num(q1_1), num(q3_1)),
+                "test2": num(mid2),
+                "iqr2": (num(q1_2), num(q3_2)),
+                "diff": num(median, sig=2),
                 "low": num(low, sig=2),
                 "high": num(high, sig=2),
                 "hurts": bool(low > 0),
@@ -488,7 +486,7 @@ def context(results: Results) -> dict:
         "hurt_count": integer(len(hurt_widths)),
         "hurt_widths": widths_text(hurt_widths) if hurt_widths else "",
         "hurts_over": bool(table and table[-1]["hurts"]),
-        "stalls": stall_diagnosis(results),
+        "stalls": stall_diagnosis(results, threshold_diagnosis),
         "per_seed": per_seed,
         "rank_rows": rank_rows,
         "rank_samples": integer(config.rank_samples),

@@ -19,19 +19,28 @@ pairs, in float64 and numpy alone:
 J has full row rank d N exactly when the linearised residuals can be driven to zero: then no
 first-order obstacle stops interpolation, and a stall is the optimizer's.  Rank below d N leaves a
 part of the residual outside the range of J that no small step can remove.
+
+A derived analysis of the double-descent stage (``ANALYSES`` in ``project.py``; the contract is in
+:mod:`report.stages`): :func:`analyze` runs as its own cached task on the stage's saved results,
+so changing it never retrains the sweep, and the report reads its saved diagnoses; :func:`check`
+is the claim the text relies on, run by the verification task and ``--verify``.
 """
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 
 from lab.checks import Check
+from lab.io import load_json, save_json
 
 if TYPE_CHECKING:
     from experiments.double_descent import Results
 
+STAGE = "double_descent"  # the stage whose results it diagnoses
 RTOL = 1e-10  # singular values below this fraction of the largest count as zero (float64 noise ~1e-15)
 GRAM_MARGIN = 1e-12  # J Jᵀ with eigenvalues above this fraction of the largest has full row rank, clearly
 LM_STEPS = 3  # Levenberg-Marquardt steps from the stall point
@@ -230,39 +239,39 @@ def stalled_above_bound(results: "Results") -> list[tuple[int, int, int]]:
     return chosen
 
 
-_MEMO: dict[str, list[Diagnosis]] = {}
+def analyze(results: "Results") -> list[Diagnosis]:
+    """:func:`diagnose` of every network of :func:`stalled_above_bound` on its own training set."""
+    import torch
 
+    from experiments.data import draw  # torch: only where the networks are examined
 
-def diagnose_stalls(results: "Results") -> list[Diagnosis]:
-    """:func:`diagnose` of every network of :func:`stalled_above_bound` on its own training set.
-
-    Remembered per process by the content of the parameters (the submission and the supplement
-    read the same results).
-    """
-    import hashlib
-
-    chosen = stalled_above_bound(results)
     config = results.config
-    digest = hashlib.sha256(repr((chosen, config)).encode())
-    for n, width, _ in chosen:
-        digest.update(results.final_params[f"params_n{n}_m{width}"].tobytes())
-    key = digest.hexdigest()
-    if key not in _MEMO:
-        import torch
+    data = {
+        n: tuple(t.numpy() for t in draw(config.data, n, config.sample_seed + n, torch.float64))
+        for n in config.n_train
+    }
+    return [
+        diagnose(
+            results.final_params[f"params_n{n}_m{width}"][config.seeds.index(seed)], width, seed, *data[n]
+        )
+        for n, width, seed in stalled_above_bound(results)
+    ]
 
-        from experiments.data import draw  # torch: only where the networks are examined
 
-        data = {
-            n: tuple(t.numpy() for t in draw(config.data, n, config.sample_seed + n, torch.float64))
-            for n in config.n_train
-        }
-        _MEMO[key] = [
-            diagnose(
-                results.final_params[f"params_n{n}_m{width}"][config.seeds.index(seed)], width, seed, *data[n]
-            )
-            for n, width, seed in chosen
-        ]
-    return _MEMO[key]
+def save(diagnoses: list[Diagnosis], directory: Path) -> None:
+    save_json([dataclasses.asdict(d) for d in diagnoses], directory)
+
+
+def load(directory: Path) -> list[Diagnosis]:
+    return [
+        Diagnosis(**record | {k: tuple(record[k]) for k in ("dead", "active")})
+        for record in load_json(directory)
+    ]
+
+
+def check(diagnoses: list[Diagnosis]) -> list[Check]:
+    """The claims about the stalled networks that the double-descent section relies on."""
+    return [rank_check(diagnoses)]
 
 
 def rank_check(diagnoses: list[Diagnosis]) -> Check:

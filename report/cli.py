@@ -88,7 +88,9 @@ def main_parser(declared: Project | None = None) -> argparse.ArgumentParser:
     what.add_argument(
         "--verify",
         action="store_true",
-        help="run every derivation's checks now (never cached), print a table, exit 1 on a failure",
+        help="run every derivation's checks now (never cached) and every claim about computed results (ANALYSES"
+        " in project.py) on its analysis, print a table, exit 1 on a failure; an analysis that is stale is"
+        " computed first, with what it needs (e.g. a training sweep: minutes, with progress)",
     )
     what.add_argument(
         "--figure",
@@ -363,10 +365,17 @@ def _shown(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def _verify(graph: "ReportGraph") -> int:
-    from report.wiring import run_checks
+def _verify(args: argparse.Namespace, request: Request) -> int:
+    """Run every derivation's checks now; bring the analyses with claims up to date (a build of them and what
+    they need, with its progress and summary) and check their claims; print the table; the exit code."""
+    from report.wiring import claim_checks, run_checks
 
-    checks = run_checks(graph.tasks["verification"].modules)
+    graph = request.graph
+    if names := graph.claims():
+        print(f"the claims about computed results read {', '.join(names)}: bringing them up to date")
+        if code := _build(args, Request(graph, names), verifying=True):
+            return code
+    checks = run_checks(graph.checked) + claim_checks(graph)
     width = max(len(c.name) for c in checks)
     mwidth = max(len(c.method) for c in checks)
     print(f"{'check':<{width}}  {'method':<{mwidth}}  {'max error':>10}  {'tolerance':>10}  result")
@@ -394,8 +403,10 @@ def _summary(outcomes: "list[Outcome]", seconds: float) -> str:
     return "\n".join(lines)
 
 
-def _build(args: argparse.Namespace, request: Request) -> int:
-    """Bring the request's targets up to date and say what was written; the exit code."""
+def _build(args: argparse.Namespace, request: Request, verifying: bool = False) -> int:
+    """Bring the request's targets up to date and say what was written; the exit code (non-zero on a failed
+    check among them too).  ``verifying``: for ``--verify``, whose table reports the checks and which leaves
+    the documents alone by design (no note on them)."""
     from report import executors, pages, progress
     from report.export import write_bundle
     from report.latex import require_tools
@@ -434,12 +445,14 @@ def _build(args: argparse.Namespace, request: Request) -> int:
             print(f"wrote {relative(graph.tasks[name].outputs[0])}")
         if args.export:  # under the lock: no other build rewrites tex/ meanwhile
             print(f"wrote {relative(write_bundle(graph, graph.root / 'submission.zip'))}")
-    for document in (d for d in DOCUMENTS if d in graph.tasks):  # a project may have no supplement
+    for document in (
+        d for d in DOCUMENTS if d in graph.tasks and not verifying
+    ):  # a project may have no supplement
         pdf = graph.tasks[document].outputs[0]
         if document not in graph.closure(targets) and pdf.exists():
             print(f"note: {relative(pdf)} was not updated (build without targets or --figure to update it)")
-    if "verification" in graph.closure(targets):
-        failed = failed_checks(graph)
+    if not verifying and {"verification", *graph.claims()} & set(graph.closure(targets)):
+        failed = failed_checks(graph, graph.closure(targets))
         for check in failed:
             print(
                 f"FAILED check: {check['name']} ({check['method']}): error {check['error']:.2e} "
@@ -447,7 +460,7 @@ def _build(args: argparse.Namespace, request: Request) -> int:
                 file=sys.stderr,
             )
         if failed:
-            return _error(f"{len(failed)} derivation check(s) failed; the PDF marks them")
+            return _error(f"{len(failed)} check(s) failed; the PDF marks them")
     if "report" in graph.closure(targets) and (
         too_long := pages.over_limit(graph.tasks["report"].outputs[0], request.page_limit)
     ):
@@ -467,7 +480,7 @@ def run(args: argparse.Namespace, request: Request) -> int:
     if (code := _store_commands(args, graph)) is not None:
         return code
     if args.verify:
-        return _verify(graph)
+        return _verify(args, request)
     if args.list:
         print("\n".join(task_table(graph, args.explain)))
         return 0

@@ -137,13 +137,15 @@ class SectionRefs(dict):
 
 def checks_summary(graph: "Graph") -> dict[str, Tex]:
     """How many derivation checks the verification task ran and how many passed (the abstract says so)."""
-    checks = json.loads((graph.root / "data" / "verification.json").read_text())
+    checks = graph.recorded_checks()
     return {"n_checks": integer(len(checks)), "n_passed": integer(sum(c["passed"] for c in checks))}
 
 
 def context(graph: "Graph") -> dict[str, Any]:
     ctx: dict[str, Any] = {
-        s.stem: s.present_module().context(s.compute_module().load(graph.data_dir(s.stem)))
+        s.stem: s.present_module().context(
+            s.compute_module().load(graph.data_dir(s.stem)), **graph.analyses(s.stem)
+        )
         for s in graph.stages
     }
     ctx["stems"] = [s.stem for s in graph.stages]

@@ -14,6 +14,9 @@ neither torch nor matplotlib:
 ``DATA_SOURCE``  optional module of the data-source hook: ``resolve(text, root) -> source``,
                  ``check_config(source, config, stem)`` and the ``DataError`` both raise; it reads
                  ``settings.toml``'s ``[data] source`` and reaches every stage with a ``data`` field
+``ANALYSES``     optional derived analyses' modules, e.g. ``"experiments.threshold_diagnosis"``: each
+                 computes on one stage's results and is cached apart from it (the contract is in
+                 :mod:`report.stages`)
 ``WATCH``        what ``--watch`` watches besides the builder, the declaration and the settings file:
                  directories (with their subdirectories) and single files, relative to the root
 
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from report.paths import ROOT
-from report.stages import Stage
+from report.stages import Analysis, Stage
 
 DECLARATION = "project.py"
 
@@ -50,6 +53,7 @@ class Project:
     notation: str | None = None  # "module:NAME"
     data_source: str | None = None  # module name of the data-source hook
     watch: tuple[str, ...] = ()
+    analyses: tuple[Analysis, ...] = ()
 
     @property
     def templates(self) -> Path:
@@ -83,6 +87,7 @@ _KINDS: dict[str, type] = {
     "NOTATION": str,
     "DATA_SOURCE": str,
     "WATCH": tuple,
+    "ANALYSES": tuple,
 }
 
 
@@ -105,6 +110,7 @@ def from_namespace(root: Path, names: Mapping[str, Any], source: str = DECLARATI
     return Project(
         root=root,
         stages=tuple(Stage.named(module) for module in declared["STAGES"]),
+        analyses=tuple(Analysis.named(module) for module in declared.get("ANALYSES", ())),
         **{field: declared[key] for key, field in optional.items() if key in declared},
     )
 

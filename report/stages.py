@@ -24,8 +24,24 @@ torch inside the functions that compute (listing the tasks imports the module, n
 ``present`` module (e.g. ``experiments/double_descent_plot.py``), never imports torch, and imports
 matplotlib inside its plot functions (only the figure tasks draw):
     ``FIGURES: dict[str, Callable[[Results], Figure]]``  figure name -> plot function
-    ``context(results) -> dict``     values for ``templates/sections/<stem>.tex.j2``;
-                                     numbers go through :mod:`lab.fmt`
+    ``context(results, **analyses) -> dict``  values for ``templates/sections/<stem>.tex.j2``;
+                                     numbers go through :mod:`lab.fmt`; ``analyses``: the loaded
+                                     results of the stage's derived analyses, by their stems
+
+``analysis`` module (optional, declared in ``project.py``'s ``ANALYSES``, e.g.
+``experiments/threshold_diagnosis.py``): a costly computation *on* a stage's results, cached apart
+from the stage, so that changing it reruns the analysis alone and never the stage (which may be
+a long sweep), and changing a template or a present module reruns neither:
+    ``STAGE: str``                   the stem of the stage whose results it reads
+    ``analyze(results) -> Analysis`` deterministic in the stage's results (and its config)
+    ``save(analysis, directory)``, ``load(directory) -> Analysis``
+    ``check(analysis) -> list[Check]``  optional: claims the text relies on, about the results; the
+                                     analysis's task records them beside its results, and they
+                                     join the derivations' checks in the verification table (under
+                                     the stage's section), the build's exit code and ``--verify``
+Its task (named by its stem) depends on the stage's data task and on the analysis module's code
+(and what it imports); the stage's present module receives the loaded analysis as a keyword
+argument of ``context``.
 
 Compute and presentation are separate modules so that restyling a figure or rewording
 a sentence never invalidates the cached computation (the cache key of a task hashes the
@@ -58,3 +74,28 @@ class Stage:
 
     def present_module(self) -> ModuleType:
         return import_module(self.present)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A derived analysis: a module computing on one stage's results (the contract above)."""
+
+    stem: str  # names its task, its data directory and its keyword in the stage's context
+    module: str  # dotted module name
+
+    @classmethod
+    def named(cls, module: str) -> "Analysis":
+        """The analysis whose module is ``module``.
+
+        >>> Analysis.named("experiments.threshold_diagnosis").stem
+        'threshold_diagnosis'
+        """
+        return cls(module.rpartition(".")[2], module)
+
+    def compute_module(self) -> ModuleType:
+        return import_module(self.module)
+
+    @property
+    def stage(self) -> str:
+        """The stem of the stage it reads."""
+        return self.compute_module().STAGE

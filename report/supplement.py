@@ -16,7 +16,6 @@ report's key hashes :func:`report.crossref.outline` (the supplement templates' h
 floats), not their prose: editing only supplement text re-typesets the supplement alone.
 """
 
-import json
 import platform
 import re
 from typing import TYPE_CHECKING, Any
@@ -182,7 +181,7 @@ def facts(graph: "Graph", rendered: dict[str, str]) -> dict[str, Any]:
     The tables are PyLaTeX objects; the facts (command, commit, versions) are values for a five-line
     list in the template, which reads better there, beside its sentences, than as a PyLaTeX ``Tabular``.
     """
-    checks = json.loads((graph.root / "data" / "verification.json").read_text())
+    checks = graph.recorded_checks()  # the derivations' and the claims about computed results
     titles = {s.compute: _section_title(graph, s.stem) for s in graph.stages}
     return {
         "profile": graph.profile,

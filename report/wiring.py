@@ -7,6 +7,9 @@ For one profile, in dependency order:
 * ``<stem>``           a stage's results -> ``data/<stem>/``: ``gather`` of its shards' parts when the
   compute module defines ``shards`` (keyed by config, code and the shards' keys), else ``run``
 * ``<figure>``         one figure of a stage -> ``figures/<figure>.pdf``  (keyed by plot code and data key)
+* ``<analysis>``       a derived analysis of one stage's results (``ANALYSES`` in ``project.py``) ->
+  ``data/<analysis>/``, with its claims' ``check(analysis)`` in ``data/<analysis>/checks.json`` (keyed by
+  its code and the stage's key, never the stage's templates or figures)
 * ``verification``     every derivation's ``check()`` -> ``data/verification.json``
 * ``supplement``       supplement templates + all of the above -> ``supplement.pdf`` (the evidence)
 * ``report``           submission templates + all of the above -> ``report.pdf``; after the supplement,
@@ -40,12 +43,13 @@ from report.pipeline import Graph, Task
 from report.project import DECLARATION, Project, ProjectError, load
 from report.remote import run_shard
 from report.settings import SettingsError, with_data
-from report.stages import Stage
+from report.stages import Analysis, Stage
 
 progress.install()  # every process that runs a task imports this module: workers show progress too
 
 SHARD_NAME = re.compile(r"[A-Za-z0-9_.,=+-]+")  # also a file name
 RESERVED = ("report", "verification", "supplement")  # the builder's own tasks
+CLAIMS = "checks.json"  # in an analysis's directory: the records of its claims, written beside its results
 
 
 class ReportGraph(Graph):
@@ -74,8 +78,9 @@ class ReportGraph(Graph):
         check_stages(self.overrides, [s.stem for s in stages])
         self.root = root = out or declared.build_dir(profile)
         tasks = [task for stage in stages for task in self._stage_tasks(stage)]
+        tasks += [self._analysis_task(analysis) for analysis in declared.analyses]
         check_names([t.name for t in tasks])
-        checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
+        self.checked = checked = tuple(s.compute for s in stages if hasattr(s.compute_module(), "check"))
         verification = root / "data" / "verification.json"
         tasks.append(
             Task(
@@ -193,6 +198,53 @@ class ReportGraph(Graph):
                 action=partial(_make_figure, stage, figure, data_dir, path),
             )
 
+    def _analysis_task(self, analysis: Analysis) -> Task:
+        """The task of a derived analysis: after its stage's data task, keyed by its own code."""
+        stage = self.stage(analysis.stage, f"analysis {analysis.module!r} reads STAGE")
+        return Task(
+            analysis.stem,
+            "analysis",
+            modules=(analysis.module,),
+            config={
+                "claims": CLAIMS,
+                "section": stage.compute,
+            },  # where its claims are recorded, under which section
+            inputs=(stage.stem,),
+            outputs=(self.data_dir(analysis.stem),),
+            action=partial(
+                _analyze, analysis, stage, self.data_dir(stage.stem), self.data_dir(analysis.stem)
+            ),
+        )
+
+    def stage(self, stem: str, who: str = "") -> Stage:
+        """The stage named ``stem``; ``who`` names the one asking in the error."""
+        for stage in self.stages:
+            if stage.stem == stem:
+                return stage
+        stems = ", ".join(s.stem for s in self.stages)
+        raise ProjectError(f"{who} {stem!r}, which is no stage (the stages: {stems})".strip())
+
+    def analyses(self, stem: str) -> dict[str, Any]:
+        """The loaded results of stage ``stem``'s derived analyses, by their stems (``context``'s keywords)."""
+        return {
+            a.stem: a.compute_module().load(self.data_dir(a.stem))
+            for a in self.declared.analyses
+            if a.stage == stem
+        }
+
+    def claims(self) -> list[str]:
+        """The analyses with a ``check``: claims about computed results, recorded by their own tasks."""
+        return [a.stem for a in self.declared.analyses if hasattr(a.compute_module(), "check")]
+
+    def recorded_checks(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The check records of the last verification task and of the analyses' claims (of the tasks
+        ``names`` among them, default all), each with ``passed`` and ``module`` (its section's compute
+        module); a task that has not run records none."""
+        names = set(self.tasks) if names is None else set(names)
+        paths = [self.tasks["verification"].outputs[0]] if "verification" in names else []
+        paths += [self.data_dir(stem) / CLAIMS for stem in self.claims() if stem in names]
+        return [record for path in paths if path.exists() for record in json.loads(path.read_text())]
+
     def data_dir(self, stem: str) -> Path:
         return self.root / "data" / stem
 
@@ -243,6 +295,17 @@ def _run(stage: Stage, config: Any, data_dir: Path) -> None:
         compute.save(compute.run(config), tmp)
 
 
+def _analyze(analysis: Analysis, stage: Stage, data_dir: Path, out: Path) -> None:
+    """Analyze the stage's results, save them and, beside them, the records of the claims checked on them."""
+    module = analysis.compute_module()
+    result = module.analyze(stage.compute_module().load(data_dir))
+    with cache.atomic_directory(out) as tmp:
+        module.save(result, tmp)
+        if hasattr(module, "check"):
+            records = [record(c, stage.compute) for c in module.check(module.load(tmp))]
+            cache.write_atomic(tmp / CLAIMS, json.dumps(records, indent=1).encode())
+
+
 def _build_supplement(graph: "ReportGraph") -> None:
     from report import supplement  # PyLaTeX and the documents' code: only when the supplement is built
 
@@ -266,21 +329,30 @@ def run_checks(modules: Iterable[str]) -> list[Check]:
     return [check for name in modules for check in import_module(name).check()]
 
 
+def record(check: Check, module: str) -> dict[str, Any]:
+    """A check as the verification table reads it: its fields, whether it passed, the module of its section."""
+    return dataclasses.asdict(check) | {"passed": check.passed, "module": module}
+
+
+def claim_checks(graph: "ReportGraph") -> list[Check]:
+    """Every analysis's ``check`` of its saved results, now."""
+    found: list[Check] = []
+    for analysis in graph.declared.analyses:
+        module = analysis.compute_module()
+        if hasattr(module, "check"):
+            found += module.check(module.load(graph.data_dir(analysis.stem)))
+    return found
+
+
 def _save_checks(modules: tuple[str, ...], path: Path) -> None:
-    checks = [
-        dataclasses.asdict(c) | {"passed": c.passed, "module": name}
-        for name in modules
-        for c in import_module(name).check()
-    ]
+    checks = [record(c, name) for name in modules for c in import_module(name).check()]
     cache.write_atomic(path, json.dumps(checks, indent=1).encode())
 
 
-def failed_checks(graph: Graph) -> list[dict[str, Any]]:
-    """The failed checks recorded by the last verification task (none when it has not run)."""
-    path = graph.tasks["verification"].outputs[0]
-    if not path.exists():
-        return []
-    return [c for c in json.loads(path.read_text()) if not c["passed"]]
+def failed_checks(graph: "ReportGraph", names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The failed checks recorded by the verification task and the analyses' claims among the tasks ``names``
+    (default all; none for a task that has not run)."""
+    return [c for c in graph.recorded_checks(names) if not c["passed"]]
 
 
 def check_names(names: list[str]) -> None:

@@ -169,7 +169,7 @@ def test_a_failed_check_fails_the_build_and_names_the_check(cli, capsys, toy_sta
     compute.write_text(compute.read_text().replace("error=0.0, tolerance=0.0", "error=1.0, tolerance=0.1"))
     assert report_cli.main([]) == 1
     err = capsys.readouterr().err
-    assert "FAILED check: toy sum" in err and "1 derivation check(s) failed" in err
+    assert "FAILED check: toy sum" in err and "1 check(s) failed" in err
     assert (cli / "build" / "report.pdf").exists()
     assert report_cli.main([]) == 1  # cached, still failing
 

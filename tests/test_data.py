@@ -253,7 +253,9 @@ def test_both_assignments_run_on_a_named_source_and_keep_it(tmp_path, kind, requ
     (tmp_path / "dd").mkdir()
     dd.save(results, tmp_path / "dd")
     assert dd.load(tmp_path / "dd").config.data == source
-    spec = dd_plot.context(results)["data"]["spec"]  # LaTeX, breakable after every slash
+    spec = dd_plot.context(results, threshold_diagnosis=[])["data"][
+        "spec"
+    ]  # LaTeX, breakable after every slash
     assert spec.endswith(source.spec.split("/")[-1].replace("_", r"\_"))
     assert "tmp" not in spec  # a file outside the project by its name alone: no path of this machine
 
@@ -268,7 +270,7 @@ def test_both_assignments_run_on_a_named_source_and_keep_it(tmp_path, kind, requ
 def test_a_builtin_run_records_the_true_g_facts():
     results = dd.run(_tiny_dd(DataSource()))
     assert results.r_t == 0.25 and 0.2 < results.r_t_empirical < 0.3 and results.signal_var > 0.3
-    assert dd_plot.context(results)["data"] == {"kind": "builtin", "estimated": False}
+    assert dd_plot.context(results, threshold_diagnosis=[])["data"] == {"kind": "builtin", "estimated": False}
 
 
 def test_fewer_rows_than_a_configuration_draws_is_an_error_before_any_run(npz):

@@ -147,7 +147,7 @@ def hand_made_results() -> dd.Results:
 
 
 def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
-    ctx = plot.context(hand_made_results())
+    ctx = plot.context(hand_made_results(), threshold_diagnosis=[])
     first, second = ctx["first"], ctx["second"]
     assert first["M"] == r"\num{20}"
     assert first["params"] == r"\num{768}"  # 20^2 + 18 * 20 + 8
@@ -177,10 +177,11 @@ def test_context_reads_threshold_peak_counts_and_more_data_from_the_numbers():
     threshold, over = ctx["more_data"]
     assert threshold["helps"] and not threshold["hurts"]  # 2.5 -> 0.7 for both seeds
     assert not over["hurts"] and over["helps"]  # 0.6 -> 0.5
-    assert (threshold["test1"], threshold["se1"]) == (
+    assert (threshold["test1"], threshold["iqr1"]) == (
         r"\num{2.50}",
-        r"\num{0.50}",
-    )  # mean and s.e. of 3.0, 2.0
+        (r"\num{2.25}", r"\num{2.75}"),
+    )  # of 3.0, 2.0
+    assert threshold["test1"] == first["peak_test"]  # the same runs, the same statistic in (c) and (d)
     assert not ctx["hurt_any"]  # 0.8 -> 2.0 and 2.1 at M=50, but two seeds give p >= 1/4: no claim
     assert ctx["deficit_seeds"] == r"\num{1}"
     assert ctx["rank_never_above"] and ctx["rank_all_full"]

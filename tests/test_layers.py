@@ -19,7 +19,7 @@ from report.wiring import ReportGraph
 
 DECLARED = load()
 
-COMPUTE_KINDS = {"shard", "data", "verification"}
+COMPUTE_KINDS = {"shard", "data", "analysis", "verification"}
 # Presentation and builder code: appending a function to any of these may restale figures and the
 # report, never a computation.
 PRESENTATION = (
@@ -100,6 +100,7 @@ COMPUTE_MODULES = [
     "experiments.double_descent",
     "experiments.sgd_implicit_reg",
     "experiments.data",
+    "experiments.threshold_diagnosis",  # an analysis: listing reads its STAGE
 ]
 
 

@@ -78,3 +78,17 @@ def test_singular_values_from_the_gram_matrix_agree_with_the_svd_and_fall_back_t
     short[-1] = short[0] + short[1]  # rank 39: the Gram matrix cannot show it, the SVD must
     s = td.singular_values(short)
     assert td.spectrum_rank(s)[0] == 39 and s[-1] < 1e-12 * s[0]
+
+
+def test_saved_diagnoses_load_as_they_were_and_carry_the_rank_claim(tmp_path):
+    net, X = balanced(10, 100, seed=3, dead=(2, 1))
+    wide, Z = balanced(30, 50, seed=4)  # full row rank: nothing cut, an infinite gap
+    diagnoses = [
+        td.diagnose(net.flatten(), 10, 0, X, np.zeros((100, D))),
+        td.diagnose(wide.flatten(), 30, 1, Z, np.zeros((50, D))),
+    ]
+    assert diagnoses[1].gap == float("inf")
+    td.save(diagnoses, tmp_path)
+    assert td.load(tmp_path) == diagnoses  # tuples stay tuples, an infinite gap stays infinite
+    [claim] = td.check(td.load(tmp_path))
+    assert claim == td.rank_check(diagnoses) and claim.passed

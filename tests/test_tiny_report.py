@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from lab.fmt import integer
 from report.cli import main
 from report.project import load
 from report.wiring import ReportGraph
@@ -198,3 +199,124 @@ def test_the_same_builder_builds_the_tiny_report_end_to_end(tiny, capsys):
 def test_the_builder_starts_without_torch_or_matplotlib(tiny, heavy_imports, argv):
     """The builder's own imports are lazy: what a listing imports is the project's modules' choice."""
     assert heavy_imports("--project", str(tiny), *argv) == []
+
+
+ANALYSED = {
+    "project.py": """
+        STAGES = ("halving", "coins")
+        ANALYSES = ("coins_fair",)
+        PROFILES = ("full", "quick")
+        TITLE = "A tiny report"
+    """,
+    "coins_fair.py": """
+        from lab.checks import Check
+        from lab.io import load_json, save_json
+
+        STAGE = "coins"
+        BOUND = 0.2
+
+
+        def analyze(results: dict) -> dict:
+            return {"deviation": max(abs(m - 0.5) for m in results["means"])}
+
+
+        def save(analysis: dict, directory) -> None:
+            save_json(analysis, directory)
+
+
+        def load(directory) -> dict:
+            return load_json(directory)
+
+
+        def check(analysis: dict) -> list[Check]:
+            return [Check("every seed's share of heads near 1/2", "largest deviation", analysis["deviation"], BOUND)]
+    """,
+    "coins_plot.py": TINY["coins_plot.py"]
+    .replace("def context(results: dict) -> dict:", "def context(results: dict, coins_fair: dict) -> dict:")
+    .replace('{"mean":', '{"deviation": num(coins_fair["deviation"]), "mean":'),
+}
+
+
+@pytest.fixture
+def analysed(tiny):
+    """The tiny report with a derived analysis of the coins stage, whose claim the text relies on."""
+    for name, text in ANALYSED.items():
+        (tiny / name).write_text(textwrap.dedent(text).lstrip())
+    section = tiny / "templates" / "sections" / "coins.tex.j2"
+    section.write_text(section.read_text() + "No seed is off by more than \\VAR{coins.deviation}.\n")
+    yield tiny
+    sys.modules.pop("coins_fair", None)
+
+
+def test_a_derived_analysis_is_a_task_after_its_stage_that_the_checks_and_documents_read(analysed):
+    graph = ReportGraph("quick", load(analysed))
+    task = graph.tasks["coins_fair"]
+    assert (task.kind, task.inputs, task.modules) == ("analysis", ("coins",), ("coins_fair",))
+    assert "coins_fair" in graph.tasks["report"].inputs and graph.tasks["verification"].inputs == ()
+    assert graph.claims() == ["coins_fair"]
+    edited = analysed / "copy"
+    shutil.copytree(analysed, edited, ignore=shutil.ignore_patterns("build", "copy"))
+    (edited / "coins_plot.py").write_text((edited / "coins_plot.py").read_text() + "\nEDITED = 1\n")
+    (edited / "templates" / "sections" / "coins.tex.j2").write_text("\\section{Coins}\n")
+    presented = ReportGraph("quick", load(edited), out=graph.root)
+    assert presented.key("coins_fair") == graph.key("coins_fair")  # presentation never reruns it
+    assert presented.key("report") != graph.key("report")
+
+
+def test_a_stage_analysis_naming_no_stage_is_a_one_line_error(analysed):
+    from report.project import ProjectError
+
+    fair = analysed / "coins_fair.py"
+    fair.write_text(fair.read_text().replace('STAGE = "coins"', 'STAGE = "dice"'))
+    with pytest.raises(ProjectError, match="analysis 'coins_fair' reads STAGE 'dice', which is no stage"):
+        ReportGraph("quick", load(analysed))
+
+
+def test_verify_computes_a_stale_analysis_and_checks_its_claim(analysed, capsys, monkeypatch):
+    assert main(["--project", str(analysed), "--profile", "quick", "--verify", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "bringing them up to date" in out and "] coins_fair" in out and "] coins[s0]" in out
+    assert "every seed's share of heads near 1/2" in out and "2 of 2 checks passed" in out
+    fair = analysed / "coins_fair.py"
+    fair.write_text(fair.read_text().replace("BOUND = 0.2", "BOUND = 0.0"))  # no seed is exactly fair
+    sys.modules.pop("coins_fair", None)
+    assert main(["--project", str(analysed), "--profile", "quick", "--verify", "--jobs", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "] coins_fair" in out and "] coins[s0]" not in out  # the analysis reruns, its stage is cached
+    assert "FAIL" in out and "1 of 2 checks passed" in out
+
+
+def test_the_analysis_records_its_claim_under_its_stage_and_a_build_fails_on_it(analysed, capsys):
+    graph = ReportGraph("quick", load(analysed))
+    assert graph.recorded_checks() == []
+    assert (
+        main(
+            [
+                "--project",
+                str(analysed),
+                "--profile",
+                "quick",
+                "halving",
+                "coins_fair",
+                "verification",
+                "--jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    records = graph.recorded_checks()
+    assert [(r["module"], r["name"], r["passed"]) for r in records] == [
+        ("halving", "slope of x^2/2 at 3", True),
+        ("coins", "every seed's share of heads near 1/2", True),
+    ]
+    assert graph.recorded_checks(["coins_fair"]) == records[1:]
+    from report import document
+
+    ctx = document.context(graph)  # the stage's context receives its analysis; the abstract counts its claim
+    assert ctx["coins"]["deviation"] and ctx["build"]["n_checks"] == ctx["build"]["n_passed"] == integer(2)
+    fair = analysed / "coins_fair.py"
+    fair.write_text(fair.read_text().replace("BOUND = 0.2", "BOUND = 0.0"))
+    sys.modules.pop("coins_fair", None)
+    assert main(["--project", str(analysed), "--profile", "quick", "coins_fair", "--jobs", "1"]) == 1
+    assert "FAILED check: every seed's share of heads near 1/2" in capsys.readouterr().err
