@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 TARGET = 1e-3  # item (b): the training MSE to reach
 LOWERED = 1e-2  # a Levenberg-Marquardt run "lowers the loss" when it removes at least this fraction of it
+RELATIVE_GAP = 0.2  # the threshold is "as far above the count" for both N when P_eff/(dN) - 1 agrees within this fraction
 
 
 def counts(results: Results) -> tuple:
@@ -231,15 +232,22 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
     per_n: list[dict] = []
     dead: list[list[int]] = []  # dead units of each examined network, per training-set size
     deficits: list[list[int]] = []  # d N - rank of each rank-deficient one
+    excess: list[float] = []  # P_eff / (d N) at the threshold (NaN: no threshold)
     for sweep in results.sweeps:
         group = [g for g in diagnoses if g.n == sweep.n]
         equations = d * sweep.n
         dead.append([sum(g.dead) for g in group])
         deficits.append([equations - g.rank for g in group if g.rank < equations])
         width = effective_params.predict(P_eff, equations).width
+        index = threshold_index(sweep.stop == Stop.INTERPOLATED)
+        # effective parameters per equation at the threshold: the gap measured against the count
+        excess.append(
+            float(P_eff.subs(effective_params.M, results.config.widths[index])) / equations
+            if index is not None
+            else np.nan
+        )
         decrease = np.array([g.relative_decrease for g in group])
         lowered = int((decrease >= LOWERED).sum())
-        index = threshold_index(sweep.stop == Stop.INTERPOLATED)
         per_n.append(
             {
                 "n": integer(sweep.n),
@@ -250,6 +258,7 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
                 "eff_at_M": integer(P_eff.subs(effective_params.M, results.config.widths[index]))
                 if index is not None
                 else "",
+                "excess": num(excess[-1], sig=3) if np.isfinite(excess[-1]) else "",
                 "count": integer(len(group)),
                 "any": bool(group),
                 "widths": widths_text(sorted({g.width for g in group})) if group else "",
@@ -314,6 +323,10 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
             and all(deficits)
             and np.median(dead[-1]) > np.median(dead[0])
             and np.median(deficits[-1]) > np.median(deficits[0])
+        ),
+        # the threshold sits as far above the count for every size, relative to it (within RELATIVE_GAP)
+        "same_relative_gap": bool(
+            np.all(np.isfinite(excess)) and (max(excess) - 1) <= (min(excess) - 1) * (1 + RELATIVE_GAP)
         ),
         "rank_off": integer(int(check.error)),
         "rtol": tex(power_of_ten(RTOL)),

@@ -1,6 +1,7 @@
 """Render tests of the double-descent section and its supplement: every verdict branch chooses its words."""
 
 import copy
+import re
 
 import pytest
 
@@ -28,7 +29,7 @@ def stalled(base: dict, **per_n) -> dict:
             "below_prediction": "1",
             "decrease_max": "0.1",
         } | per_n
-    ctx["stalls"] |= {"count": "6", "rank_ok": True, "larger_losses": True}
+    ctx["stalls"] |= {"count": "6", "rank_ok": True, "larger_losses": True, "same_relative_gap": False}
     return ctx
 
 
@@ -129,6 +130,26 @@ def test_the_abstract_states_the_threshold_against_the_count_with_the_diagnosis(
     assert r"the threshold lies above the width $M=\num{22}$ where $P_\text{eff}=" in text
     assert words.replace("$8N$", r"$\num{8}N$") in text or words in text
     assert "lies above the width" not in abstract(base)  # no stalls examined: no diagnosis to state
+
+
+def test_a_gap_equal_against_the_count_is_said_so_before_any_stall_comparison(base):
+    ctx = stalled(base, excess="1.4")
+    ctx["stalls"]["same_relative_gap"] = True
+    text = section(ctx)
+    assert "Measured against the count, the gap is the same for both sizes" in text
+    assert "lose more" not in text and "does not explain why the gap" not in text
+    assert "gap is the same" not in section(stalled(base))
+
+
+def test_the_relative_gap_compares_effective_parameters_per_equation_at_the_thresholds():
+    ctx = plot.context(hand_made_results(), threshold_diagnosis=[])["stalls"]
+
+    def value(field: str) -> float:  # \\num{1234} -> 1234
+        return float(re.sub(r"[^0-9.]", "", field))
+
+    excess = [value(g["excess"]) for g in ctx["per_n"] if g["excess"]]
+    ratios = [value(g["eff_at_M"]) / value(g["equations"]) for g in ctx["per_n"] if g["eff_at_M"]]
+    assert excess and excess == pytest.approx(ratios, rel=1e-2)
 
 
 def test_the_gap_is_explained_only_when_the_larger_set_loses_more(base):
