@@ -150,6 +150,46 @@ def bias_free_moments() -> dict[str, Tex]:
     }
 
 
+NONLINEAR_CASES = {  # (e): the rows of Table init_nonlinear, the exercise's own network first
+    "relu_none": r"ReLU, none (the exercise)",
+    "relu_scaled": r"ReLU, $b_j\sim\mathcal N(0,\sigma^2)$",
+    "relu_fixed": r"ReLU, $b_j\sim\mathcal N(0,s_b^2)$",
+    "tanh": r"$\tanh$, $b_j\sim\mathcal N(0,\sigma^2)$",
+}
+
+
+def change(first: dict[str, float], last: dict[str, float], z: float) -> str:
+    """ "increasing", "decreasing" or "unchanged": whether the mean at the largest σ² exceeds (falls below) the
+    one at the smallest by more than ``z`` standard errors of the difference."""
+    step = last["mean"] - first["mean"]
+    if abs(step) <= z * math.hypot(first["se"], last["se"]):
+        return "unchanged"
+    return "increasing" if step > 0 else "decreasing"
+
+
+def nonlinear_context(results: "Results") -> dict[str, Any]:
+    """(e): Table init_nonlinear's rows and, per case, the change of the nonlinearity from the smallest to the largest σ²."""
+    by_case = {case: [r for r in results.nonlinearity if r["case"] == case] for case in NONLINEAR_CASES}
+    return {
+        "sigma2": [num(s, 2) for s in results.config["sigma2_e"]],
+        "rows": [
+            {
+                "label": tex(label),
+                "cells": [
+                    dict(zip(("mean", "se"), value_se(r["mean"], r["se"]), strict=True))
+                    for r in by_case[case]
+                ],
+            }
+            for case, label in NONLINEAR_CASES.items()
+        ],
+        "trend": {case: change(rows[0], rows[-1], results.tolerance_se) for case, rows in by_case.items()},
+        "range": {
+            case: {end: num(rows[i]["mean"], 2) for end, i in (("first", 0), ("last", -1))}
+            for case, rows in by_case.items()
+        },
+    }
+
+
 def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/initialization.tex.j2``."""
     c = results.config
@@ -172,6 +212,9 @@ def context(results: "Results") -> dict[str, Any]:
     relu = {bias: [r for r in results.relu if r["bias"] == bias] for bias in ("scaled", "fixed")}
     return {
         "tex": {k: tex(latex(expr_json.parse(text))) for k, text in results.exprs.items()},
+        "tex_inline": {  # running text (the abstract): short fractions slashed, M σ²/2 rather than a stacked fraction
+            k: tex(latex(expr_json.parse(text), fold_short_frac=True)) for k, text in results.exprs.items()
+        },
         "M": integer(c["M"]),
         "sigma2_single": num(c["sigma2_single"], 2),
         "n_single": integer(c["n_single"]),
@@ -217,6 +260,7 @@ def context(results: "Results") -> dict[str, Any]:
             for end, r in (("first", results.tanh[0]), ("last", results.tanh[-1]))
         },
         "bias_free": bias_free_moments(),
+        "nonlinear": nonlinear_context(results),
         "tanh_confirmed": all(
             abs(r[f"moment_f{n}"] - r[f"exact_f{n}"]) <= results.tolerance_se * r[f"moment_se_f{n}"]
             for r in results.tanh
