@@ -41,7 +41,7 @@ def plot_variance_depth(results: "Results") -> "Figure":
 
     from lab.style import figsize, sequential
 
-    fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(1.85), layout="constrained")  # printed unscaled: 8-9 pt text
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
     factors = results.config["depth_factors"]
@@ -65,7 +65,13 @@ def plot_variance_depth(results: "Results") -> "Figure":
     ax.set_xticks(layers[:: max(1, len(layers) // 10)])
     handles, labels = ax.get_legend_handles_labels()
     (line,) = ax.plot([], [], "--", color="gray", lw=1)
-    ax.legend([*handles, line], [*labels, "recursion (exact)"], fontsize=8, loc="upper left")
+    ax.legend(  # beside the axes: inside, it covers the growing and the shrinking series alike
+        [*handles, line],
+        [*labels, "recursion (exact)"],
+        fontsize=8,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+    )
     ax.grid(alpha=0.3, which="major")
     return fig
 

@@ -216,7 +216,12 @@ def test_context_orders_the_taylor_ratio(results):
 @pytest.mark.parametrize(
     ("trend", "confirmed", "kinks", "words"),
     [
-        ("increasing", True, "increasing", ["ratio increases with", "within", "the kinks leave the range"]),
+        (
+            "increasing",
+            True,
+            "increasing",
+            ["ratio increases with", "within", "they leave the inputs as $\\sigma^2$ shrinks"],
+        ),
         ("decreasing", True, "increasing", ["ratio decreases\nwith"]),
         ("mixed", False, "mixed", ["not monotone", "more than", "does not grow"]),
     ],
