@@ -260,7 +260,7 @@ def test_every_nonlinearity_verdict_renders_its_words(results, case, verdict):
     others = dict.fromkeys(ctx["nonlinear"]["trend"], other)
     ctx["nonlinear"] = {**ctx["nonlinear"], "trend": {**others, case: verdict}}
     section = render("sections/initialization.tex.j2", {"initialization": ctx, "figure_path": str})
-    answer = section[section.index("(e)") : section.index("We measure")]
+    answer = section[section.index("(e)") : section.index("Smoothness is measured")]
     assert answer.count(DIRECTION_WORDS[verdict]) == 1
     brief = render("answers/initialization.tex.j2", {"initialization": ctx})
     assert (DIRECTION_WORDS[verdict] in brief) == (case in ("relu_none", "tanh"))
