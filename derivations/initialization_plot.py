@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # the compute module imports torch, and matplotlib is importe
     from derivations.initialization import Results
 
 
+CAPTION_PT = (
+    10  # \small of the 11 pt document: Fig. init_variance_depth's text is printed no smaller (lab/style.py's
+)
+# 8-9 pt would change every stage's cache key)
 ERROR_BAR_SE = 2.0  # half-length of the error bars of Fig. init_variance_depth, in standard errors
 
 
@@ -41,7 +45,7 @@ def plot_variance_depth(results: "Results") -> "Figure":
 
     from lab.style import figsize, sequential
 
-    fig, ax = plt.subplots(figsize=figsize(1.85), layout="constrained")  # printed unscaled: 8-9 pt text
+    fig, ax = plt.subplots(figsize=figsize(1.95), layout="constrained")  # printed unscaled
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
     factors = results.config["depth_factors"]
@@ -60,15 +64,16 @@ def plot_variance_depth(results: "Results") -> "Figure":
             label=rf"$\sigma^2 = {factor:g}\cdot 2/M$",
         )
     ax.set_yscale("log")
-    ax.set_xlabel(r"layer $l$")
-    ax.set_ylabel(r"$\mathrm{Var}[z^{(l)}]$")
+    ax.set_xlabel(r"layer $l$", fontsize=CAPTION_PT)
+    ax.set_ylabel(r"$\mathrm{Var}[z^{(l)}]$", fontsize=CAPTION_PT)
+    ax.tick_params(labelsize=CAPTION_PT)
     ax.set_xticks(layers[:: max(1, len(layers) // 10)])
     handles, labels = ax.get_legend_handles_labels()
     (line,) = ax.plot([], [], "--", color="gray", lw=1)
     ax.legend(  # beside the axes: inside, it covers the growing and the shrinking series alike
         [*handles, line],
         [*labels, "recursion (exact)"],
-        fontsize=8,
+        fontsize=CAPTION_PT,
         loc="center left",
         bbox_to_anchor=(1.01, 0.5),
     )

@@ -55,6 +55,12 @@ def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     return tuple(integer(round(v)) for v in np.quantile(values, [0.5, 0.25, 0.75]))
 
 
+CAPTION_PT = (
+    10  # \small of the 11 pt document: Fig. dd_training_curves' text is printed no smaller (lab/style.py's
+)
+# 8-9 pt would change every stage's cache key)
+
+
 def plot_training_curves(results: Results) -> "Figure":
     import matplotlib.pyplot as plt  # only where a figure is drawn
 
@@ -69,9 +75,12 @@ def plot_training_curves(results: Results) -> "Figure":
             label = f"$M={width}$ ($P={int(P.subs(effective_params.M, width))}$)" if s == 0 else None
             ax.plot(steps[1:], curve[1:], color=colors[i], lw=0.8, alpha=0.8, label=label)
     ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=f"target ${power_of_ten(TARGET)}$")
-    ax.set(xscale="log", yscale="log", xlabel="L-BFGS iteration (full batch)", ylabel="training MSE")
-    ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=9)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.set(xscale="log", yscale="log")
+    ax.set_xlabel("L-BFGS iteration (full batch)", fontsize=CAPTION_PT)
+    ax.set_ylabel("training MSE", fontsize=CAPTION_PT)
+    ax.tick_params(labelsize=CAPTION_PT)
+    ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=CAPTION_PT)
+    ax.legend(fontsize=CAPTION_PT, loc="lower left")
     return fig
 
 
