@@ -81,10 +81,11 @@ def plot_variance_depth(results: "Results") -> "Figure":
     return fig
 
 
-ROWS = (  # (e): the rows of Fig. init_random_functions: arrays key, y label ((i), (ii): the bias parameterizations)
-    ("shown_relu_scaled", "ReLU (i)"),
-    ("shown_relu_fixed", "ReLU (ii)"),
-    ("shown_f", r"$\tanh$"),
+ROWS = (  # (e): the rows of Fig. init_random_functions: arrays key, y label ((i), (ii): the bias parameterizations),
+    # and the case of Table init_nonlinear whose mean nonlinearity each panel prints
+    ("shown_relu_scaled", "ReLU (i)", "relu_scaled"),
+    ("shown_relu_fixed", "ReLU (ii)", "relu_fixed"),
+    ("shown_f", r"$\tanh$", "tanh"),
 )
 
 
@@ -98,10 +99,20 @@ def plot_random_functions(results: "Results") -> "Figure":
         len(ROWS), len(sigmas), figsize=figsize(5.4), sharex=True, layout="constrained"
     )  # each panel its own y scale: (i) differs between σ² by a factor of σ only, which shows as equal shapes
     grid = results.arrays["grid"]
-    for row, (key, label) in zip(axes, ROWS, strict=True):
-        for ax, fs in zip(row, results.arrays[key], strict=True):
+    for row, (key, label, case) in zip(axes, ROWS, strict=True):
+        means = [r["mean"] for r in results.nonlinearity if r["case"] == case]
+        for ax, fs, mean in zip(row, results.arrays[key], means, strict=True):
             for f in fs:
                 ax.plot(grid, f, lw=0.9)
+            ax.text(
+                0.04,
+                0.94,
+                f"{mean:.2f}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+                bbox={"fc": "w", "lw": 0},
+            )
             ax.grid(alpha=0.3)
         row[0].set_ylabel(label + "\n" + r"$f(x)$")
     for ax, s in zip(axes[0], sigmas, strict=True):

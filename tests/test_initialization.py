@@ -194,6 +194,8 @@ def test_figures(results):
         "ReLU (ii)",
         r"$\tanh$",
     ]
+    tanh_last = [r["mean"] for r in results.nonlinearity if r["case"] == "tanh"][-1]
+    assert [t.get_text() for t in fig.axes[-1].texts] == [f"{tanh_last:.2f}"]  # each panel: its case's mean
 
 
 def test_context_orders_the_taylor_ratio(results):
