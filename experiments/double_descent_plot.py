@@ -511,7 +511,7 @@ def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
         "hidden_layers": integer(K),
         "tau": num(results.process.noise_std, sig=1),
         "r_t": num(results.r_t, sig=2),
-        "r_t_empirical": num(results.r_t_empirical, sig=4),
+        "r_t_empirical": num(results.r_t_empirical, sig=3),  # to the digits its standard error allows
         "r_t_se": num(results.r_t * (2 / (d * config.n_test)) ** 0.5, sig=2),
         "signal_var": num(results.signal_var),
         "noise_over_signal": num(results.r_t / results.signal_var, sig=2),
