@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 TARGET = 1e-3  # item (b): the training MSE to reach
 LOWERED = 1e-2  # Levenberg-Marquardt "barely lowers the loss" when it removes less than this fraction of it
+ILL_CONDITIONED = 1e-2  # a full-rank stall point is ill-conditioned when s_dN / s_1 is below this
 SWEEP_COLORS = ("#3b0f70", "#d9730d")  # N = 100 and N = 200: dark purple and orange, apart in greyscale too
 SWEEP_STYLES = ("-", "--")
 RELATIVE_GAP = 0.2  # the threshold is "as far above the count" for both N when P_eff/(dN) - 1 agrees within this fraction
@@ -383,6 +384,7 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
         "lowered_pct": num(100 * LOWERED, sig=1),
         "stationary_level": tex(power_of_ten(STATIONARY)),
         "full_any": bool(full),
+        "full_ill": bool(full) and max(full) < ILL_CONDITIONED,
         "full_smallest_min": tex(power_of_ten(min(full), digits=0)) if full else "",
         "full_smallest_max": tex(power_of_ten(max(full), digits=0)) if full else "",
         "gradient_min": num(100 * min(gradients), sig=2) if gradients else "",

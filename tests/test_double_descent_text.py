@@ -25,7 +25,12 @@ def stalled(base: dict, **per_n) -> dict:
         group |= {"below_any": True, "all_below": False, "gradient_min": "0.5", "gradient_max": "1.5"}
         group |= {"dead_median": "3", "deficit_median": "50", "below_prediction": "1"} | per_n
     ctx["stalls"] |= {"count": "6", "rank_ok": True, "larger_losses": True, "same_relative_gap": False}
-    ctx["stalls"] |= {"full_any": True, "full_smallest_min": "10^{-6}", "full_smallest_max": "10^{-4}"}
+    ctx["stalls"] |= {
+        "full_any": True,
+        "full_ill": True,
+        "full_smallest_min": "10^{-6}",
+        "full_smallest_max": "10^{-4}",
+    }
     ctx["stalls"] |= {"gradient_min": "0.5", "gradient_max": "1.5", "stationary_level": "10^{-6}"}
     return ctx
 
@@ -74,6 +79,9 @@ def test_full_rank_and_rank_deficient_stalls_read_differently(base):
     short = section(stalled(base, all_full=False, deficient="2", full="1"))
     assert "2 of 3 ($N=" in short and "lost capacity" in short
     assert "The other 1 and 1 keep full rank" in short and "ill-conditioned" in short
+    ctx = stalled(base, all_full=False, deficient="2", full="1")
+    ctx["stalls"]["full_ill"] = False
+    assert "ill-conditioned" not in section(ctx) and "The other 1 and 1 keep full rank" in section(ctx)
     ctx = stalled(base, all_full=False, deficient="3", full="0")
     ctx["stalls"]["full_any"] = False
     assert "The other" not in section(ctx)
