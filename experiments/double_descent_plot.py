@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 TARGET = 1e-3  # item (b): the training MSE to reach
 LOWERED = 1e-2  # Levenberg-Marquardt "barely lowers the loss" when it removes less than this fraction of it
+SLIGHT = 0.2  # a change of the median test MSE is "slight" below this fraction of its N = n1 value
 ILL_CONDITIONED = 1e-2  # a full-rank stall point is ill-conditioned when s_dN / s_1 is below this
 SWEEP_COLORS = ("#3b0f70", "#d9730d")  # N = 100 and N = 200: dark purple and orange, apart in greyscale too
 SWEEP_STYLES = ("-", "--")
@@ -459,9 +460,9 @@ def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
                 "test2": num(mid2),
                 "iqr2": (num(q1_2), num(q3_2)),
                 "diff": num(median, sig=2),
-                "diff_pct": num(
-                    100 * abs(median) / mid1, sig=2
-                ),  # the median paired change, % of N = n1's median
+                # the median paired change, in % of N = n1's median, and whether it is slight
+                "diff_pct": num(100 * abs(median) / mid1, sig=2),
+                "slight": bool(abs(median) < SLIGHT * mid1),
                 "low": num(low, sig=2),
                 "high": num(high, sig=2),
                 "hurts": bool(low > 0),
