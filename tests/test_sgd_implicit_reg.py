@@ -496,7 +496,9 @@ def test_context_follows_the_data():
     assert ctx["es_vs_wd"]["direction"] == "up"  # ... and higher than with the selected weight decay
     assert ctx["lr_rows"][0]["J_cross"] == r"\num{0.0090}"  # the crossing check, below the target 0.01
     assert [r["mu"] for r in ctx["not_drawn"]] == [r"\num{3.2}"]
-    assert ctx["fixed_over_expected_lo"] == ctx["fixed_over_expected_hi"] == r"\num{1.03}"  # V_fix = 3.1, V = 3
+    assert (
+        ctx["fixed_over_expected_lo"] == ctx["fixed_over_expected_hi"] == r"\num{1.03}"
+    )  # V_fix = 3.1, V = 3
     assert sum(r["selected"] for r in ctx["wd_grid"]) == 1
     flipped = dataclasses.replace(results, level_grad_norm=results.level_grad_norm[[4, 3, 2, 1, 0, 5]].copy())
     assert sgd_implicit_reg_plot.context(flipped)["grad_shape"] == "not_falling"  # G rises with μ
