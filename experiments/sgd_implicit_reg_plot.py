@@ -217,7 +217,7 @@ def plot_grad_norms(results: Results) -> Figure:
 
     from lab.style import figsize
 
-    fig, axes = plt.subplots(1, 2, figsize=figsize(2.2), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.05), layout="constrained")
     ok = converged(results)
     rows = np.flatnonzero(usable(ok))
     mus = np.array(results.config.lrs)[rows]
@@ -284,7 +284,7 @@ def plot_test_vs_grad(results: Results) -> Figure:
 
     from lab.style import figsize
 
-    fig, axes = plt.subplots(1, 2, figsize=figsize(2.2), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize(2.05), sharey=True, layout="constrained")
     ok = converged(results)
     rows = np.flatnonzero(usable(converged(results)))
     lrs = results.config.lrs
