@@ -20,6 +20,7 @@ from experiments.double_descent_stats import (
     PEAK_RESAMPLES,
     RESAMPLES,
     first_below,
+    median_threshold_index,
     more_data,
     peak_range,
     settled_index,
@@ -27,14 +28,25 @@ from experiments.double_descent_stats import (
     threshold_index,
 )
 from experiments.lbfgs_config import Stop
-from experiments.threshold_diagnosis import GRAM_MARGIN, LM_STEPS, RTOL, Diagnosis, rank_check
+from experiments.threshold_diagnosis import (
+    GRAM_MARGIN,
+    LM_STEPS,
+    RTOL,
+    STATIONARY,
+    Diagnosis,
+    rank_check,
+)
 from lab.fmt import Tex, integer, num, power_of_ten, tex
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 TARGET = 1e-3  # item (b): the training MSE to reach
-LOWERED = 1e-2  # a Levenberg-Marquardt run "lowers the loss" when it removes at least this fraction of it
+LOWERED = 1e-2  # Levenberg-Marquardt "barely lowers the loss" when it removes less than this fraction of it
+SLIGHT = 0.2  # a change of the median test MSE is "slight" below this fraction of its N = n1 value
+ILL_CONDITIONED = 1e-2  # a full-rank stall point is ill-conditioned when s_dN / s_1 is below this
+SWEEP_COLORS = ("#3b0f70", "#d9730d")  # N = 100 and N = 200: dark purple and orange, apart in greyscale too
+SWEEP_STYLES = ("-", "--")
 RELATIVE_GAP = 0.2  # the threshold is "as far above the count" for both N when P_eff/(dN) - 1 agrees within this fraction
 
 
@@ -48,6 +60,12 @@ def quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     """Median, first and third quartile of ``values``, formatted with two significant digits."""
     q1, mid, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     return num(mid, sig=2), num(q1, sig=2), num(q3, sig=2)
+
+
+def count_median(values: Sequence[int]) -> Tex:
+    """The median of integer counts: an integer when it is one (e.g. 4), else with one decimal (e.g. 3.5)."""
+    median = float(np.median(values))
+    return integer(int(median)) if median.is_integer() else num(median, sig=2)
 
 
 def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
@@ -77,28 +95,38 @@ def plot_training_curves(results: Results) -> "Figure":
 
 def plot_curve(results: Results) -> "Figure":
     import matplotlib.pyplot as plt  # only where a figure is drawn
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-    from lab.style import figsize, sequential
+    from lab.style import figsize
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize(4.3), sharex=True, layout="constrained")
     widths = np.array(results.config.widths)
-    colors = sequential(len(results.sweeps))
-    for sweep, color in zip(results.sweeps, colors, strict=True):
-        index = threshold_index(sweep.stop == Stop.INTERPOLATED)
-        for ax, values, what in ((top, sweep.test, "test"), (bottom, sweep.train, "training")):
+    tol = results.config.optimizer.tol
+    handles = []
+    for sweep, color, style in zip(results.sweeps, SWEEP_COLORS, SWEEP_STYLES, strict=False):
+        median_index = median_threshold_index(sweep.train, tol)
+        every_index = settled_index(sweep.stop == Stop.INTERPOLATED)
+        for ax, values in ((top, sweep.test), (bottom, sweep.train)):
             low, mid, high = np.quantile(values, [0.25, 0.5, 0.75], axis=1)
-            ax.plot(widths, mid, "-", color=color, lw=1.4, label=f"{what}, $N={sweep.n}$")
-            ax.fill_between(widths, low, high, color=color, alpha=0.25, lw=0)
-            if index is not None:
-                label = f"threshold $M={widths[index]}$, $N={sweep.n}$" if ax is bottom else None
-                ax.axvline(widths[index], color=color, ls=":", lw=1.2, label=label)
+            ax.plot(widths, mid, style, color=color, lw=1.6)
+            ax.fill_between(widths, low, high, color=color, alpha=0.2, lw=0)
+            for index, line in ((median_index, ":"), (every_index, "-.")):
+                if index is not None:
+                    ax.axvline(widths[index], color=color, ls=line, lw=1.3)
             odd = sweep.stop == Stop.UNCERTIFIED
             if odd.any():
                 rows, _ = np.nonzero(odd)
-                label = None if "uncertified" in ax.get_legend_handles_labels()[1] else "uncertified"
-                ax.plot(widths[rows], values[odd], "x", color="tab:red", ms=4, mew=0.8, label=label)
-    top.axhline(results.r_t, color="k", ls="--", lw=1.0, label=r"$R_t=\tau^2$")
+                ax.plot(widths[rows], values[odd], "x", color="tab:red", ms=4, mew=0.8)
+        handles.append(Line2D([], [], color=color, ls=style, lw=1.6, label=f"$N={sweep.n}$"))
+    handles += [
+        Line2D([], [], color="k", ls=":", lw=1.3, label="threshold: median interpolates"),
+        Line2D([], [], color="k", ls="-.", lw=1.3, label="every seed interpolates"),
+        Line2D([], [], color="k", ls="--", lw=1.0, label=r"$R_t=\tau^2$"),
+    ]
+    if any((s.stop == Stop.UNCERTIFIED).any() for s in results.sweeps):
+        handles.append(Line2D([], [], color="tab:red", marker="x", ls="", label="uncertified"))
+    top.axhline(results.r_t, color="k", ls="--", lw=1.0)
     top.set(xscale="log", yscale="log", ylabel="final test MSE", ylim=(0.8 * results.r_t, None))
     top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     top.yaxis.set_major_formatter(FormatStrFormatter("%g"))
@@ -109,8 +137,7 @@ def plot_curve(results: Results) -> "Figure":
         "top", functions=(effective_params.as_function(P), effective_params.inverse(P))
     )
     params.set_xlabel(f"parameters $P={latex(P)}$")
-    top.legend(fontsize=8, loc="upper right")
-    bottom.legend(fontsize=8, loc="lower left")
+    bottom.legend(handles=handles, fontsize=8, loc="lower left", ncol=2)  # the corner no curve reaches
     return fig
 
 
@@ -127,11 +154,15 @@ def widths_text(widths: Sequence[int]) -> Tex:
 
 
 def sweep_summary(results: Results, sweep: Sweep) -> dict:
-    """Threshold, peak, counts' predictions, convergence and second descent of one training-set size."""
+    """Threshold, peak, counts' predictions, convergence and second descent of one training-set size.
+
+    The threshold is the median one (:func:`median_threshold_index`), the statistic of the curves and the
+    peak; the width from which every seed interpolates is reported beside it.
+    """
     widths = np.array(results.config.widths)
     P, P_eff = counts(results)
     interpolated = sweep.stop == Stop.INTERPOLATED
-    index = threshold_index(interpolated)
+    index = median_threshold_index(sweep.train, results.config.optimizer.tol)
     test = np.median(sweep.test, 1)
     peak = int(np.argmax(test))
     first_min = int(np.argmin(test[:peak])) if peak > 0 else 0
@@ -150,16 +181,16 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
 
     stalled = np.isin(sweep.stop, [Stop.STALLED, Stop.NO_DECREASE])
     uncertified = sweep.stop == Stop.UNCERTIFIED
-    partial = [  # below the threshold, some seeds interpolate and some do not
+    partial = [  # below the median threshold, some seeds interpolate
         int(w)
         for w, row in zip(widths[:index], interpolated[:index], strict=True)
         if row.any() and not row.all()
     ]
     settled = settled_index(interpolated)
-    failures = [
+    failures = [  # at or above the median threshold, not every seed interpolates
         {"M": integer(widths[i]), "count": integer(interpolated[i].sum())}
         for i in range(len(widths))
-        if index is not None and i > index and not interpolated[i].all()
+        if index is not None and i >= index and not interpolated[i].all()
     ]
     return {
         "n": integer(sweep.n),
@@ -200,6 +231,11 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "peak_q3": num(np.quantile(sweep.test[peak], 0.75)),
         "peak_over_r_t": num(test[peak] / results.r_t, sig=2),
         "peak_vs_threshold": int(np.sign(peak_M - measured)) if index is not None else 0,
+        # the threshold lies inside the peak's bootstrap interval: they agree to the resolution of the seeds
+        "threshold_in_peak": bool(index is not None and low <= index <= high),
+        "peak_train": num(np.median(sweep.train[peak])),
+        "peak_noise_pct": num(100 * np.median(sweep.train[peak]) / results.r_t, sig=2),
+        "peak_interpolated": integer(interpolated[peak].sum()),
         "first_min_M": integer(widths[first_min]),
         "first_min_test": num(test[first_min]),
         "second_min_M": integer(widths[second_min]),
@@ -219,7 +255,12 @@ def sweep_summary(results: Results, sweep: Sweep) -> dict:
         "partial": bool(partial),
         "partial_widths": widths_text(partial) if partial else "",
         "failures": failures,
+        "settled": settled is not None,
         "settled_M": integer(widths[settled]) if settled is not None else "",
+        "settled_P_eff": integer(P_eff.subs(effective_params.M, int(widths[settled])))
+        if settled is not None
+        else "",
+        "settled_same": settled == index,
         "max_iterations": integer(sweep.iterations.max()),
         "uncertified_below": bool(index is not None and uncertified[:index].any()),
     }
@@ -239,7 +280,7 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
         dead.append([sum(g.dead) for g in group])
         deficits.append([equations - g.rank for g in group if g.rank < equations])
         width = effective_params.predict(P_eff, equations).width
-        index = threshold_index(sweep.stop == Stop.INTERPOLATED)
+        index = median_threshold_index(sweep.train, results.config.optimizer.tol)
         # effective parameters per equation at the threshold: the gap measured against the count
         excess.append(
             float(P_eff.subs(effective_params.M, results.config.widths[index])) / equations
@@ -247,7 +288,8 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
             else np.nan
         )
         decrease = np.array([g.relative_decrease for g in group])
-        lowered = int((decrease >= LOWERED).sum())
+        stationary = sum(g.stationary for g in group)
+        full = [g for g in group if g.rank == equations]
         per_n.append(
             {
                 "n": integer(sweep.n),
@@ -264,8 +306,9 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
                 "widths": widths_text(sorted({g.width for g in group})) if group else "",
                 "deficient": integer(sum(g.rank < equations for g in group)),
                 "below_prediction": integer(sum(g.rank < g.predicted for g in group)),
-                "dead_median": num(np.median([sum(g.dead) for g in group]), sig=2) if group else "",
-                "deficit_median": num(np.median(deficits[-1]), sig=2) if deficits[-1] else "",
+                "dead_median": count_median([sum(g.dead) for g in group]) if group else "",
+                "deficit_median": count_median(deficits[-1]) if deficits[-1] else "",
+                "full": integer(len(full)),
                 "all_full": all(g.rank == equations for g in group),
                 "with_dead": integer(sum(sum(g.dead) > 0 for g in group)),
                 "deficient_dead": integer(sum(g.rank < equations and sum(g.dead) > 0 for g in group)),
@@ -276,12 +319,16 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
                 "all_below": all(g.rank < g.predicted for g in group if g.rank < equations),
                 "dead_units": integer(sum(sum(g.dead) for g in group)),
                 "with_active": integer(sum(sum(g.active) > 0 for g in group)),
-                "lowered": integer(lowered),
-                "verdict": "progress"
-                if group and lowered == len(group)
-                else "minima"
-                if lowered == 0
+                "stationary": integer(stationary),
+                # stationary points (gradient below STATIONARY relative to s1 |r|), or none of them: not minima
+                "verdict": "stationary"
+                if group and stationary == len(group)
+                else "moving"
+                if stationary == 0
                 else "mixed",
+                "gradient_min": num(100 * min(g.gradient for g in group), sig=2) if group else "",
+                "gradient_max": num(100 * max(g.gradient for g in group), sig=2) if group else "",
+                "lm_little": bool(group) and bool(decrease.max() < LOWERED),
                 "decrease_median": num(100 * np.median(decrease), sig=2) if group else "",
                 "decrease_min": num(100 * decrease.min(), sig=2) if group else "",
                 "decrease_max": num(100 * decrease.max(), sig=2) if group else "",
@@ -294,6 +341,8 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
             }
         )
     check = rank_check(diagnoses)
+    full = [g.smallest for g in diagnoses if g.rank == d * g.n]  # s_dN / s_1 of the full-rank stall points
+    gradients = [g.gradient for g in diagnoses]
     rows = [
         {
             "n": integer(g.n),
@@ -308,6 +357,7 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
             "dead": Tex(f"{g.dead[0]}+{g.dead[1]}"),
             "active": Tex(f"{g.active[0]}+{g.active[1]}"),
             "lm_loss": num(g.lm_loss, sig=2),
+            "gradient": num(g.gradient, sig=2),
             "decrease": num(100 * g.relative_decrease, sig=2),
         }
         for g in diagnoses
@@ -333,6 +383,13 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
         "gram_margin": tex(power_of_ten(GRAM_MARGIN)),
         "lm_steps": integer(LM_STEPS),
         "lowered_pct": num(100 * LOWERED, sig=1),
+        "stationary_level": tex(power_of_ten(STATIONARY)),
+        "full_any": bool(full),
+        "full_ill": bool(full) and max(full) < ILL_CONDITIONED,
+        "full_smallest_min": tex(power_of_ten(min(full), digits=0)) if full else "",
+        "full_smallest_max": tex(power_of_ten(max(full), digits=0)) if full else "",
+        "gradient_min": num(100 * min(gradients), sig=2) if gradients else "",
+        "gradient_max": num(100 * max(gradients), sig=2) if gradients else "",
     }
 
 
@@ -403,6 +460,9 @@ def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
                 "test2": num(mid2),
                 "iqr2": (num(q1_2), num(q3_2)),
                 "diff": num(median, sig=2),
+                # the median paired change, in % of N = n1's median, and whether it is slight
+                "diff_pct": num(100 * abs(median) / mid1, sig=2),
+                "slight": bool(abs(median) < SLIGHT * mid1),
                 "low": num(low, sig=2),
                 "high": num(high, sig=2),
                 "hurts": bool(low > 0),
@@ -454,7 +514,7 @@ def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
         "hidden_layers": integer(K),
         "tau": num(results.process.noise_std, sig=1),
         "r_t": num(results.r_t, sig=2),
-        "r_t_empirical": num(results.r_t_empirical, sig=4),
+        "r_t_empirical": num(results.r_t_empirical, sig=3),  # to the digits its standard error allows
         "r_t_se": num(results.r_t * (2 / (d * config.n_test)) ** 0.5, sig=2),
         "signal_var": num(results.signal_var),
         "noise_over_signal": num(results.r_t / results.signal_var, sig=2),

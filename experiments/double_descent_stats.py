@@ -31,6 +31,16 @@ def threshold_index(interpolated: np.ndarray) -> int | None:
     return int(every[0]) if every.size else None
 
 
+def median_threshold_index(train: np.ndarray, tol: float) -> int | None:
+    """Index of the smallest width whose median final training MSE over the seeds is below ``tol``: the
+    width from which the median network interpolates, the statistic the section's curves and test peak use.
+
+    ``train`` is (n_widths, n_seeds); None if no median reaches ``tol``.
+    """
+    below = np.flatnonzero(np.median(train, axis=1) < tol)
+    return int(below[0]) if below.size else None
+
+
 def settled_index(interpolated: np.ndarray) -> int | None:
     """Index of the smallest width from which on every seed interpolates; None if the widest does not."""
     every = interpolated.all(axis=1)

@@ -12,9 +12,13 @@ pairs, in float64 and numpy alone:
 * the rank those units predict (:func:`predicted_rank`): a dead unit contributes nothing, so the
   network is, locally, the smaller network of its live units, whose effective count is
   P_eff(live) = P(live) - (live units); the rank is at most min(d N, P_eff(live));
+* whether the stall point is stationary: the gradient Jᵀr relative to the largest it could be for
+  this residual, s₁‖r‖ (:func:`relative_gradient`; 0 at a stationary point, of order 1 when r lies
+  along J's leading direction).  A point above ``STATIONARY`` is no local minimum: the stopping rule
+  fired because progress became slow, not because none was possible;
 * whether a second-order method still lowers the loss from there: ``LM_STEPS`` Levenberg-Marquardt
-  steps on the residuals (:func:`levenberg_marquardt`).  If they lower the MSE by a sizeable
-  fraction, the stall was slow progress of L-BFGS, not a local minimum.
+  steps on the residuals (:func:`levenberg_marquardt`).  If they do not, the slow progress is the
+  landscape's (ill-conditioning), not only L-BFGS's.
 
 J has full row rank d N exactly when the linearised residuals can be driven to zero: then no
 first-order obstacle stops interpolation, and a stall is the optimizer's.  Rank below d N leaves a
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 STAGE = "double_descent"  # the stage whose results it diagnoses
 RTOL = 1e-10  # singular values below this fraction of the largest count as zero (float64 noise ~1e-15)
 GRAM_MARGIN = 1e-12  # J Jᵀ with eigenvalues above this fraction of the largest has full row rank, clearly
+STATIONARY = 1e-6  # a stall point with relative gradient below this is stationary (float64 noise ~1e-15)
 LM_STEPS = 3  # Levenberg-Marquardt steps from the stall point
 LM_TRIES = 10  # damping increases (x10) per step before the step is given up
 LM_START = 1e-6  # initial damping, relative to the largest squared singular value of J
@@ -140,6 +145,12 @@ def spectrum_rank(s: np.ndarray) -> tuple[int, float]:
     return rank, gap
 
 
+def relative_gradient(J: np.ndarray, r: np.ndarray, largest: float) -> float:
+    """‖Jᵀr‖ / (s₁ ‖r‖) for the residual Jacobian ``J``, residuals ``r`` and largest singular value ``largest``:
+    the gradient of the squared residual relative to its largest possible size (0 at a stationary point)."""
+    return float(np.linalg.norm(J.T @ r) / (largest * np.linalg.norm(r)))
+
+
 def levenberg_marquardt(
     net: Network, X: np.ndarray, Y: np.ndarray, scale: float, steps: int = LM_STEPS
 ) -> float:
@@ -183,11 +194,16 @@ class Diagnosis:
     dead: tuple[int, int]  # dead units per hidden layer
     active: tuple[int, int]  # always-active units per hidden layer
     predicted: int  # predicted_rank from the dead units
+    gradient: float  # relative_gradient at the stall point
     lm_loss: float  # training MSE after LM_STEPS Levenberg-Marquardt steps
 
     @property
     def relative_decrease(self) -> float:
         return 1 - self.lm_loss / self.loss
+
+    @property
+    def stationary(self) -> bool:
+        return self.gradient < STATIONARY
 
 
 def singular_values(J: np.ndarray) -> np.ndarray:
@@ -205,7 +221,8 @@ def diagnose(theta: np.ndarray, width: int, seed: int, X: np.ndarray, Y: np.ndar
     """Rank, units and a second-order step of the network ``theta`` of width ``width`` on (X, Y)."""
     n, d = X.shape
     net = Network.unflatten(theta, width, d)
-    s = singular_values(jacobian(net, X))
+    J = jacobian(net, X)
+    s = singular_values(J)
     rank, gap = spectrum_rank(s)
     dead, active = units(net, X)
     return Diagnosis(
@@ -219,6 +236,7 @@ def diagnose(theta: np.ndarray, width: int, seed: int, X: np.ndarray, Y: np.ndar
         dead=dead,
         active=active,
         predicted=predicted_rank(width, dead, n, d),
+        gradient=relative_gradient(J, (net(X) - Y).ravel(), float(s[0])),
         lm_loss=levenberg_marquardt(net, X, Y, float(s[0] ** 2)),
     )
 

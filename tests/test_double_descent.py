@@ -87,6 +87,14 @@ def test_threshold_is_the_first_width_at_which_every_seed_interpolates():
     )
 
 
+def test_the_median_threshold_is_the_first_width_whose_median_training_mse_is_below_the_tolerance():
+    train = np.array([[0.1, 0.2, 0.3], [1e-9, 0.01, 0.02], [1e-9, 1e-9, 0.02], [1e-9, 1e-9, 1e-9]])
+    # width 1: one of three seeds below 1e-8 (median 0.01); width 2: two of three, the median interpolates
+    assert dd_stats.median_threshold_index(train, 1e-8) == 2
+    assert dd_stats.threshold_index(train < 1e-8) == 3  # every seed: one width later
+    assert dd_stats.median_threshold_index(train[:2], 1e-8) is None
+
+
 def test_paired_interval_detects_a_shift_only_when_there_is_one():
     rng = np.random.default_rng(1)
     a = rng.normal(1.0, 0.3, 10)
@@ -208,9 +216,13 @@ def test_figures_draw_every_iteration_bands_and_thresholds():
     top, bottom = fig.axes[:2]
     assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in (top, bottom))
     assert len(top.collections) == len(bottom.collections) == 2  # an interquartile band per N
-    labels = {t.get_text() for t in bottom.get_legend().get_texts()}
-    assert {"training, $N=100$", "threshold $M=20$, $N=100$", "threshold $M=50$, $N=200$"} <= labels
+    labels = {t.get_text() for t in bottom.get_legend().get_texts()}  # one legend, in the empty corner
+    assert {"$N=100$", "$N=200$", "threshold: median interpolates", "every seed interpolates"} <= labels
+    assert top.get_legend() is None
     assert [line.get_xdata()[0] for line in bottom.lines if line.get_linestyle() == ":"] == [20, 50]
+    assert [line.get_xdata()[0] for line in bottom.lines if line.get_linestyle() == "-."] == [20, 50]
+    solid, dashed = (line for line in bottom.lines[:4] if line.get_linestyle() in ("-", "--"))
+    assert solid.get_color() != dashed.get_color()  # N = 100 and N = 200 apart by colour and by dash
     assert any("M^{2} + 18 M + 8" in child.get_xlabel() for child in top.child_axes)
     plt.close("all")
 

@@ -92,3 +92,16 @@ def test_saved_diagnoses_load_as_they_were_and_carry_the_rank_claim(tmp_path):
     assert td.load(tmp_path) == diagnoses  # tuples stay tuples, an infinite gap stays infinite
     [claim] = td.check(td.load(tmp_path))
     assert claim == td.rank_check(diagnoses) and claim.passed
+
+
+def test_the_relative_gradient_vanishes_only_where_the_residual_leaves_the_range_of_j():
+    # M = 10, N = 100: J is 800 x 340 of rank 268, so residuals orthogonal to its range exist
+    net, X = balanced(10, 100, seed=4)
+    J = td.jacobian(net, X)
+    z = np.random.default_rng(5).standard_normal(J.shape[0])
+    basis, _ = np.linalg.qr(J)
+    outside = z - basis @ (basis.T @ z)  # orthogonal to every column of J: a stationary point
+    at_rest = td.diagnose(net.flatten(), 10, 0, X, net(X) - outside.reshape(100, D))
+    moving = td.diagnose(net.flatten(), 10, 0, X, net(X) - z.reshape(100, D))
+    assert at_rest.stationary and at_rest.gradient < 1e-12
+    assert not moving.stationary and moving.gradient > 1e-3
