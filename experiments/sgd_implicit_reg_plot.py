@@ -156,7 +156,7 @@ def plot_convergence(results: Results) -> Figure:
 
     from lab.style import figsize
 
-    fig, ax = plt.subplots(figsize=figsize(2.35), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(2.2), layout="constrained")
     epochs = results.epochs[1:]
     ok = converged(results)
     reach = target_epoch(results)

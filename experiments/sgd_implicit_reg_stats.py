@@ -343,9 +343,8 @@ def _wd_context(results: Results) -> dict:
     base = (sel[0], sel[1], zero)  # the same μ and B without
     overall = np.unravel_index(np.nanargmin(val), val.shape)
 
-    def row(what: str, mu: float, batch: int, lam: float, train: np.ndarray | None, test: np.ndarray) -> dict:
-        return {"what": what, "mu": setting(mu), "B": integer(batch), "lam": setting(lam),
-                "train": geo_pm(train) if train is not None else None, "test": geo_pm(test)}  # fmt: skip
+    def row(mu: float, batch: int, lam: float, test: np.ndarray) -> dict:
+        return {"mu": setting(mu), "B": integer(batch), "lam": setting(lam), "test": geo_pm(test)}
 
     B, mu, lam = c.wd_batch_sizes[sel[0]], c.wd_lrs[sel[1]], c.wd_lambdas[sel[2]]
     wd = paired_ratio(results.wd_test_loss[base], results.wd_test_loss[sel])
@@ -358,10 +357,10 @@ def _wd_context(results: Results) -> dict:
     ]  # fmt: skip
     return {
         "wd_grid": grid,
-        "wd_rows": [
-            row("selected", mu, B, lam, results.wd_train_loss[sel], results.wd_test_loss[sel]),
-            row("no_decay", mu, B, 0.0, results.wd_train_loss[base], results.wd_test_loss[base]),
-            row("early", mu, B, 0.0, None, results.wd_es_test_loss[base]),
+        "wd_rows": [  # the selected setting; the same without weight decay, to the target and early-stopped
+            row(mu, B, lam, results.wd_test_loss[sel]),
+            row(mu, B, 0.0, results.wd_test_loss[base]),
+            row(mu, B, 0.0, results.wd_es_test_loss[base]),
         ],
         "wd_effect": ratio_tex(wd), "es_effect": ratio_tex(es),
         "validation_prefers_decay": bool(overall[2] != zero),

@@ -651,7 +651,7 @@ def test_association_words(direction, words):
 @pytest.mark.parametrize(
     ("direction", "words"),
     [
-        ("down", "and stopping early, without any penalty, improves on it more"),
+        ("down", "and stopping early, without any penalty, more."),
         ("up", "more than stopping early does"),
         ("unclear", "about as much as stopping early does"),
     ],
