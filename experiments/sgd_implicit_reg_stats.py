@@ -343,8 +343,9 @@ def _wd_context(results: Results) -> dict:
     base = (sel[0], sel[1], zero)  # the same μ and B without
     overall = np.unravel_index(np.nanargmin(val), val.shape)
 
-    def row(mu: float, batch: int, lam: float, test: np.ndarray) -> dict:
-        return {"mu": setting(mu), "B": integer(batch), "lam": setting(lam), "test": geo_pm(test)}
+    def row(mu: float, batch: int, lam: float, test: np.ndarray, train: np.ndarray | None = None) -> dict:
+        return {"mu": setting(mu), "B": integer(batch), "lam": setting(lam), "test": geo_pm(test),
+                "train": geo_pm(train) if train is not None else None}  # fmt: skip
 
     B, mu, lam = c.wd_batch_sizes[sel[0]], c.wd_lrs[sel[1]], c.wd_lambdas[sel[2]]
     wd = paired_ratio(results.wd_test_loss[base], results.wd_test_loss[sel])
@@ -358,9 +359,9 @@ def _wd_context(results: Results) -> dict:
     return {
         "wd_grid": grid,
         "wd_rows": [  # the selected setting; the same without weight decay, to the target and early-stopped
-            row(mu, B, lam, results.wd_test_loss[sel]),
-            row(mu, B, 0.0, results.wd_test_loss[base]),
-            row(mu, B, 0.0, results.wd_es_test_loss[base]),
+            row(mu, B, lam, results.wd_test_loss[sel], results.wd_train_loss[sel]),
+            row(mu, B, 0.0, results.wd_test_loss[base], results.wd_train_loss[base]),
+            row(mu, B, 0.0, results.wd_es_test_loss[base]),  # its training MSE at the early stop is not kept
         ],
         "wd_effect": ratio_tex(wd), "es_effect": ratio_tex(es),
         "validation_prefers_decay": bool(overall[2] != zero),

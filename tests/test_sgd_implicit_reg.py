@@ -558,6 +558,10 @@ def test_section_and_supplement_render_for_the_fake_results():
     text = _render(SECTION)
     assert r"\label{sec:sgd_implicit_reg}" in text and r"\supfig{sup:sgd_implicit_reg:runs}" in text
     assert "times lower than at their largest value" in text
+    selected, no_decay, early = _fake_context()["wd_rows"]  # (d) reports training and test losses
+    assert early["train"] is None
+    assert f"its training and test MSE are {selected['train']} and {selected['test']}" in text
+    assert f"against {no_decay['train']} and {no_decay['test']} without weight decay" in text
     assert (
         "$\\mu=\\num{3.2}$, where no run converged (\\num{0} stalled, \\num{6} diverged)" in text
     )  # not drawn
