@@ -167,6 +167,12 @@ def target_epoch(results: Results) -> np.ndarray:
     return results.level_epoch[..., results.config.loss_levels.index(results.config.stopping.target_loss)]
 
 
+def crossing_loss(results: Results) -> np.ndarray:
+    """(n_lr, n_runs) training MSE at the first check below the target (NaN where never): below the target by definition,
+    unlike the window mean of :func:`final`, which SGD noise lifts after the crossing."""
+    return results.level_loss[..., results.config.loss_levels.index(results.config.stopping.target_loss), 0]
+
+
 def masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """``values`` with NaN where not ``keep``."""
     return np.where(keep, values, np.nan)
@@ -223,6 +229,11 @@ def ratio_tex(r: Ratio | None) -> dict | None:
             "hi": num(r.hi, sig=sig) if bounded else None, "n": integer(r.n), "direction": r.direction.value}  # fmt: skip
 
 
+def fixed(v: float, places: int) -> Tex:
+    """``v`` with ``places`` decimals, so that the numbers of one range share their last digit's place."""
+    return Tex(rf"\num{{{v:.{places}f}}}")
+
+
 def association_tex(a: Association) -> dict:
     """ρ and its interval at the decimal places the interval supports (two significant digits of its half-width,
     so ρ = 0.0018 with an interval of ±0.17 prints 0.00), more only where the estimate would print equal to an end."""
@@ -231,10 +242,7 @@ def association_tex(a: Association) -> dict:
     while places < 4 and len({f"{v:.{places}f}" for v in (a.rho, a.lo, a.hi)}) < len({a.rho, a.lo, a.hi}):
         places += 1
 
-    def fixed(v: float) -> Tex:
-        return Tex(rf"\num{{{v:.{places}f}}}")
-
-    return {"rho": fixed(a.rho), "lo": fixed(a.lo), "hi": fixed(a.hi), "n": integer(a.n),
+    return {"rho": fixed(a.rho, places), "lo": fixed(a.lo, places), "hi": fixed(a.hi, places), "n": integer(a.n),
             "direction": a.direction.value}  # fmt: skip
 
 
@@ -256,7 +264,7 @@ def factor_range(ratios: list[Ratio], invert: bool = False) -> dict:
 def _convergence_context(results: Results) -> dict:
     """(b): per μ the counts by status, median epochs to the target and final J, G, V, test MSE."""
     c, ok, end = results.config, converged(results), final(results)
-    reach, use = target_epoch(results), usable(converged(results))
+    reach, use, crossing = target_epoch(results), usable(converged(results)), crossing_loss(results)
     rows = []
     for j, mu in enumerate(c.lrs):
         counts = {s.name.lower(): integer((results.status[j] == s).sum()) for s in Status}
@@ -264,6 +272,7 @@ def _convergence_context(results: Results) -> dict:
         if ok[j].any():
             row["epochs"] = integer(np.median(reach[j][ok[j]]))
             row |= {key: num(geo_mean_factor(end[key][j][ok[j]])[0], sig=2) for key in ("J", "G", "V", "Vf")}
+            row["J_cross"] = num(geo_mean_factor(crossing[j][ok[j]])[0], sig=2)
             row["test"] = geo_pm(results.test_loss[j][ok[j]])
         rows.append(row)
     smallest = int(np.argmin(c.lrs))
@@ -273,6 +282,7 @@ def _convergence_context(results: Results) -> dict:
         "all_converged_up_to": setting(max((mu for j, mu in enumerate(c.lrs) if ok[: j + 1].all()), default=0)),
         "usable_set": in_set(r"\mu", np.array(c.lrs)[use]),
         "left_out": [{"mu": setting(c.lrs[j]), "n": integer(ok[j].sum())} for j in np.flatnonzero(~use)],
+        "not_drawn": [row for j, row in enumerate(rows) if not ok[j].any()],
         "any_stalled": bool((results.status == Status.STALLED).any()),
         "any_diverged": bool((results.status == Status.DIVERGED).any()),
     }  # fmt: skip
@@ -316,15 +326,15 @@ def _gradient_context(results: Results) -> dict:
         "best_over_noise": num(geo_means(test)[best] / results.noise_var, sig=2),
         "J_over_level_lo": num(np.nanmin(J_ratio), sig=2), "J_over_level_hi": num(np.nanmax(J_ratio), sig=2),
         "reg_over_loss_max": num(np.nanmax(reg), sig=2),
-        "fixed_over_expected_lo": num(np.nanmin(vf_over_v), sig=3),
-        "fixed_over_expected_hi": num(np.nanmax(vf_over_v), sig=3),
+        "fixed_over_expected_lo": fixed(np.nanmin(vf_over_v), 2),
+        "fixed_over_expected_hi": fixed(np.nanmax(vf_over_v), 2),
     }  # fmt: skip
 
 
 def _wd_context(results: Results) -> dict:
     """(d): the setting with weight decay selected on validation, the paired effects of weight decay (against
     λ = 0 at the same μ and B, under the same stopping rule) and of early stopping (λ = 0 at its lowest validation MSE
-    against its end), and the settings table."""
+    against its end and against the selected weight decay), and the settings table."""
     c = results.config
     val = geo_means(results.wd_val_loss)  # (n_B, n_wd_lr, n_lambda)
     zero = c.wd_lambdas.index(0.0)
@@ -332,12 +342,10 @@ def _wd_context(results: Results) -> dict:
     sel = np.unravel_index(np.nanargmin(decayed), val.shape)  # the best setting with weight decay
     base = (sel[0], sel[1], zero)  # the same μ and B without
     overall = np.unravel_index(np.nanargmin(val), val.shape)
-    ok = converged(results)
-    best = implicit_best(results, results.val_loss)  # μ of (b) selected on validation
 
-    def row(what: str, mu: float, batch: int, lam: float, train: np.ndarray | None, test: np.ndarray) -> dict:
-        return {"what": what, "mu": setting(mu), "B": integer(batch), "lam": setting(lam),
-                "train": geo_pm(train) if train is not None else None, "test": geo_pm(test)}  # fmt: skip
+    def row(mu: float, batch: int, lam: float, test: np.ndarray, train: np.ndarray | None = None) -> dict:
+        return {"mu": setting(mu), "B": integer(batch), "lam": setting(lam), "test": geo_pm(test),
+                "train": geo_pm(train) if train is not None else None}  # fmt: skip
 
     B, mu, lam = c.wd_batch_sizes[sel[0]], c.wd_lrs[sel[1]], c.wd_lambdas[sel[2]]
     wd = paired_ratio(results.wd_test_loss[base], results.wd_test_loss[sel])
@@ -350,16 +358,14 @@ def _wd_context(results: Results) -> dict:
     ]  # fmt: skip
     return {
         "wd_grid": grid,
-        "wd_rows": [
-            row("selected", mu, B, lam, results.wd_train_loss[sel], results.wd_test_loss[sel]),
-            row("no_decay", mu, B, 0.0, results.wd_train_loss[base], results.wd_test_loss[base]),
-            row("early", mu, B, 0.0, None, results.wd_es_test_loss[base]),
-            row("implicit", c.lrs[best], c.batch_size, 0.0, results.train_loss[best][ok[best]],
-                results.test_loss[best][ok[best]]),
+        "wd_rows": [  # the selected setting; the same without weight decay, to the target and early-stopped
+            row(mu, B, lam, results.wd_test_loss[sel], results.wd_train_loss[sel]),
+            row(mu, B, 0.0, results.wd_test_loss[base], results.wd_train_loss[base]),
+            row(mu, B, 0.0, results.wd_es_test_loss[base]),  # its training MSE at the early stop is not kept
         ],
         "wd_effect": ratio_tex(wd), "es_effect": ratio_tex(es),
         "validation_prefers_decay": bool(overall[2] != zero),
-        "es_beats_wd": paired_ratio(results.wd_test_loss[sel], results.wd_es_test_loss[base]).direction.value,
+        "es_vs_wd": ratio_tex(paired_ratio(results.wd_test_loss[sel], results.wd_es_test_loss[base])),
         "es_median_epoch": integer(np.median(results.wd_es_epoch[base])),
         "wd_lambda_set": in_set(r"\lambda", c.wd_lambdas), "wd_lr_set": in_set(r"\mu", c.wd_lrs),
         "wd_B_set": in_set("B", c.wd_batch_sizes),

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -342,17 +343,49 @@ def _fake_results() -> sgd_implicit_reg.Results:
     )  # fmt: skip
 
 
-def test_convergence_figure_draws_every_mu_in_one_plot():
+def test_convergence_figure_draws_every_mu_with_a_converged_run_in_one_plot():
     results = _fake_results()
     fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](results)
     (ax,) = fig.axes
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
-    assert len(ax.get_lines()) == len(results.config.lrs) + 1  # one median per μ, plus the target
-    assert len(ax.collections) == len(results.config.lrs)  # one interquartile band per μ
-    colours = [line.get_color() for line in ax.get_lines()[:-1]]
-    assert len(set(map(str, colours))) == len(colours)  # one colour per μ
+    drawn = len(results.config.lrs) - 1  # μ = 3.2 diverged in every run: not drawn
+    assert len(ax.get_lines()) == drawn + 1  # one median per μ, plus the target
+    assert len(ax.collections) == drawn  # one interquartile band per μ
+    lines = ax.get_lines()[:-1]
+    assert len({str(line.get_color()) for line in lines}) == drawn  # one colour per μ
+    assert (
+        len({(line.get_marker(), line.get_linestyle()) for line in lines[:4]}) == 4
+    )  # neighbours differ in grey
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert texts[0] == r"$\mu = 0.1$ (6/6)" and texts[-2] == r"$\mu = 3.2$ (0/6)" and texts[-1] == "target"
+    assert texts[0] == r"$\mu = 0.1$ (6/6)" and texts[-2] == r"$\mu = 1.6$ (6/6)" and texts[-1] == "target"
+
+
+def test_convergence_median_ends_at_the_crossing_not_after_the_window():
+    results = _fake_results()
+    history = np.array(results.history, dtype=float)
+    history[0, :, 3:] = 0.005  # below the target 0.01 from epoch 30 ...
+    history[0, :, 5:] = 0.02  # ... and lifted above it by the window after
+    history[0, :, 7:] = np.nan  # stopped
+    level_epoch = np.array(results.level_epoch, dtype=float)
+    level_epoch[0, :, -1] = 30.0
+    fig = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](
+        dataclasses.replace(results, history=history, level_epoch=level_epoch)
+    )
+    first = fig.axes[0].get_lines()[0]
+    assert first.get_ydata()[-1] == pytest.approx(0.005) and first.get_xdata()[-1] == 30
+
+
+def test_every_figure_gives_a_mu_the_same_colour_and_marker():
+    results = _fake_results()
+    medians = sgd_implicit_reg_plot.FIGURES["sgd_convergence"](results).axes[0].get_lines()
+    wd = sgd_implicit_reg_plot.FIGURES["sgd_weight_decay"](results).axes[0].get_lines()
+    for mu in results.config.wd_lrs:
+        j = results.config.lrs.index(mu)
+        style = sgd_implicit_reg_plot.mu_style(results.config.lrs, mu)
+        assert tuple(medians[j].get_color()) == style["color"] and medians[j].get_marker() == style["marker"]
+        assert any(
+            tuple(line.get_color()) == style["color"] and line.get_marker() == style["marker"] for line in wd
+        )
 
 
 def test_convergence_band_is_left_out_where_the_runs_spread_wide():
@@ -386,7 +419,8 @@ def test_gradient_norm_figures_skip_unconverged_lrs():
     fig = sgd_implicit_reg_plot.FIGURES["sgd_grad_norms"](results)
     assert len(fig.axes) == 2  # G and V at matched loss
     assert all((ax.get_xscale(), ax.get_yscale()) == ("log", "log") for ax in fig.axes)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["$J = $$10^{-1}$", "$J = $$10^{-2}$"]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts == ["$J = $$10^{-1}$", "$J = $$10^{-2}$", "$V$", r"$V_{\mathrm{fix}}$"]  # V_fix beside V
     fig = sgd_implicit_reg_plot.FIGURES["sgd_final_grads"](results)
     assert [len(ax.get_legend().get_texts()) for ax in fig.axes] == [2, 2]  # G and V; G/J and V/J
     fig = sgd_implicit_reg_plot.FIGURES["sgd_test_vs_grad"](results)
@@ -459,6 +493,12 @@ def test_context_follows_the_data():
     assert ctx["wd_rows"][0]["lam"] == r"\num{0.001}" and ctx["wd_rows"][0]["mu"] == r"\num{0.4}"
     assert ctx["wd_effect"]["direction"] == "down"
     assert ctx["es_effect"]["direction"] == "up"  # the fake early-stopped test MSE is 0.02 higher
+    assert ctx["es_vs_wd"]["direction"] == "up"  # ... and higher than with the selected weight decay
+    assert ctx["lr_rows"][0]["J_cross"] == r"\num{0.0090}"  # the crossing check, below the target 0.01
+    assert [r["mu"] for r in ctx["not_drawn"]] == [r"\num{3.2}"]
+    assert (
+        ctx["fixed_over_expected_lo"] == ctx["fixed_over_expected_hi"] == r"\num{1.03}"
+    )  # V_fix = 3.1, V = 3
     assert sum(r["selected"] for r in ctx["wd_grid"]) == 1
     flipped = dataclasses.replace(results, level_grad_norm=results.level_grad_norm[[4, 3, 2, 1, 0, 5]].copy())
     assert sgd_implicit_reg_plot.context(flipped)["grad_shape"] == "not_falling"  # G rises with μ
@@ -517,7 +557,14 @@ def _ratio(direction: str, lo: str | None = r"\num{0.5}") -> dict:
 def test_section_and_supplement_render_for_the_fake_results():
     text = _render(SECTION)
     assert r"\label{sec:sgd_implicit_reg}" in text and r"\supfig{sup:sgd_implicit_reg:runs}" in text
-    assert "larger $\\mu$ gives smaller $G$ and $V$ at every level" in text
+    assert "times lower than at their largest value" in text
+    selected, no_decay, early = _fake_context()["wd_rows"]  # (d) reports training and test losses
+    assert early["train"] is None
+    assert f"its training and test MSE are {selected['train']} and {selected['test']}" in text
+    assert f"against {no_decay['train']} and {no_decay['test']} without weight decay" in text
+    assert (
+        "$\\mu=\\num{3.2}$, where no run converged (\\num{0} stalled, \\num{6} diverged)" in text
+    )  # not drawn
     supplement = _render(SUPPLEMENT)
     for label in ("training", "runs", "statistics", "final", "weight-decay", "wd-table", "wd-figure"):
         assert rf"\label{{sup:sgd_implicit_reg:{label}}}" in supplement
@@ -532,11 +579,18 @@ def test_section_and_supplement_render_for_the_fake_results():
 @pytest.mark.parametrize(
     ("shape", "words"),
     [
-        ("falling", ["larger $\\mu$ gives smaller $G$ and $V$ at every level", "as measured here"]),
-        ("rise_then_fall", ["are largest at $\\mu\\le", "after a rise by factors", "(conjecture:"]),
+        ("falling", ["times lower than at their largest value", "as measured here"]),
+        (
+            "rise_then_fall",
+            [
+                "times lower than at their largest value",
+                "Below their largest value they rise",
+                "(conjecture, not tested:",
+            ],
+        ),
         (
             "not_falling",
-            ["do not fall clearly with $\\mu$ at every level", "these runs do not show it clearly"],
+            ["do not fall clearly from their largest value", "these runs do not show it clearly"],
         ),
     ],
 )
@@ -544,33 +598,38 @@ def test_gradient_verdict_words(shape, words):
     rise = {"lo": r"\num{1.5}", "hi": r"\num{3}", "one": False}
     text = _render(SECTION, grad_shape=shape, rise_range=rise)
     assert all(w in text for w in words)
+    assert (
+        "gives smaller" not in text
+    )  # no monotonicity claim: only the fall from the largest value is tested
     answer = _render(ANSWERS, grad_shape=shape)
     assert ("do not fall clearly" in answer) == (shape == "not_falling")
 
 
 @pytest.mark.parametrize(
-    ("direction", "words"),
-    [("down", "clearly lower"), ("up", "clearly higher"), ("unclear", "not clearly different")],
+    ("direction", "words", "verb"),
+    [
+        ("down", "clearly lower", "clearly lowers"),
+        ("up", "clearly higher", "clearly raises"),
+        ("unclear", "not clearly different", "does not clearly change"),
+    ],
 )
-def test_test_error_and_weight_decay_words_follow_the_interval(direction, words):
-    text = _render(
-        SECTION, test_left=_ratio(direction), test_right=_ratio(direction), wd_effect=_ratio(direction)
-    )
+def test_test_error_and_weight_decay_words_follow_the_interval(direction, words, verb):
+    r = _ratio(direction)
+    text = _render(SECTION, test_left=r, test_right=r, wd_effect=r, es_effect=r, es_vs_wd=r)
+    assert f"weight decay {verb} the test MSE: the ratio with to without is" in text
     assert (
-        f"weight decay makes the test MSE {words} (ratio" in text
-    )  # a space between the words and the ratio
-    assert text.count(words) >= 3  # test MSE left, right, and weight decay
+        len(re.findall(rf"{words}\b", text)) == 4
+    )  # test MSE left, right; early stopping against λ = 0, weight decay
     others = {"clearly lower", "clearly higher", "not clearly different"} - {words}
-    section_c = text[text.index("(c) Gradient") : text.index("Code.")]
-    assert not any(w in section_c for w in others)
+    assert not any(w in text[text.index("(c) Gradient") :] for w in others)
     assert ("not sufficient here" in text) == (direction == "down")
-    answer = _render(ANSWERS, wd_effect=_ratio(direction))
+    answer = _render(ANSWERS, wd_effect=r)
     assert ("is not sufficient" in answer) == (direction == "down")
 
 
 def test_test_error_lowest_at_the_smallest_rate_and_single_run_interval():
     text = _render(SECTION, test_left=None, test_right=_ratio("unclear", lo=None))
-    assert "the test MSE is lowest at" in text and "one run, no interval" in text
+    assert "The test MSE is lowest at" in text and "one run, no interval" in text
 
 
 @pytest.mark.parametrize(
@@ -593,13 +652,27 @@ def test_association_words(direction, words):
     assert text.count(words) == 2
 
 
+@pytest.mark.parametrize(
+    ("direction", "words"),
+    [
+        ("down", "and stopping early, without any penalty, more."),
+        ("up", "more than stopping early does"),
+        ("unclear", "about as much as stopping early does"),
+    ],
+)
+def test_weight_decay_conclusion_weighs_early_stopping(direction, words):
+    text = _render(SECTION, wd_effect=_ratio("down"), es_vs_wd=_ratio(direction))
+    assert "not sufficient here: weight decay improves on it" in text and words in text
+    answer = _render(ANSWERS, wd_effect=_ratio("down"), es_vs_wd=_ratio(direction))
+    assert ("stopping early without weight decay does better still" in answer) == (direction == "down")
+
+
 def test_weight_decay_side_sentences():
-    text = _render(SECTION, es_beats_wd="down", validation_prefers_decay=False, wd_lambda_at_edge=True)
-    assert "its test MSE is clearly lower than with weight decay" in text
+    text = _render(SECTION, validation_prefers_decay=False, wd_lambda_at_edge=True)
     assert "the validation MSE is lower still without weight decay" in text
     assert "the largest searched" in text
-    text = _render(SECTION, es_beats_wd="up", validation_prefers_decay=True, wd_lambda_at_edge=False)
-    assert "than with weight decay" not in text and "largest searched" not in text
+    text = _render(SECTION, validation_prefers_decay=True, wd_lambda_at_edge=False)
+    assert "lower still" not in text and "largest searched" not in text
 
 
 def test_explanation_names_the_instability_only_where_it_happened():
