@@ -45,7 +45,7 @@ def plot_variance_depth(results: "Results") -> "Figure":
 
     from lab.style import figsize, sequential
 
-    fig, ax = plt.subplots(figsize=figsize(1.8), layout="constrained")  # printed unscaled
+    fig, ax = plt.subplots(figsize=figsize(1.55), layout="constrained")  # printed unscaled
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
     factors = results.config["depth_factors"]
