@@ -47,6 +47,7 @@ class Config:
     n_shown: int = 6  # random functions drawn per σ² in the figure
     grid: int = 401  # points of x in [-x_max, x_max] for the figure of random functions
     x_max: float = 2.0  # (e): the input range [-x_max, x_max] of the figure and of the ReLU kink counts
+    grid_measure: int = 81  # (e): points of x in [-x_max, x_max] for the nonlinearity of every network
 
 
 PROFILES = {
@@ -68,6 +69,9 @@ class Results:
     relu: list[
         dict[str, Any]
     ]  # per bias parameterization and σ² of (e), ReLU: kinks in range (mean, SE, derived)
+    nonlinearity: list[
+        dict[str, Any]
+    ]  # per case ("relu_none", "relu_scaled", "relu_fixed", "tanh") and σ² of (e): nonlinearity mean, SE
     tolerance_se: float  # Z: Monte Carlo tolerances in standard errors
     arrays: dict[str, np.ndarray]  # depth_mean/depth_se (factors, depth), shown_f (σ², n_shown, grid), grid
 
@@ -108,6 +112,18 @@ def run(config: Config) -> Results:
         }
         for (bias, s), fs in sim["relu"].items()
     ]
+    nonlinear_rows = [
+        {"case": case, "sigma2": s, **dict(zip(("mean", "se"), mean_and_se(values), strict=True))}
+        for case, by_sigma2 in (
+            ("relu_none", sim["bias_free"]),
+            *(
+                (f"relu_{bias}", {s: sim["relu"][bias, s]["nonlinearity"] for s in config.sigma2_e})
+                for bias in BIASES
+            ),
+            ("tanh", {s: fs["nonlinearity"] for s, fs in sim["functions"].items()}),
+        )
+        for s, values in by_sigma2.items()
+    ]
     depth = np.stack([sim["depth"][f] for f in config.depth_factors])  # (factors, R, depth)
     arrays = {
         "depth_mean": depth.mean(1),
@@ -120,7 +136,7 @@ def run(config: Config) -> Results:
         },
     }
     exprs = {key: expr_json.dump(expr) for key, expr in d.items()}
-    return Results(json_config(config), exprs, mc, tanh_rows, relu_rows, Z, arrays)
+    return Results(json_config(config), exprs, mc, tanh_rows, relu_rows, nonlinear_rows, Z, arrays)
 
 
 def json_config(config: Config) -> dict[str, Any]:

@@ -6,7 +6,7 @@ standard errors estimated from the same samples.  Only the stage imports this mo
 :func:`derivations.initialization.run` and ``check``, so listing the stages needs no torch.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,15 +134,26 @@ def shown(config: "Config", units: tuple[torch.Tensor, ...]) -> tuple[torch.Tens
     return tuple(u[: config.n_shown] for u in units)
 
 
+def nonlinearity(config: "Config", units: tuple[torch.Tensor, ...], activation: Any) -> torch.Tensor:
+    """(e): the smoothness measure of every network, the fraction of the variance of f over the inputs
+    [−x_max, x_max] (``grid_measure`` equispaced points) that the least-squares straight line does not explain:
+    0 for a line, the same for f and c·f (so σ² acting only as a scale leaves it unchanged).  Shape (n_functions,)."""
+    grid, f = on_grid(replace(config, grid=config.grid_measure), units, activation)
+    design = torch.stack([torch.ones_like(grid), grid], 1)  # (grid, 2)
+    residual = f - torch.linalg.lstsq(design, f.T).solution.T @ design.T
+    return residual.square().sum(1) / (f - f.mean(1, keepdim=True)).square().sum(1)
+
+
 def random_functions(config: "Config", variance: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """(e), tanh: f(x) = Σ_j v_j tanh(w_j x + b_j), b_j ~ N(0, σ²), of the shown networks on a grid
-    (n_shown, grid), and f, f', f'' at 0 of every network."""
+    (n_shown, grid), and f, f', f'' at 0 and the nonlinearity of every network."""
     w_, b_, v_ = units = random_units(config, variance, variance**0.5, gen)
     grid, f = on_grid(config, shown(config, units), torch.tanh)
     t = torch.tanh(b_)  # tanh' = 1 - t², tanh'' = -2 t (1 - t²)
     return {
         "grid": grid,
         "f": f,
+        "nonlinearity": nonlinearity(config, units, torch.tanh),
         "f0": (v_ * t).sum(1),
         "f1": (v_ * w_ * (1 - t**2)).sum(1),
         "f2": (v_ * w_**2 * (-2 * t * (1 - t**2))).sum(1),
@@ -152,15 +163,25 @@ def random_functions(config: "Config", variance: float, gen: torch.Generator) ->
 def relu_functions(
     config: "Config", variance: float, bias_std: float, gen: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """(e), ReLU: f of the shown networks on the grid (n_shown, grid) and the number of kinks −b_j/w_j
-    inside [−x_max, x_max] of every network."""
+    """(e), ReLU: f of the shown networks on the grid (n_shown, grid), the number of kinks −b_j/w_j
+    inside [−x_max, x_max] and the nonlinearity of every network."""
     w_, b_, _ = units = random_units(config, variance, bias_std, gen)
     _, f = on_grid(config, shown(config, units), torch.relu)
-    return {"f": f, "kinks": ((-b_ / w_).abs() < config.x_max).sum(1).to(torch.float64)}
+    return {
+        "f": f,
+        "kinks": ((-b_ / w_).abs() < config.x_max).sum(1).to(torch.float64),
+        "nonlinearity": nonlinearity(config, units, torch.relu),
+    }
 
 
 BIASES = ("scaled", "fixed")  # (e), ReLU: b_j ~ N(0, σ²) or b_j ~ N(0, s_b²)
 BIAS_ITEM = {"scaled": "(i)", "fixed": "(ii)"}  # as the report names them
+
+
+def bias_free_relu_nonlinearity(config: "Config", variance: float, gen: torch.Generator) -> torch.Tensor:
+    """(e), the exercise's own network f(x) = Σ_j v_j ReLU(w_j x), no biases: the nonlinearity of every network."""
+    w_, _, v_ = random_units(config, variance, 0.0, gen)
+    return nonlinearity(config, (w_, torch.zeros_like(w_), v_), torch.relu)
 
 
 def simulate(config: "Config") -> dict[str, Any]:
@@ -174,7 +195,14 @@ def simulate(config: "Config") -> dict[str, Any]:
         for bias in BIASES
         for s in config.sigma2_e
     }
-    return {"single": single, "depth": depth, "functions": functions, "relu": relu_nets}
+    bias_free = {s: bias_free_relu_nonlinearity(config, s, gen) for s in config.sigma2_e}
+    return {
+        "single": single,
+        "depth": depth,
+        "functions": functions,
+        "relu": relu_nets,
+        "bias_free": bias_free,
+    }
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # the compute module imports torch, and matplotlib is importe
     from derivations.initialization import Results
 
 
+CAPTION_PT = (
+    10  # \small of the 11 pt document: Fig. init_variance_depth's text is printed no smaller (lab/style.py's
+)
+# 8-9 pt would change every stage's cache key)
 ERROR_BAR_SE = 2.0  # half-length of the error bars of Fig. init_variance_depth, in standard errors
 
 
@@ -41,7 +45,7 @@ def plot_variance_depth(results: "Results") -> "Figure":
 
     from lab.style import figsize, sequential
 
-    fig, ax = plt.subplots(figsize=figsize(2.9), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize(1.55), layout="constrained")  # printed unscaled
     layers = np.arange(1, results.config["depth"] + 1)
     mean, se = results.arrays["depth_mean"], results.arrays["depth_se"]
     factors = results.config["depth_factors"]
@@ -60,20 +64,28 @@ def plot_variance_depth(results: "Results") -> "Figure":
             label=rf"$\sigma^2 = {factor:g}\cdot 2/M$",
         )
     ax.set_yscale("log")
-    ax.set_xlabel(r"layer $l$")
-    ax.set_ylabel(r"$\mathrm{Var}[z^{(l)}]$")
+    ax.set_xlabel(r"layer $l$", fontsize=CAPTION_PT)
+    ax.set_ylabel(r"$\mathrm{Var}[z^{(l)}]$", fontsize=CAPTION_PT)
+    ax.tick_params(labelsize=CAPTION_PT)
     ax.set_xticks(layers[:: max(1, len(layers) // 10)])
     handles, labels = ax.get_legend_handles_labels()
     (line,) = ax.plot([], [], "--", color="gray", lw=1)
-    ax.legend([*handles, line], [*labels, "recursion (exact)"], fontsize=8, loc="upper left")
+    ax.legend(  # beside the axes: inside, it covers the growing and the shrinking series alike
+        [*handles, line],
+        [*labels, "recursion (exact)"],
+        fontsize=CAPTION_PT,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+    )
     ax.grid(alpha=0.3, which="major")
     return fig
 
 
-ROWS = (  # (e): the rows of Fig. init_random_functions: arrays key, y label ((i), (ii): the bias parameterizations)
-    ("shown_relu_scaled", "ReLU (i)"),
-    ("shown_relu_fixed", "ReLU (ii)"),
-    ("shown_f", r"$\tanh$"),
+ROWS = (  # (e): the rows of Fig. init_random_functions: arrays key, y label ((i), (ii): the bias parameterizations),
+    # and the case of Table init_nonlinear whose mean nonlinearity each panel prints
+    ("shown_relu_scaled", "ReLU (i)", "relu_scaled"),
+    ("shown_relu_fixed", "ReLU (ii)", "relu_fixed"),
+    ("shown_f", r"$\tanh$", "tanh"),
 )
 
 
@@ -87,10 +99,20 @@ def plot_random_functions(results: "Results") -> "Figure":
         len(ROWS), len(sigmas), figsize=figsize(5.4), sharex=True, layout="constrained"
     )  # each panel its own y scale: (i) differs between σ² by a factor of σ only, which shows as equal shapes
     grid = results.arrays["grid"]
-    for row, (key, label) in zip(axes, ROWS, strict=True):
-        for ax, fs in zip(row, results.arrays[key], strict=True):
+    for row, (key, label, case) in zip(axes, ROWS, strict=True):
+        means = [r["mean"] for r in results.nonlinearity if r["case"] == case]
+        for ax, fs, mean in zip(row, results.arrays[key], means, strict=True):
             for f in fs:
                 ax.plot(grid, f, lw=0.9)
+            ax.text(
+                0.04,
+                0.94,
+                f"{mean:.2f}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+                bbox={"fc": "w", "lw": 0},
+            )
             ax.grid(alpha=0.3)
         row[0].set_ylabel(label + "\n" + r"$f(x)$")
     for ax, s in zip(axes[0], sigmas, strict=True):
@@ -150,6 +172,46 @@ def bias_free_moments() -> dict[str, Tex]:
     }
 
 
+NONLINEAR_CASES = {  # (e): the rows of Table init_nonlinear, the exercise's own network first
+    "relu_none": r"ReLU, none (the exercise)",
+    "relu_scaled": r"ReLU, $b_j\sim\mathcal N(0,\sigma^2)$",
+    "relu_fixed": r"ReLU, $b_j\sim\mathcal N(0,s_b^2)$",
+    "tanh": r"$\tanh$, $b_j\sim\mathcal N(0,\sigma^2)$",
+}
+
+
+def change(first: dict[str, float], last: dict[str, float], z: float) -> str:
+    """ "increasing", "decreasing" or "unchanged": whether the mean at the largest σ² exceeds (falls below) the
+    one at the smallest by more than ``z`` standard errors of the difference."""
+    step = last["mean"] - first["mean"]
+    if abs(step) <= z * math.hypot(first["se"], last["se"]):
+        return "unchanged"
+    return "increasing" if step > 0 else "decreasing"
+
+
+def nonlinear_context(results: "Results") -> dict[str, Any]:
+    """(e): Table init_nonlinear's rows and, per case, the change of the nonlinearity from the smallest to the largest σ²."""
+    by_case = {case: [r for r in results.nonlinearity if r["case"] == case] for case in NONLINEAR_CASES}
+    return {
+        "sigma2": [num(s, 2) for s in results.config["sigma2_e"]],
+        "rows": [
+            {
+                "label": tex(label),
+                "cells": [
+                    dict(zip(("mean", "se"), value_se(r["mean"], r["se"]), strict=True))
+                    for r in by_case[case]
+                ],
+            }
+            for case, label in NONLINEAR_CASES.items()
+        ],
+        "trend": {case: change(rows[0], rows[-1], results.tolerance_se) for case, rows in by_case.items()},
+        "range": {
+            case: {end: num(rows[i]["mean"], 2) for end, i in (("first", 0), ("last", -1))}
+            for case, rows in by_case.items()
+        },
+    }
+
+
 def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/initialization.tex.j2``."""
     c = results.config
@@ -172,6 +234,9 @@ def context(results: "Results") -> dict[str, Any]:
     relu = {bias: [r for r in results.relu if r["bias"] == bias] for bias in ("scaled", "fixed")}
     return {
         "tex": {k: tex(latex(expr_json.parse(text))) for k, text in results.exprs.items()},
+        "tex_inline": {  # running text (the abstract): short fractions slashed, M σ²/2 rather than a stacked fraction
+            k: tex(latex(expr_json.parse(text), fold_short_frac=True)) for k, text in results.exprs.items()
+        },
         "M": integer(c["M"]),
         "sigma2_single": num(c["sigma2_single"], 2),
         "n_single": integer(c["n_single"]),
@@ -217,6 +282,7 @@ def context(results: "Results") -> dict[str, Any]:
             for end, r in (("first", results.tanh[0]), ("last", results.tanh[-1]))
         },
         "bias_free": bias_free_moments(),
+        "nonlinear": nonlinear_context(results),
         "tanh_confirmed": all(
             abs(r[f"moment_f{n}"] - r[f"exact_f{n}"]) <= results.tolerance_se * r[f"moment_se_f{n}"]
             for r in results.tanh

@@ -73,6 +73,12 @@ def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     return tuple(integer(round(v)) for v in np.quantile(values, [0.5, 0.25, 0.75]))
 
 
+CAPTION_PT = (
+    10  # \small of the 11 pt document: Fig. dd_training_curves' text is printed no smaller (lab/style.py's
+)
+# 8-9 pt would change every stage's cache key)
+
+
 def plot_training_curves(results: Results) -> "Figure":
     import matplotlib.pyplot as plt  # only where a figure is drawn
 
@@ -87,9 +93,12 @@ def plot_training_curves(results: Results) -> "Figure":
             label = f"$M={width}$ ($P={int(P.subs(effective_params.M, width))}$)" if s == 0 else None
             ax.plot(steps[1:], curve[1:], color=colors[i], lw=0.8, alpha=0.8, label=label)
     ax.axhline(TARGET, color="k", ls=":", lw=1.0, label=f"target ${power_of_ten(TARGET)}$")
-    ax.set(xscale="log", yscale="log", xlabel="L-BFGS iteration (full batch)", ylabel="training MSE")
-    ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=9)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.set(xscale="log", yscale="log")
+    ax.set_xlabel("L-BFGS iteration (full batch)", fontsize=CAPTION_PT)
+    ax.set_ylabel("training MSE", fontsize=CAPTION_PT)
+    ax.tick_params(labelsize=CAPTION_PT)
+    ax.set_title(f"$N={results.sweeps[0].n}$, one line per initialization seed", fontsize=CAPTION_PT)
+    ax.legend(fontsize=CAPTION_PT, loc="lower left")
     return fig
 
 
@@ -513,8 +522,8 @@ def context(results: Results, threshold_diagnosis: list[Diagnosis]) -> dict:
         "dim": integer(d),
         "hidden_layers": integer(K),
         "tau": num(results.process.noise_std, sig=1),
-        "r_t": num(results.r_t, sig=2),
-        "r_t_empirical": num(results.r_t_empirical, sig=3),  # to the digits its standard error allows
+        "r_t": num(results.r_t, sig=3),  # as the data source and Computer assignment 2 print it (0.250)
+        "r_t_empirical": num(results.r_t_empirical, sig=3),  # its standard error r_t_se is in the third digit
         "r_t_se": num(results.r_t * (2 / (d * config.n_test)) ** 0.5, sig=2),
         "signal_var": num(results.signal_var),
         "noise_over_signal": num(results.r_t / results.signal_var, sig=2),

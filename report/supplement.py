@@ -202,6 +202,11 @@ def _section_title(graph: "Graph", stem: str) -> Tex:
     return Tex(match.group(1)) if match else Tex(escape_latex(stem))
 
 
+def _short_title(graph: "Graph", stem: str) -> Tex:
+    """The section title up to its colon ("Exercise 2"), how running text names the submission's section."""
+    return Tex(_section_title(graph, stem).split(":", 1)[0])
+
+
 def build(graph: "Graph") -> None:
     """Render the supplement's templates with the submission's context, compile, move the PDF into place."""
     ctx = document.context(graph)
@@ -216,7 +221,7 @@ def build(graph: "Graph") -> None:
     ctx["supplement"]["sections_ref"] = Tex(rf"\Cref{{{','.join(f'sup:{stem}' for stem in own)}}}")
     ctx["notation"] = document.notation(graph.declared.symbols(), ctx["stems"], prefix="sup:", linked=own)
     ctx["section_refs"] = document.SectionRefs(
-        lambda stem: Tex(rf"\emph{{{_section_title(graph, stem)}}} of the submission")
+        lambda stem: Tex(rf"{_short_title(graph, stem)} of the submission")
     )
     ctx["verification_ref"] = Tex(r"\cref{sup:verification}")
     ctx["title_suffix"] = ": supplement"

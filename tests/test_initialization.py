@@ -194,6 +194,8 @@ def test_figures(results):
         "ReLU (ii)",
         r"$\tanh$",
     ]
+    tanh_last = [r["mean"] for r in results.nonlinearity if r["case"] == "tanh"][-1]
+    assert [t.get_text() for t in fig.axes[-1].texts] == [f"{tanh_last:.2f}"]  # each panel: its case's mean
 
 
 def test_context_orders_the_taylor_ratio(results):
@@ -220,14 +222,14 @@ def test_context_orders_the_taylor_ratio(results):
             "increasing",
             True,
             "increasing",
-            ["Smaller $\\sigma^2$ gives smoother", "increases with", "within"],
+            ["ratio increases with", "within", "they leave the inputs as $\\sigma^2$ shrinks"],
         ),
-        ("decreasing", True, "increasing", ["Larger\n$\\sigma^2$ gives smoother", "decreases\nwith"]),
-        ("mixed", False, "mixed", ["does not order", "not monotone", "more than", "does not grow"]),
+        ("decreasing", True, "increasing", ["ratio decreases\nwith"]),
+        ("mixed", False, "mixed", ["not monotone", "more than", "does not grow"]),
     ],
-    ids=["smaller-smoother", "larger-smoother", "no-order"],
+    ids=["increasing", "decreasing", "mixed"],
 )
-def test_every_verdict_renders_its_words(results, trend, confirmed, kinks, words):
+def test_every_taylor_verdict_renders_its_words(results, trend, confirmed, kinks, words):
     from derivations import initialization_plot as plot
     from report.render import render
 
@@ -240,8 +242,68 @@ def test_every_verdict_renders_its_words(results, trend, confirmed, kinks, words
     section = render("sections/initialization.tex.j2", {"initialization": ctx, "figure_path": str})
     answer = section[section.index("(e)") :]
     assert all(w in answer for w in words)
+
+
+DIRECTION_WORDS = {
+    "increasing": "smaller $\\sigma^2$ gives smoother",
+    "decreasing": "larger $\\sigma^2$ gives smoother",
+    "unchanged": "$\\sigma^2$ does not change the smoothness",
+}
+
+
+@pytest.mark.parametrize("verdict", DIRECTION_WORDS)
+@pytest.mark.parametrize("case", ["relu_none", "relu_scaled", "relu_fixed", "tanh"])
+def test_every_nonlinearity_verdict_renders_its_words(results, case, verdict):
+    from derivations import initialization_plot as plot
+    from report.render import render
+
+    ctx = plot.context(results)
+    other = "increasing" if verdict == "unchanged" else "unchanged"  # every other case gets other words
+    others = dict.fromkeys(ctx["nonlinear"]["trend"], other)
+    ctx["nonlinear"] = {**ctx["nonlinear"], "trend": {**others, case: verdict}}
+    section = render("sections/initialization.tex.j2", {"initialization": ctx, "figure_path": str})
+    answer = section[section.index("(e)") : section.index("Smoothness is measured")]
+    assert answer.count(DIRECTION_WORDS[verdict]) == 1
     brief = render("answers/initialization.tex.j2", {"initialization": ctx})
-    assert {"increasing": "smaller", "decreasing": "larger", "mixed": "does not order"}[trend] in brief
+    assert (DIRECTION_WORDS[verdict] in brief) == (case in ("relu_none", "tanh"))
+
+
+def test_the_measured_directions(results):
+    # the exercise's bias-free ReLU and ReLU with scaled biases: σ only scales f; tanh and fixed biases: smaller is smoother
+    from derivations import initialization_plot as plot
+
+    assert plot.nonlinear_context(results)["trend"] == {
+        "relu_none": "unchanged",
+        "relu_scaled": "unchanged",
+        "relu_fixed": "increasing",
+        "tanh": "increasing",
+    }
+
+
+def test_change_needs_more_than_z_standard_errors():
+    from derivations import initialization_plot as plot
+
+    low, high = {"mean": 0.2, "se": 0.01}, {"mean": 0.3, "se": 0.01}
+    assert plot.change(low, high, 5.0) == "increasing"
+    assert plot.change(high, low, 5.0) == "decreasing"
+    assert plot.change(low, high, 8.0) == "unchanged"  # 0.1 < 8 · 0.0141
+
+
+def test_nonlinearity_of_lines_kinks_and_scaled_functions():
+    # f = a x + c|x| on [-1, 1]: the line explains a²/3 of the variance, |x| adds c²/12 that no line explains
+    cfg = replace(TINY, x_max=1.0, grid_measure=2001)
+    w = torch.tensor([[1.0, -1.0], [1.0, -1.0], [2.0, 0.5]], dtype=torch.float64)
+    v = torch.tensor([[1.0, 0.0], [1.0, 1.0], [3.0, -1.0]], dtype=torch.float64)
+    b = torch.zeros_like(w)
+    relu = montecarlo.nonlinearity(cfg, (w, b, v), torch.relu)  # x⁺ (a = c = 1/2), |x|, 6x⁺ - x⁻/2 ...
+    assert relu[0].item() == pytest.approx((1 / 48) / (1 / 12 + 1 / 48), abs=1e-3)
+    assert relu[1].item() == pytest.approx(
+        1.0, abs=1e-9
+    )  # |x| is orthogonal to every line on a symmetric range
+    scaled = montecarlo.nonlinearity(cfg, (7 * w, b, v), torch.relu)
+    assert torch.allclose(scaled, relu)  # ReLU's homogeneity: σ does not change the measure
+    line = montecarlo.nonlinearity(cfg, (w[::2], b[::2] - 10, v[::2]), lambda u: u)  # identity: f is a line
+    assert line.abs().max().item() < 1e-12
 
 
 def test_bias_free_tanh_moments_match_finite_differences_of_random_networks():
@@ -267,13 +329,17 @@ def test_bias_free_tanh_moments_match_finite_differences_of_random_networks():
         assert abs(values.mean() - expected) < 5 * values.std() / np.sqrt(n) + 1e-3 * expected
 
 
-def test_the_abstract_gives_the_ratios_the_table_shows(results):
+def test_the_abstract_gives_the_nonlinearity_the_table_shows(results):
     from derivations import initialization_plot as plot
     from report.render import render
 
     ctx = plot.context(results)
     brief = render("answers/initialization.tex.j2", {"initialization": ctx})
-    first, last = ctx["tanh_rows"][0], ctx["tanh_rows"][-1]
-    assert f"is {first['ratio']} at\n$\\sigma^2={first['sigma2']}$" in brief
-    assert f"{last['ratio']} at\n$\\sigma^2={last['sigma2']}$" in brief
-    assert "approx" not in brief.split("smoother")[-1]  # no small-σ limit passed off as the table's values
+    rows = dict(zip(plot.NONLINEAR_CASES, ctx["nonlinear"]["rows"], strict=True))
+    for case in ("relu_none", "tanh"):
+        for end, cell in (("first", rows[case]["cells"][0]), ("last", rows[case]["cells"][-1])):
+            assert ctx["nonlinear"]["range"][case][end] in brief
+            assert float(ctx["nonlinear"]["range"][case][end][5:-1]) == pytest.approx(
+                float(cell["mean"][5:-1]), abs=0.006
+            )
+    assert "\\frac" not in brief  # running text: no stacked fractions
