@@ -560,7 +560,7 @@ def test_section_and_supplement_render_for_the_fake_results():
     assert "times lower than at their largest value" in text
     selected, no_decay, early = _fake_context()["wd_rows"]  # (d) reports training and test losses
     assert early["train"] is None
-    assert f"its training and test MSE are {selected['train']} and {selected['test']}" in text
+    assert f"with training and test MSE {selected['train']} and {selected['test']}" in text
     assert f"against {no_decay['train']} and {no_decay['test']} without weight decay" in text
     assert (
         "$\\mu=\\num{3.2}$, where no run converged (\\num{0} stalled, \\num{6} diverged)" in text
@@ -616,10 +616,8 @@ def test_gradient_verdict_words(shape, words):
 def test_test_error_and_weight_decay_words_follow_the_interval(direction, words, verb):
     r = _ratio(direction)
     text = _render(SECTION, test_left=r, test_right=r, wd_effect=r, es_effect=r, es_vs_wd=r)
-    assert f"weight decay {verb} the test MSE: the ratio with to without is" in text
-    assert (
-        len(re.findall(rf"{words}\b", text)) == 4
-    )  # test MSE left, right; early stopping against λ = 0, weight decay
+    assert f"weight decay {verb} the test MSE, by a ratio of" in text
+    assert len(re.findall(rf"{words}\b", text)) == 2  # test MSE left, right (early stopping: its ratios only)
     others = {"clearly lower", "clearly higher", "not clearly different"} - {words}
     assert not any(w in text[text.index("(c) Gradient") :] for w in others)
     assert ("not sufficient here" in text) == (direction == "down")
