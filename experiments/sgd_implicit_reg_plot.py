@@ -217,7 +217,7 @@ def plot_grad_norms(results: Results) -> Figure:
 
     from lab.style import figsize
 
-    fig, axes = plt.subplots(1, 2, figsize=figsize(2.05), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize(1.75), layout="constrained")
     ok = converged(results)
     rows = np.flatnonzero(usable(ok))
     mus = np.array(results.config.lrs)[rows]
