@@ -240,8 +240,8 @@ def test_the_tables_name_every_column(base):
 @pytest.mark.parametrize(
     ("hurts", "slight", "words"),
     [
-        (True, True, "more data hurts only slightly: the median test MSE rises by"),
-        (True, False, "more data hurts: the median test MSE rises by"),
+        (True, True, "more data hurts only slightly: the median paired rise of the test MSE is"),
+        (True, False, "more data hurts: the median paired rise of the test MSE is"),
         (False, True, "does not change measurably"),
     ],
 )
