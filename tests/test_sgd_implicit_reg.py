@@ -585,7 +585,7 @@ def test_section_and_supplement_render_for_the_fake_results():
             [
                 "times lower than at their largest value",
                 "Below their largest value they rise",
-                "(conjecture, not tested:",
+                "which the first-order theory does not explain",
             ],
         ),
         (
