@@ -22,10 +22,6 @@ if TYPE_CHECKING:  # the compute module imports torch, and matplotlib is importe
     from derivations.initialization import Results
 
 
-CAPTION_PT = (
-    10  # \small of the 11 pt document: Fig. init_variance_depth's text is printed no smaller (lab/style.py's
-)
-# 8-9 pt would change every stage's cache key)
 ERROR_BAR_SE = 2.0  # half-length of the error bars of Fig. init_variance_depth, in standard errors
 
 
@@ -43,7 +39,7 @@ def theory_depth(results: "Results") -> np.ndarray:
 def plot_variance_depth(results: "Results") -> "Figure":
     import matplotlib.pyplot as plt
 
-    from lab.style import figsize, sequential
+    from lab.style import CAPTION_PT, figsize, sequential
 
     fig, ax = plt.subplots(figsize=figsize(1.55), layout="constrained")  # printed unscaled
     layers = np.arange(1, results.config["depth"] + 1)

@@ -73,16 +73,10 @@ def int_quartiles(values: np.ndarray) -> tuple[Tex, Tex, Tex]:
     return tuple(integer(round(v)) for v in np.quantile(values, [0.5, 0.25, 0.75]))
 
 
-CAPTION_PT = (
-    10  # \small of the 11 pt document: Fig. dd_training_curves' text is printed no smaller (lab/style.py's
-)
-# 8-9 pt would change every stage's cache key)
-
-
 def plot_training_curves(results: Results) -> "Figure":
     import matplotlib.pyplot as plt  # only where a figure is drawn
 
-    from lab.style import figsize, sequential
+    from lab.style import CAPTION_PT, figsize, sequential
 
     fig, ax = plt.subplots(figsize=figsize(2.8), layout="constrained")
     P, _ = counts(results)

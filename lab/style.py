@@ -41,6 +41,7 @@ STYLE = {
 }
 
 MIN_FONT_PT = 8.0  # the smallest text a figure may carry at print size
+CAPTION_PT = 10.0  # \small of the 11 pt document: the text of a figure that must read as large as its caption
 
 
 def figsize(height_in: float) -> tuple[float, float]:
