@@ -284,12 +284,11 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
         deficits.append([equations - g.rank for g in group if g.rank < equations])
         width = effective_params.predict(P_eff, equations).width
         index = median_threshold_index(sweep.train, results.config.optimizer.tol)
-        # effective parameters per equation at the threshold: the gap measured against the count
-        excess.append(
-            float(P_eff.subs(effective_params.M, results.config.widths[index])) / equations
-            if index is not None
-            else np.nan
+        eff_at_M = (
+            int(P_eff.subs(effective_params.M, results.config.widths[index])) if index is not None else None
         )
+        # effective parameters per equation at the threshold: the gap measured against the count
+        excess.append(eff_at_M / equations if eff_at_M is not None else np.nan)
         decrease = np.array([g.relative_decrease for g in group])
         stationary = sum(g.stationary for g in group)
         full = [g for g in group if g.rank == equations]
@@ -300,9 +299,7 @@ def stall_diagnosis(results: Results, diagnoses: list[Diagnosis]) -> dict:
                 "eff_width": integer(width),
                 "eff_at_width": integer(P_eff.subs(effective_params.M, width)),
                 "M": integer(results.config.widths[index]) if index is not None else "",
-                "eff_at_M": integer(P_eff.subs(effective_params.M, results.config.widths[index]))
-                if index is not None
-                else "",
+                "eff_at_M": integer(eff_at_M) if eff_at_M is not None else "",
                 "excess": num(excess[-1], sig=3) if np.isfinite(excess[-1]) else "",
                 "count": integer(len(group)),
                 "any": bool(group),
