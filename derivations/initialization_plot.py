@@ -208,6 +208,16 @@ def nonlinear_context(results: "Results") -> dict[str, Any]:
     }
 
 
+def false_fail_bound(z: float) -> Tex:
+    r"""The power of ten above the chance that a correct formula misses by more than ``z`` standard errors
+    (two-sided, normal estimate).
+
+    >>> false_fail_bound(5.0)
+    '10^{-6}'
+    """
+    return Tex(rf"10^{{{math.ceil(math.log10(math.erfc(z / math.sqrt(2))))}}}")
+
+
 def context(results: "Results") -> dict[str, Any]:
     """Values for ``templates/sections/initialization.tex.j2``."""
     c = results.config
@@ -244,6 +254,7 @@ def context(results: "Results") -> dict[str, Any]:
         "n_shown": integer(c["n_shown"]),
         "x_max": num(c["x_max"], 2),
         "Z": num(results.tolerance_se, 1),
+        "false_fail": false_fail_bound(results.tolerance_se),
         "error_bar_se": num(ERROR_BAR_SE, 1),
         "mc": mc,
         "all_passed": all(m["passed"] for m in results.mc),

@@ -343,3 +343,10 @@ def test_the_abstract_gives_the_nonlinearity_the_table_shows(results):
                 float(cell["mean"][5:-1]), abs=0.006
             )
     assert "\\frac" not in brief  # running text: no stacked fractions
+
+
+def test_the_false_failure_bound_follows_the_tolerance():
+    from derivations import initialization_plot as plot
+
+    assert plot.false_fail_bound(5.0) == "10^{-6}"  # P(|Z| > 5) = 5.7e-7
+    assert plot.false_fail_bound(3.0) == "10^{-2}"  # P(|Z| > 3) = 2.7e-3
